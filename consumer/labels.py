@@ -1,0 +1,146 @@
+"""Bounded label values: every label value the metrics carry comes through here.
+
+The contract (`metrics.md`): each label has a bounded set of values; anything unexpected maps to
+`other`, a missing value to `unknown` where the contract says so. Known values keep the spelling
+Azure writes (`SMSMessagesSent`, `Succeeded`, `LongCodeNumber`), so a metric can be matched to a log
+line, but are recognised case-insensitively and with stray whitespace.
+
+`FirstSeen` admits the first N distinct values of an open-ended label (usage types, result
+signatures, categories) and maps the rest to `other`: cardinality is bounded however hostile the
+input, at the cost that which N values are admitted depends on arrival order (documented in README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+OTHER = "other"
+UNKNOWN = "unknown"
+
+#: SMSOperational operation names. The first three are documented by ACS; the opt-in/opt-out names
+#: are what the traffic generator emits (ACS documents that such events are logged, not their names).
+SMS_OPERATIONS: tuple[str, ...] = (
+    "SMSMessagesSent",
+    "SMSDeliveryReportsReceived",
+    "SMSMessagesReceived",
+    "SMSOptOutReceived",
+    "SMSOptInReceived",
+)
+SENT = "SMSMessagesSent"
+DELIVERY_REPORT = "SMSDeliveryReportsReceived"
+RECEIVED = "SMSMessagesReceived"
+
+#: ResultType values of the Azure resource-log common schema.
+RESULTS: tuple[str, ...] = ("Succeeded", "Failed", "Started", "In Progress", "Canceled")
+SUCCEEDED = "Succeeded"
+
+NUMBER_TYPES: tuple[str, ...] = (
+    "LongCodeNumber",
+    "ShortCodeNumber",
+    "DynamicAlphaSenderID",
+    "TollFreeNumber",
+    "AlphaSenderID",
+)
+
+SMS_OPERATIONAL = "SMSOperational"
+USAGE = "Usage"
+
+#: ISO 3166-1 alpha-2 codes (officially assigned), the only values of the `country` label.
+ISO_COUNTRIES: frozenset[str] = frozenset(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+    BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+    EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+    HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+    LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+    NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+    SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+    TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+    """.split()
+)
+
+#: A value longer than this is never admitted as a label value, even by `FirstSeen`.
+MAX_LABEL_LENGTH = 64
+
+
+class KnownValues:
+    """Maps a raw value to its canonical spelling from a fixed set, case-insensitively."""
+
+    __slots__ = ("_canonical", "_missing")
+
+    def __init__(self, values: Iterable[str], missing: str = OTHER) -> None:
+        self._canonical = {v.lower(): v for v in values}
+        for v in list(self._canonical.values()):
+            self._canonical[v] = v  # exact spelling hits without lower()
+        self._missing = missing
+
+    def __call__(self, raw: str | None) -> str:
+        if raw is None:
+            return self._missing
+        found = self._canonical.get(raw)
+        if found is not None:
+            return found
+        return self._canonical.get(raw.strip().lower(), OTHER)
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._canonical
+
+
+class FirstSeen:
+    """Admits the first `limit` distinct values (compared case-insensitively, first spelling kept);
+    later new values map to `other`. Values that are too long or not printable are never admitted."""
+
+    __slots__ = ("_by_key", "_limit", "_missing")
+
+    def __init__(self, limit: int, missing: str = UNKNOWN) -> None:
+        self._by_key: dict[str, str] = {}  # lower-cased value → first spelling; at most `limit` entries
+        self._limit = limit
+        self._missing = missing
+
+    def __call__(self, raw: str | None) -> str:
+        if raw is None:
+            return self._missing
+        value = raw.strip()
+        if not value:
+            return self._missing
+        key = value.lower()
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
+        if len(self._by_key) >= self._limit or len(value) > MAX_LABEL_LENGTH or not value.isprintable():
+            return OTHER
+        self._by_key[key] = value
+        return value
+
+    def admitted(self) -> set[str]:
+        return set(self._by_key.values())
+
+
+class ResultSignatures(FirstSeen):
+    """`result_signature`: numeric status codes only (HTTP statuses, ACS delivery codes), the first
+    N distinct; anything non-numeric is `other`."""
+
+    __slots__ = ()
+
+    def __call__(self, raw: str | None) -> str:
+        if raw is None:
+            return self._missing
+        value = raw.strip()
+        if value.endswith(".0"):
+            value = value[:-2]
+        if not (value.isdigit() and value.isascii() and len(value) <= 6):
+            return OTHER
+        value = str(int(value))  # "0202" and "202" are one code
+        return super().__call__(value)
+
+
+def country(raw: str | None) -> str:
+    """`country`: ISO 3166-1 alpha-2, upper case; missing → `unknown`, anything else → `other`."""
+    if raw is None:
+        return UNKNOWN
+    if raw in ISO_COUNTRIES:
+        return raw
+    value = raw.strip().upper()
+    if not value:
+        return UNKNOWN
+    return value if value in ISO_COUNTRIES else OTHER
