@@ -128,49 +128,55 @@ for _camel in (
 ):
     _SPELLINGS[_camel] = _FIELDS[_camel.lower()]
 _CATEGORIES = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
-_SKIP = object()  # marks keys already known not to be fields
-_NOT_FIELDS = dict.fromkeys(
-    ["resourceId", "operationVersion", "resultDescription", "callerIpAddress", "correlationId", "level",
-     "location", "PhoneNumber", "URI", "SdkType", "PlatformType", "Method", "properties", "Properties"],
-    _SKIP,
-)
-_NULLS = frozenset({"", "null", "NULL", "None"})
+_SKIP = "\0skip"  # sentinels in _SPELLINGS: a known key that is not a field / the properties bag
+_PROPERTIES = "\0properties"
+for _key in ("resourceId", "operationVersion", "resultDescription", "callerIpAddress", "correlationId", "level",
+             "location", "PhoneNumber", "URI", "SdkType", "PlatformType", "Method", "CorrelationId",
+             "CorrelationID", "CallerIpAddress", "OperationVersion", "ResultDescription", "Level"):
+    _SPELLINGS[_key] = _SKIP
+_SPELLINGS["properties"] = _SPELLINGS["Properties"] = _PROPERTIES
+_NULLS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
 
 
 def normalise(raw: Any) -> Outcome:
     """Turn one raw record into a typed record, or say why not. Never raises."""
-    if not isinstance(raw, dict):
-        return Invalid(None, f"record is a JSON {type(raw).__name__}, not an object")
+    if type(raw) is not dict:
+        if isinstance(raw, dict):  # a dict subclass: treat it as a record all the same
+            raw = dict(raw)
+        else:
+            return Invalid(None, f"record is a JSON {_json_type(raw)}, not an object")
     flat: dict[str, Any] = {}
     properties: Any = None
+    spelling = _SPELLINGS.get
     for key, value in raw.items():
-        name = _SPELLINGS.get(key) or _NOT_FIELDS.get(key) or _FIELDS.get(key.lower())
+        name = spelling(key)
         if name is None:
+            lowered = key.lower()
+            name = _FIELDS.get(lowered)
+            if name is None:
+                if lowered == "properties":
+                    properties = value
+                continue
+        elif name is _SKIP:
             continue
-        if name is _SKIP:
-            if key == "properties" or key == "Properties":
-                properties = value
+        elif name is _PROPERTIES:
+            properties = value
+            continue
+        if value is None or (type(value) is str and value in _NULLS):
             continue
         flat[name] = value
-    if properties is None:
-        for key in raw:
-            if key.lower() == "properties" and key not in ("properties", "Properties"):
-                properties = raw[key]
     if properties is not None:
         problem = _merge_properties(flat, properties)
         if problem:
-            return Invalid(_category_of(flat), problem)
-
-    for name in [n for n, v in flat.items() if v is None or (type(v) is str and v.strip() in _NULLS)]:
-        del flat[name]
+            return Invalid(_category_name(_category_of(flat)), problem)
 
     category = _category_of(flat)
     if category is None:
         return Invalid(None, "category is missing and cannot be inferred")
-    canonical = _CATEGORIES.get(category.lower()) if isinstance(category, str) else None
+    if type(category) is not str:
+        return Invalid(None, f"category is a JSON {_json_type(category)}, not a string")
+    canonical = _CATEGORIES.get(category) or _CATEGORIES.get(category.strip().lower())
     if canonical is None:
-        if not isinstance(category, str):
-            return Invalid(None, f"category is a JSON {type(category).__name__}, not a string")
         return Skipped(category.strip())
     flat["category"] = canonical
 
@@ -186,6 +192,15 @@ def normalise(raw: Any) -> Outcome:
         return Invalid(canonical, _describe(exc))
 
 
+def _category_name(category: Any) -> str | None:
+    return category.strip() if isinstance(category, str) else None
+
+
+def _json_type(value: Any) -> str:
+    return {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+            list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
 def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
     if isinstance(properties, str):
         text = properties.strip()
@@ -198,18 +213,25 @@ def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
                 properties = orjson.loads(repair_json(text))
             except orjson.JSONDecodeError:
                 return "properties is a string that is not a JSON object"
-    if not isinstance(properties, dict):
-        return f"properties is a JSON {type(properties).__name__}, not an object"
+    if type(properties) is not dict:
+        return f"properties is a JSON {_json_type(properties)}, not an object"
+    spelling = _SPELLINGS.get
     for key, value in properties.items():
-        name = _SPELLINGS.get(key) or _FIELDS.get(key.lower()) if isinstance(key, str) else None
-        if name is not None and name not in flat:
+        name = spelling(key)
+        if name is None:
+            name = _FIELDS.get(key.lower())
+            if name is None:
+                continue
+        elif name is _SKIP or name is _PROPERTIES:
+            continue
+        if name not in flat and not (value is None or (type(value) is str and value in _NULLS)):
             flat[name] = value
     return None
 
 
 def _category_of(flat: dict[str, Any]) -> Any:
     category = flat.get("category")
-    if category is not None and not (isinstance(category, str) and not category.strip()):
+    if category is not None and not (type(category) is str and not category.strip()):
         return category
     # The Log Analytics shape may come without Category: infer it from what the record holds.
     operation = flat.get("operation_name")
@@ -225,8 +247,8 @@ _US_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S.%
 
 def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
     """Parse a record time to an aware UTC datetime, or give the problem."""
-    if not isinstance(value, str):
-        return None, f"time is a JSON {type(value).__name__}, not a string"
+    if type(value) is not str:
+        return None, f"time is a JSON {_json_type(value)}, not a string"
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text)
