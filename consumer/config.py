@@ -184,7 +184,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     pipeline: PipelineSettings = PipelineSettings()
     shutdown_timeout_seconds: PositiveFloat = 20
-    readiness_checkpoint_store_max_age_seconds: PositiveFloat = 120
+    readiness_checkpoint_store_max_age_seconds: PositiveFloat = 60
 
 
 class ConfigError(Exception):

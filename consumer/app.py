@@ -1,0 +1,246 @@
+"""The `run` lifecycle: configuration, start-up, signals, graceful shutdown; and `check-config`.
+
+Start-up: logs the version and the effective configuration (secrets redacted), creates the checkpoint
+and dead-letter containers if missing, serves HTTP, then starts receiving.
+
+Readiness (`/readyz`) passes when both hold:
+- `eventhub`: the Event Hubs receive loop is running (it has started and not stopped or crashed);
+- `checkpoint_store`: the checkpoint storage account answered a request (a checkpoint write or the
+  periodic probe every `STORE_PROBE_SECONDS`) within `readiness_checkpoint_store_max_age_seconds`.
+While storage is unreachable the consumer keeps processing (checkpoints are retried), but reports not
+ready so the outage is visible. Liveness (`/healthz`) only needs the event loop to answer.
+
+Shutdown on SIGTERM/SIGINT: stop receiving, finish the batch in hand, write final checkpoints, close
+the client (which releases partition ownership so another replica takes over at once), flush dead
+letters, exit 0 — all within `shutdown_timeout_seconds`, else exit 1. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import yaml
+
+from consumer import __version__
+from consumer.config import ConfigError, Settings, load_settings, redacted
+from consumer.deadletter import DeadLetterWriter
+from consumer.eventhub import Receiver, eventhub_name
+from consumer.http import Health, HttpServer
+from consumer.logs import configure
+from consumer.metrics import Metrics
+from consumer.pipeline import Pipeline
+
+log = logging.getLogger("consumer.app")
+
+STORE_PROBE_SECONDS = 10.0
+#: Storage calls of the consumer fail fast and are retried by us, not held for minutes by the SDK.
+STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 2,
+    "connection_timeout": 5,
+    "read_timeout": 10,
+}
+
+
+def check_config(path: str) -> int:
+    """Print the effective configuration with secrets redacted; exit 2 when it is invalid."""
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    yaml.safe_dump(redacted(settings), sys.stdout, sort_keys=False)
+    print(f"# {path}: configuration is valid", file=sys.stderr)
+    return 0
+
+
+def run(path: str) -> int:
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure(settings.logging.level)
+    log.info("starting acs-sms-consumer", extra={"version": __version__, "config": redacted(settings)})
+    try:
+        return asyncio.run(Service(settings).serve())
+    except KeyboardInterrupt:
+        return 130
+
+
+class Service:
+    """Owns every long-lived part of a running consumer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics(settings.pipeline.buckets, __version__, process_metrics=True)
+        self.pipeline = Pipeline(settings.pipeline, self.metrics.domain)
+        self.health = Health()
+        self.store_answered_at: float | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+
+    # --- storage ----------------------------------------------------------------------------------
+
+    def _storage(self) -> tuple[Any, Any, Any]:
+        """(checkpoint store, dead-letter container client or None, credential or None)."""
+        from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+        from azure.storage.blob.aio import BlobServiceClient
+
+        store_settings = self.settings.checkpoint_store
+        credential = None
+        needs_credential = store_settings.connection_string is None or self.settings.eventhub.connection_string is None
+        if needs_credential:
+            from azure.identity.aio import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        if store_settings.connection_string is not None:
+            secret = store_settings.connection_string.get_secret_value()
+            store = BlobCheckpointStore.from_connection_string(secret, store_settings.container, **STORAGE_CLIENT_OPTIONS)
+            service = BlobServiceClient.from_connection_string(secret, **STORAGE_CLIENT_OPTIONS)
+        else:
+            store = BlobCheckpointStore(store_settings.account_url, store_settings.container, credential=credential,
+                                        **STORAGE_CLIENT_OPTIONS)
+            service = BlobServiceClient(store_settings.account_url, credential=credential, **STORAGE_CLIENT_OPTIONS)
+        return store, service, credential
+
+    async def _ensure_container(self, service: Any, name: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            await service.get_container_client(name).create_container()
+            log.info("created blob container", extra={"container": name})
+        except ResourceExistsError:
+            pass
+        except Exception as exc:  # no permission to create, or storage down: the probe will tell
+            log.warning("could not create blob container %s: %s", name, type(exc).__name__)
+
+    async def _probe_store(self, service: Any) -> None:
+        container = service.get_container_client(self.settings.checkpoint_store.container)
+        while True:
+            try:
+                await container.get_container_properties()
+                self._store_answered()
+            except Exception as exc:
+                log.warning("checkpoint store probe failed: %s", type(exc).__name__)
+            await asyncio.sleep(STORE_PROBE_SECONDS)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def serve(self) -> int:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+        store, service, credential = self._storage()
+        await self._ensure_container(service, settings.checkpoint_store.container)
+        deadletters = None
+        if settings.deadletter.enabled:
+            await self._ensure_container(service, settings.deadletter.container)
+            deadletters = DeadLetterWriter(service.get_container_client(settings.deadletter.container),
+                                           settings.deadletter, self.metrics.consumer, eventhub_name(settings),
+                                           settings.eventhub.consumer_group)
+            deadletters.start()
+
+        receiver = Receiver(settings, self.pipeline, self.metrics, store, deadletters, credential,
+                            on_store_answer=self._store_answered)
+        self.health.add("eventhub", lambda: (receiver.running, "receiving" if receiver.running else "not receiving"))
+        self.health.add("checkpoint_store", self._store_check)
+
+        http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port)
+        await http.start()
+        log.info("serving http", extra={"host": settings.http.host, "port": http.port})
+
+        background = [
+            asyncio.create_task(self._probe_store(service), name="store-probe"),
+            asyncio.create_task(self._progress(receiver), name="progress"),
+        ]
+        receiving = asyncio.create_task(receiver.run(), name="receive")
+        stop = asyncio.create_task(self._stop.wait(), name="stop")
+        await asyncio.wait([receiving, stop], return_when=asyncio.FIRST_COMPLETED)
+        exit_code = 0
+        if receiving.done() and not stop.done():
+            error = receiving.exception()
+            log.error("event hubs receive loop stopped unexpectedly: %s", type(error).__name__ if error else "returned")
+            exit_code = 1
+
+        started = time.monotonic()
+        log.info("shutting down", extra={"timeout_seconds": settings.shutdown_timeout_seconds})
+        try:
+            await asyncio.wait_for(self._shutdown(receiver, receiving, deadletters), settings.shutdown_timeout_seconds)
+        except TimeoutError:
+            log.error("shutdown did not finish within %.0f s", settings.shutdown_timeout_seconds)
+            exit_code = 1
+        for task in (*background, stop):
+            task.cancel()
+        await asyncio.gather(*background, stop, return_exceptions=True)
+        await http.stop()
+        await _close_quietly(store, service, credential)
+        log.info("stopped", extra={"seconds": round(time.monotonic() - started, 3), "exit_code": exit_code})
+        return exit_code
+
+    async def _shutdown(self, receiver: Receiver, receiving: asyncio.Task[None], deadletters: DeadLetterWriter | None) -> None:
+        await receiver.close()  # cancels receiving, waits for batches in hand, final checkpoints, releases ownership
+        await asyncio.gather(receiving, return_exceptions=True)
+        if deadletters is not None:
+            await deadletters.close(timeout=max(1.0, self.settings.shutdown_timeout_seconds / 4))
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second %s: exiting at once", sig.name)
+            logging.shutdown()
+            os._exit(128 + sig.value)
+        log.info("received %s: stopping", sig.name)
+        self._stop.set()
+
+    def _store_answered(self) -> None:
+        self.store_answered_at = time.monotonic()
+
+    def _store_check(self) -> tuple[bool, str]:
+        limit = self.settings.readiness_checkpoint_store_max_age_seconds
+        if self.store_answered_at is None:
+            return False, "checkpoint store has not answered yet"
+        age = time.monotonic() - self.store_answered_at
+        if age > limit:
+            return False, f"checkpoint store last answered {age:.0f} s ago (limit {limit:.0f} s)"
+        return True, f"checkpoint store answered {age:.0f} s ago"
+
+    async def _progress(self, receiver: Receiver) -> None:
+        interval = self.settings.logging.progress_interval_seconds
+        last_events, last_records, last_time = 0, 0, time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            self.pipeline.expire(time.time())
+            now = time.monotonic()
+            elapsed = max(now - last_time, 1e-9)
+            lag = {}
+            for partition, progress in receiver.partitions.items():
+                last = receiver.last_enqueued.get(partition)
+                if last is not None and progress.last_sequence_number is not None:
+                    lag[partition] = max(0, last - progress.last_sequence_number)
+            log.info("progress", extra={
+                "events_per_second": round((receiver.events_processed - last_events) / elapsed, 1),
+                "records_per_second": round((receiver.records_processed - last_records) / elapsed, 1),
+                "owned_partitions": sorted(receiver.partitions),
+                "lag_events": lag,
+            })
+            last_events, last_records, last_time = receiver.events_processed, receiver.records_processed, now
+
+
+async def _close_quietly(*clients: Any) -> None:
+    for client in clients:
+        if client is None:
+            continue
+        try:
+            await client.close()
+        except Exception:  # closing is best effort at shutdown
+            pass

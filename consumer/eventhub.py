@@ -1,0 +1,246 @@
+"""The Event Hubs side: `EventHubConsumerClient` (aio) wiring — batches in, metrics and checkpoints out.
+
+One client reads all partitions of one hub and consumer group; `BlobCheckpointStore` balances
+partition ownership across replicas and keeps checkpoints in the SDK's own blob layout (so KEDA and
+the SDK's other consumers read them). For each received batch:
+
+1. every event body goes through `Pipeline.process` (the same code as `replay`); the loop yields to
+   other tasks every few milliseconds, so /metrics, health probes and the SDK's ownership renewals
+   are never starved by parsing;
+2. bodies that yield no records go to the dead-letter writer;
+3. only then is a checkpoint considered (`CheckpointPolicy`), so a checkpoint never names an event
+   whose records are not in the metrics yet (at-least-once);
+4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`).
+
+A batch in hand is finished even when the SDK cancels the partition's task (shutdown, ownership
+lost): it runs as a shielded task that `on_partition_close` waits for before the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from azure.eventhub import CloseReason, LoadBalancingStrategy
+from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
+
+from consumer.checkpoints import CheckpointPolicy, PartitionProgress
+from consumer.config import Settings, connection_string_parts
+from consumer.deadletter import DeadLetter, DeadLetterWriter
+from consumer.labels import FirstSeen
+from consumer.logs import event_fields
+from consumer.metrics import Metrics
+from consumer.pipeline import EventContext, Pipeline
+
+log = logging.getLogger("consumer.eventhub")
+
+#: Longest stretch of parsing before the receiver yields to the event loop.
+YIELD_EVERY_SECONDS = 0.005
+#: How long one checkpoint write may take before it counts as failed.
+CHECKPOINT_TIMEOUT_SECONDS = 10.0
+
+
+def body_bytes(event: Any) -> bytes:
+    """The event body as bytes, whatever AMQP body type it came in."""
+    body = event.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    try:
+        return b"".join(bytes(part) for part in body)
+    except TypeError:
+        return str(body).encode("utf-8")
+
+
+def eventhub_name(settings: Settings) -> str:
+    hub = settings.eventhub
+    if hub.name:
+        return hub.name
+    assert hub.connection_string is not None
+    return connection_string_parts(hub.connection_string.get_secret_value())["entitypath"]
+
+
+class Receiver:
+    """Runs `receive_batch` on all partitions and feeds the pipeline."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics, checkpoint_store: Any,
+                 deadletters: DeadLetterWriter | None, credential: Any = None,
+                 clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.deadletters = deadletters
+        self.clock = clock
+        self.on_store_answer = on_store_answer  # told of every successful checkpoint write (readiness)
+        self.policy = CheckpointPolicy(settings.checkpoint.interval_seconds, settings.checkpoint.every_events)
+        self.partitions: dict[str, PartitionProgress] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._error_kind = FirstSeen(50)
+        self.running = False
+        self.events_processed = 0
+        self.records_processed = 0
+        self.last_enqueued: dict[str, int] = {}
+        self.client = self._client(checkpoint_store, credential)
+
+    def _client(self, checkpoint_store: Any, credential: Any) -> EventHubConsumerClient:
+        hub = self.settings.eventhub
+        options: dict[str, Any] = {
+            "consumer_group": hub.consumer_group,
+            "eventhub_name": eventhub_name(self.settings),
+            "checkpoint_store": checkpoint_store,
+            "load_balancing_strategy": LoadBalancingStrategy(hub.load_balancing_strategy),
+            "load_balancing_interval": hub.load_balancing_interval_seconds,
+            "partition_ownership_expiration_interval": hub.partition_ownership_expiration_interval_seconds,
+        }
+        if hub.connection_string is not None:
+            return EventHubConsumerClient.from_connection_string(hub.connection_string.get_secret_value(), **options)
+        return EventHubConsumerClient(hub.fully_qualified_namespace, credential=credential, **options)
+
+    async def run(self) -> None:
+        """Receive until `close()`; returns when the client stops."""
+        hub = self.settings.eventhub
+        self.running = True
+        try:
+            await self.client.receive_batch(
+                self._on_batch,
+                max_batch_size=hub.max_batch_size,
+                max_wait_time=hub.max_wait_time_seconds,
+                prefetch=hub.prefetch,
+                track_last_enqueued_event_properties=True,
+                starting_position=hub.starting_position(),
+                on_error=self._on_error,
+                on_partition_initialize=self._on_initialize,
+                on_partition_close=self._on_close,
+            )
+        finally:
+            self.running = False
+
+    async def close(self) -> None:
+        """Stop receiving, finish batches in hand, write final checkpoints, release ownership."""
+        await self.client.close()
+
+    # --- SDK callbacks ------------------------------------------------------------------------
+
+    async def _on_initialize(self, context: PartitionContext) -> None:
+        partition = context.partition_id
+        self.partitions[partition] = PartitionProgress(partition, last_attempt=self.clock())
+        self.metrics.consumer.owned_partitions.set(len(self.partitions))
+        log.info("partition claimed", extra=event_fields(partition, None))
+
+    async def _on_close(self, context: PartitionContext, reason: CloseReason) -> None:
+        partition = context.partition_id
+        inflight = self._inflight.get(partition)
+        if inflight is not None and not inflight.done():
+            await asyncio.wait([inflight])  # finish the batch in hand
+        progress = self.partitions.pop(partition, None)
+        if progress is not None:
+            await self._checkpoint(context, progress, final=True)
+        self.metrics.consumer.owned_partitions.set(len(self.partitions))
+        if self.last_enqueued.pop(partition, None) is not None:
+            self.metrics.consumer.partition_lag.remove(partition)
+        log.info("partition released", extra=event_fields(
+            partition, progress.last_sequence_number if progress else None, reason=reason.name.lower()))
+
+    async def _on_error(self, context: PartitionContext | None, error: Exception) -> None:
+        kind = self._error_kind(type(error).__name__)
+        self.metrics.consumer.errors.labels(kind).inc()
+        partition = context.partition_id if context is not None else ""
+        log.warning("event hubs client error: %s: %s", type(error).__name__, _short(error),
+                    extra=event_fields(partition, None, kind=kind))
+
+    async def _on_batch(self, context: PartitionContext, events: list[Any]) -> None:
+        partition = context.partition_id
+        progress = self.partitions.get(partition)
+        if progress is None:  # a batch after close, or before initialize: the SDK guarantees neither
+            progress = self.partitions[partition] = PartitionProgress(partition, last_attempt=self.clock())
+        if events:
+            task = asyncio.ensure_future(self._process(progress, events))
+            self._inflight[partition] = task
+            await asyncio.shield(task)
+        self._update_lag(context, progress)
+        if self.policy.due(progress, self.clock()):
+            await self._checkpoint(context, progress)
+
+    # --- work ------------------------------------------------------------------------------------
+
+    async def _process(self, progress: PartitionProgress, events: list[Any]) -> None:
+        started = time.perf_counter()
+        slice_started = started
+        partition = progress.partition
+        pipeline = self.pipeline
+        consumer_metrics = self.metrics.consumer
+        records = 0
+        for event in events:
+            sequence_number = event.sequence_number
+            enqueued = event.enqueued_time
+            enqueued_ts = enqueued.timestamp() if enqueued is not None else None
+            body = body_bytes(event)
+            context = EventContext(partition, sequence_number, str(event.offset), enqueued_ts)
+            result = pipeline.process(body, self.clock(), context)
+            records += result.records
+            if result.decode_error is not None:
+                self._rejected(body, context, result.decode_error.value, result.detail)
+            elif result.invalid:
+                log.warning("invalid records: %d of %d", result.invalid, result.records,
+                            extra=event_fields(partition, sequence_number, reasons=result.invalid_reasons))
+            progress.processed(event, sequence_number)
+            if enqueued_ts is not None:
+                consumer_metrics.last_event_timestamp.labels(partition).set(enqueued_ts)
+            now = time.perf_counter()
+            if now - slice_started >= YIELD_EVERY_SECONDS:
+                await asyncio.sleep(0)
+                slice_started = time.perf_counter()
+        self.events_processed += len(events)
+        self.records_processed += records
+        consumer_metrics.batch_duration.observe(time.perf_counter() - started)
+
+    def _rejected(self, body: bytes, context: EventContext, reason: str, detail: str) -> None:
+        log.warning("body rejected: %s: %s", reason, detail, extra=event_fields(
+            context.partition, context.sequence_number, offset=context.offset, reason=reason, size=len(body)))
+        if self.deadletters is not None:
+            self.deadletters.submit(DeadLetter(body, context.partition, context.sequence_number, context.offset,
+                                               context.enqueued_time, reason, detail))
+
+    def _update_lag(self, context: PartitionContext, progress: PartitionProgress) -> None:
+        properties = context.last_enqueued_event_properties
+        if not properties:
+            return
+        last = properties.get("sequence_number")
+        if last is None:
+            return
+        self.last_enqueued[progress.partition] = last
+        processed = progress.last_sequence_number
+        lag = last + 1 if processed is None else max(0, last - processed)
+        self.metrics.consumer.partition_lag.labels(progress.partition).set(lag)
+
+    async def _checkpoint(self, context: PartitionContext, progress: PartitionProgress, final: bool = False) -> None:
+        now = self.clock()
+        if not self.policy.due(progress, now, final=final):
+            return
+        sequence_number = progress.last_sequence_number
+        try:
+            await asyncio.wait_for(context.update_checkpoint(progress.last_event), CHECKPOINT_TIMEOUT_SECONDS)
+        except Exception as exc:  # storage unavailable, throttled, timed out: retried later, never fatal
+            self.policy.attempted(progress, now, ok=False, sequence_number=sequence_number)
+            self.metrics.consumer.checkpoints.labels(progress.partition, "error").inc()
+            self.metrics.consumer.errors.labels(self._error_kind(type(exc).__name__)).inc()
+            log.warning("checkpoint failed: %s", type(exc).__name__,
+                        extra=event_fields(progress.partition, sequence_number, final=final,
+                                           failures_in_a_row=progress.failures_in_a_row))
+            return
+        self.policy.attempted(progress, now, ok=True, sequence_number=sequence_number)
+        self.metrics.consumer.checkpoints.labels(progress.partition, "ok").inc()
+        if self.on_store_answer is not None:
+            self.on_store_answer()
+        log.debug("checkpoint written", extra=event_fields(progress.partition, sequence_number, final=final))
+
+
+def _short(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text[:200]

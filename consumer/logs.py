@@ -1,0 +1,54 @@
+"""Structured logs: one JSON object per line on stdout.
+
+Every line has `time` (UTC, ISO 8601), `level`, `logger` and `message`; event-related lines add
+`partition` and `sequence_number` (pass them with `extra=`). What is logged is chosen so that no
+personal data leaves the process: bodies and record values are never logged, only counts, reasons
+that name fields (never their values), and Event Hubs positions. The Azure SDK's own loggers are
+kept at WARNING so their chatter (connection details, tokens' expiry) stays out.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+# Attributes every LogRecord has; anything else passed with `extra=` becomes a field.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            line["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every logger's output as JSON lines to `stream` (stdout by default)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("azure", "uamqp", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def event_fields(partition: str, sequence_number: int | None, **more: Any) -> dict[str, Any]:
+    """The `extra=` of an event-related line."""
+    return {"partition": partition, "sequence_number": sequence_number, **more}
