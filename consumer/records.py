@@ -263,7 +263,10 @@ def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
             return None, "time is not an ISO 8601 or MM/DD/YYYY date-time"
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC), None
-    return parsed.astimezone(UTC), None
+    try:
+        return parsed.astimezone(UTC), None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC form
+        return None, "time is out of range"
 
 
 _FIELD_SOURCE = {
