@@ -1,0 +1,102 @@
+"""The command line as a user meets it: `check-config` and `run` exit codes and messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EH = "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=k;SharedAccessKey=secret-key-value;EntityPath=hub;UseDevelopmentEmulator=true"
+ST = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LXN0b3JhZ2Uta2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
+    return subprocess.run([sys.executable, "-m", "consumer", *args], capture_output=True, text=True,
+                          env={**clean, **(env or {})}, timeout=60, cwd=REPO)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_check_config_prints_effective_config_with_secrets_redacted(tmp_path: Path) -> None:
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\n")
+    result = cli("check-config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "secret-key-value" not in result.stdout + result.stderr
+    assert "c2VjcmV0LXN0b3JhZ2Uta2V5" not in result.stdout + result.stderr
+    assert "connection_string: '***'" in result.stdout
+    assert "consumer_group: $Default" in result.stdout  # defaults are shown too
+    assert "port: 9464" in result.stdout
+
+
+def test_example_config_is_valid_once_secrets_come_from_the_environment() -> None:
+    env = {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH, "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST}
+    result = cli("check-config", "--config", str(REPO / "config.example.yaml"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "secret-key-value" not in result.stdout
+
+
+def test_environment_overrides_win_and_are_parsed(tmp_path: Path) -> None:
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\nhttp:\n  port: 1234\n")
+    result = cli("check-config", "--config", str(path), env={
+        "ACS_SMS_CONSUMER_HTTP__PORT": "9999",
+        "ACS_SMS_CONSUMER_PIPELINE__BUCKETS__DELIVERY_ATTEMPTS": "[1, 4]",
+    })
+    assert result.returncode == 0, result.stderr
+    assert "port: 9999" in result.stdout
+    assert "delivery_attempts:\n    - 1.0\n    - 4.0" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("eventhub: [\n", {}, "not valid YAML"),
+        ("- a\n- b\n", {}, "top level must be a mapping"),
+        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\nhttp:\n  prot: 1\n", {},
+         "http.prot: is not a known key"),
+        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\nhttp:\n  port: high\n", {},
+         "http.port: Input should be a valid integer"),
+        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\n", {"ACS_SMS_CONSUMER_HTTP__PORT": "99999"},
+         "http.port: Input should be less than or equal to 65535 (from environment variable ACS_SMS_CONSUMER_HTTP__PORT)"),
+        (f"checkpoint_store:\n  connection_string: '{ST}'\n", {}, "eventhub: is required"),
+        (f"eventhub:\n  name: hub\ncheckpoint_store:\n  connection_string: '{ST}'\n", {},
+         "set eventhub.connection_string, or eventhub.fully_qualified_namespace"),
+        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  container: x\n", {},
+         "set exactly one of checkpoint_store.connection_string and checkpoint_store.account_url"),
+        (f"eventhub:\n  connection_string: '{EH}'\n  initial_position: yesterday\ncheckpoint_store:\n  connection_string: '{ST}'\n", {},
+         "eventhub.initial_position: must be 'latest', 'earliest' or an ISO 8601 timestamp"),
+        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\npipeline:\n  buckets:\n    age_seconds: [5, 1]\n", {},
+         "pipeline.buckets.age_seconds: bucket bounds must be strictly increasing"),
+        (f"eventhub:\n  connection_string: '{EH}'\n  load_balancing_interval_seconds: 30\n  partition_ownership_expiration_interval_seconds: 20\n"
+         f"checkpoint_store:\n  connection_string: '{ST}'\n", {}, "must be longer than"),
+    ],
+)
+def test_check_config_names_the_file_the_key_and_the_problem(tmp_path: Path, text: str, env: dict[str, str], expected: str) -> None:
+    path = write(tmp_path, text)
+    result = cli("check-config", "--config", str(path), env=env)
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "secret-key-value" not in result.stderr
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    for command in ("check-config", "run"):
+        result = cli(command, "--config", str(tmp_path / "nope.yaml"))
+        assert result.returncode == 2
+        assert "nope.yaml: cannot read the configuration file" in result.stderr
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("acs-sms-consumer ")
