@@ -1,0 +1,173 @@
+"""consumer.decode: envelopes, encodings, limits, errors, and the repair of Azure's near-JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consumer.decode import DecodeError, decode_body, repair_json
+
+LIMIT = 1_048_576
+RECORD = {"time": "2026-11-02T10:00:00Z", "category": "SMSOperational", "operationName": "SMSMessagesSent"}
+SECRET = "+15550100001"
+
+
+def body(value) -> bytes:
+    return json.dumps(value).encode()
+
+
+def ok(decoded, records, repaired=False):
+    assert decoded.error is None
+    assert decoded.detail == ""
+    assert decoded.records == records
+    assert decoded.repaired is repaired
+
+
+def test_records_envelope():
+    ok(decode_body(body({"records": [RECORD, RECORD]}), LIMIT), [RECORD, RECORD])
+
+
+def test_records_key_is_case_insensitive():
+    ok(decode_body(body({"Records": [RECORD]}), LIMIT), [RECORD])
+
+
+def test_bare_array():
+    ok(decode_body(body([RECORD, {"a": 1}]), LIMIT), [RECORD, {"a": 1}])
+
+
+@pytest.mark.parametrize("marker", ["category", "operationName", "time", "TimeGenerated", "timeStamp", "ResultType"])
+def test_single_record_object(marker):
+    record = {marker: "x", "other": 1}
+    ok(decode_body(body(record), LIMIT), [record])
+
+
+def test_non_object_items_are_kept_for_the_record_layer():
+    ok(decode_body(body({"records": [1, "x", None, RECORD]}), LIMIT), [1, "x", None, RECORD])
+
+
+def test_utf8_bom_is_stripped():
+    ok(decode_body(b"\xef\xbb\xbf" + body({"records": [RECORD]}), LIMIT), [RECORD])
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_or_32_is_encoding_error(encoding):
+    text = json.dumps({"records": [RECORD]})
+    data = text.encode(encoding)
+    if encoding == "utf-16-le":
+        data = b"\xff\xfe" + data
+    elif encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    decoded = decode_body(data, LIMIT)
+    assert decoded.records == [] and decoded.error is DecodeError.ENCODING
+    assert "UTF-8" in decoded.detail
+
+
+@pytest.mark.parametrize("data", ['{"records": [{"category": "Caf\xe9"}]}'.encode("latin-1"), b'["\xff\xfe\xfd"]'])
+def test_non_utf8_is_encoding_error(data):
+    decoded = decode_body(data, LIMIT)
+    assert decoded.error is DecodeError.ENCODING
+    assert decoded.records == []
+    assert decoded.detail.startswith("body is not valid UTF-8 (byte ")
+
+
+def test_over_limit_is_too_large_and_at_limit_is_fine():
+    data = body({"records": [RECORD]})
+    decoded = decode_body(data, len(data) - 1)
+    assert decoded.error is DecodeError.TOO_LARGE
+    assert decoded.detail == f"body is {len(data)} bytes, over the {len(data) - 1}-byte limit"
+    ok(decode_body(data, len(data)), [RECORD])
+
+
+@pytest.mark.parametrize(
+    "value, detail",
+    [
+        ({"records": []}, "records array is empty"),
+        ([], "records array is empty"),
+        ({"records": {"a": 1}}, '"records" is a JSON object, not an array'),
+        ({"records": "x"}, '"records" is a JSON string, not an array'),
+        ({"records": None}, 'JSON object has neither "records" nor record fields'),  # null = absent
+        ({"hello": "world"}, 'JSON object has neither "records" nor record fields'),
+        ({}, 'JSON object has neither "records" nor record fields'),
+        (42, "body is a JSON number, not an object or array"),
+        ("text", "body is a JSON string, not an object or array"),
+        (None, "body is a JSON null, not an object or array"),
+        (True, "body is a JSON boolean, not an object or array"),
+    ],
+)
+def test_not_records(value, detail):
+    decoded = decode_body(body(value), LIMIT)
+    assert decoded.error is DecodeError.NOT_RECORDS
+    assert decoded.records == []
+    assert decoded.detail == detail
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"this is not json {",
+        b'{"records": [{"PhoneNumber": "' + SECRET.encode() + b'"',
+        b'{"records": [{"PhoneNumber": ' + SECRET.encode() + b"}]}",
+        b'{"records": [1,]}',
+        b"[1e400]",
+    ],
+)
+def test_invalid_json_detail_does_not_quote_the_body(data):
+    decoded = decode_body(data, LIMIT)
+    assert decoded.error is DecodeError.INVALID_JSON
+    assert decoded.records == []
+    assert decoded.detail.startswith("not JSON: ")
+    assert SECRET not in decoded.detail
+    assert "PhoneNumber" not in decoded.detail
+
+
+def test_repair_that_does_not_help_says_so():
+    decoded = decode_body(b"{'records': [1,,]}", LIMIT)
+    assert decoded.error is DecodeError.INVALID_JSON
+    assert decoded.detail.endswith(" (repair did not help)")
+
+
+# --- repair ------------------------------------------------------------------------------------
+
+
+def test_raw_newline_and_control_chars_inside_strings_are_repaired():
+    data = b'{"records": [{"category": "SMSOperational", "resultDescription": "two\nlines\r\tand\x01"}]}'
+    decoded = decode_body(data, LIMIT)
+    ok(decoded, [{"category": "SMSOperational", "resultDescription": "two\nlines\r\tand\x01"}], repaired=True)
+
+
+def test_single_quotes_are_repaired():
+    data = b"{'records': [{'category': 'SMSOperational', 'resultDescription': 'it\\'s \"fine\"'}]}"
+    decoded = decode_body(data, LIMIT)
+    ok(decoded, [{"category": "SMSOperational", "resultDescription": "it's \"fine\""}], repaired=True)
+
+
+def test_nan_and_infinity_become_null():
+    data = b'{"records": [{"category": "Usage", "a": NaN, "b": Infinity, "c": -Infinity, "d": "NaN"}]}'
+    ok(decode_body(data, LIMIT), [{"category": "Usage", "a": None, "b": None, "c": None, "d": "NaN"}], repaired=True)
+
+
+def test_strict_json_is_never_repaired():
+    # Valid JSON that the repair would otherwise touch: a string holding a single-quoted part and "NaN".
+    value = {"records": [{"category": "x", "d": "it's 'quoted' NaN Infinity"}]}
+    ok(decode_body(body(value), LIMIT), value["records"], repaired=False)
+
+
+def test_repair_json_leaves_clean_text_unchanged():
+    text = json.dumps({"records": [RECORD]})
+    assert repair_json(text) == text
+
+
+def test_repair_json_escapes():
+    assert repair_json('"a\nb"') == '"a\\nb"'
+    assert repair_json('"\x00"') == '"\\u0000"'
+    assert repair_json("'x'") == '"x"'
+    assert repair_json("[NaN, -Infinity]") == "[null, null]"
+    assert repair_json('"NaN"') == '"NaN"'
+
+
+def test_decode_never_raises_on_odd_inputs():
+    for data in [b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b"[", b"'", b'"', b"\\", b"{" * 10_000, b"[" * 100_000]:
+        decoded = decode_body(data, LIMIT)
+        assert decoded.error is not None and decoded.records == []
