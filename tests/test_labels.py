@@ -1,0 +1,178 @@
+"""consumer.labels: every label value is bounded."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumer.labels import (
+    ISO_COUNTRIES,
+    MAX_LABEL_LENGTH,
+    NUMBER_TYPES,
+    OTHER,
+    RESULTS,
+    SMS_OPERATIONS,
+    UNKNOWN,
+    FirstSeen,
+    KnownValues,
+    ResultSignatures,
+    country,
+)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("SMSMessagesSent", "SMSMessagesSent"),
+        ("smsmessagessent", "SMSMessagesSent"),
+        ("  SMSDELIVERYREPORTSRECEIVED ", "SMSDeliveryReportsReceived"),
+        ("SMSOptOutReceived", "SMSOptOutReceived"),
+        ("SMSSomethingNew", OTHER),
+        ("", OTHER),
+        (None, OTHER),
+    ],
+)
+def test_known_values_operations(raw, expected):
+    assert KnownValues(SMS_OPERATIONS)(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("Succeeded", "Succeeded"), ("failed", "Failed"), ("in progress", "In Progress"), ("Success", OTHER), (None, OTHER)],
+)
+def test_known_values_results(raw, expected):
+    assert KnownValues(RESULTS)(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("LongCodeNumber", "LongCodeNumber"),
+        ("tollfreenumber", "TollFreeNumber"),
+        (" dynamicalphasenderid", "DynamicAlphaSenderID"),
+        ("Landline", OTHER),
+        (None, UNKNOWN),
+    ],
+)
+def test_known_values_number_type_missing_is_unknown(raw, expected):
+    assert KnownValues(NUMBER_TYPES, missing=UNKNOWN)(raw) == expected
+
+
+def test_known_values_contains():
+    known = KnownValues(RESULTS)
+    assert "Succeeded" in known and "succeeded" in known and "nope" not in known
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=200)
+def test_known_values_only_yield_known_or_other(raw):
+    assert KnownValues(NUMBER_TYPES, missing=UNKNOWN)(raw) in {*NUMBER_TYPES, OTHER}
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("US", "US"), ("us", "US"), (" gb ", "GB"), ("UK", OTHER), ("USA", OTHER), ("", UNKNOWN), ("  ", UNKNOWN),
+     (None, UNKNOWN), ("+1", OTHER), ("ü", OTHER)],
+)
+def test_country(raw, expected):
+    assert country(raw) == expected
+
+
+@given(st.text(max_size=10))
+@settings(max_examples=200)
+def test_country_is_bounded(raw):
+    assert country(raw) in ISO_COUNTRIES | {OTHER, UNKNOWN}
+
+
+def test_iso_countries_are_upper_alpha2():
+    assert len(ISO_COUNTRIES) == 249
+    assert all(len(c) == 2 and c.isupper() and c.isascii() for c in ISO_COUNTRIES)
+
+
+def test_first_seen_admits_first_n_case_insensitively_keeping_first_spelling():
+    seen = FirstSeen(3)
+    assert [seen(v) for v in ["SMS", "sms", " PSTN ", "Chat", "Email", "CHAT", "pstn"]] == [
+        "SMS", "SMS", "PSTN", "Chat", OTHER, "Chat", "PSTN",
+    ]
+    assert seen.admitted() == {"SMS", "PSTN", "Chat"}
+
+
+def test_first_seen_missing():
+    assert FirstSeen(3)(None) == UNKNOWN
+    assert FirstSeen(3)("  ") == UNKNOWN
+    assert FirstSeen(3, missing=OTHER)(None) == OTHER
+
+
+def test_first_seen_rejects_too_long_and_unprintable_without_using_a_slot():
+    seen = FirstSeen(2)
+    assert seen("x" * (MAX_LABEL_LENGTH + 1)) == OTHER
+    assert seen("x" * MAX_LABEL_LENGTH) == "x" * MAX_LABEL_LENGTH
+    assert seen("bad\nvalue") == OTHER
+    assert seen("bell\x07") == OTHER
+    assert seen("ok") == "ok"
+    assert seen.admitted() == {"x" * MAX_LABEL_LENGTH, "ok"}
+
+
+def test_first_seen_bounded_under_100k_distinct_values_with_case_variants():
+    limit = 50
+    seen = FirstSeen(limit)
+    outputs = set()
+    for i in range(100_000):
+        value = f"Type{i % 5000}"
+        outputs.add(seen(value if i % 2 else value.upper()))
+    assert len(seen.admitted()) == limit
+    assert len(outputs) == limit + 1 and OTHER in outputs
+    # The admitted ones are the first 50 in arrival order, with their first spelling.
+    assert seen.admitted() == {(f"Type{i}" if i % 2 else f"TYPE{i}") for i in range(limit)}
+
+
+@given(st.lists(st.text(max_size=100), max_size=200))
+@settings(max_examples=50)
+def test_first_seen_never_exceeds_limit(values):
+    seen = FirstSeen(7)
+    outputs = {seen(v) for v in values}
+    assert len(seen.admitted()) <= 7
+    assert outputs <= seen.admitted() | {OTHER, UNKNOWN}
+    assert all(len(v) <= MAX_LABEL_LENGTH and v.isprintable() for v in seen.admitted())
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("202", "202"),
+        (" 4006 ", "4006"),
+        ("202.0", "202"),
+        ("0202", "202"),
+        ("000000", "0"),
+        ("2000", "2000"),
+        ("1234567", OTHER),
+        ("-1", OTHER),
+        ("4xx", OTHER),
+        ("Accepted", OTHER),
+        ("202.5", OTHER),
+        ("1e3", OTHER),
+        ("\u0662\u0660\u0662", OTHER),  # Arabic-Indic digits: isdigit() but not ASCII
+        ("²", OTHER),
+        ("", OTHER),
+        (None, OTHER),
+    ],
+)
+def test_result_signatures_numeric_only(raw, expected):
+    assert ResultSignatures(50, missing=OTHER)(raw) == expected
+
+
+def test_result_signatures_bounded():
+    signatures = ResultSignatures(3, missing=OTHER)
+    assert [signatures(str(code)) for code in (200, 202, 4006, 500, 200, "0200")] == ["200", "202", "4006", OTHER, "200", "200"]
+    assert signatures.admitted() == {"200", "202", "4006"}
+
+
+@given(st.lists(st.one_of(st.text(max_size=8), st.integers(0, 10**7).map(str)), max_size=300))
+@settings(max_examples=50)
+def test_result_signatures_property(values):
+    signatures = ResultSignatures(5, missing=OTHER)
+    for v in values:
+        out = signatures(v)
+        assert out == OTHER or (out.isdigit() and out.isascii() and len(out) <= 6)
+    assert len(signatures.admitted()) <= 5
