@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import dataclasses
 import heapq
 import math
@@ -68,6 +69,13 @@ if TYPE_CHECKING:  # the SDK is only needed to publish; importing it costs ~0.3 
     from azure.eventhub.aio import EventHubProducerClient
 
 __all__ = [
+    "CONNECTION_STRING_ENV",
+    "PublishReport",
+    "build_parser",
+    "main",
+    "options_from_args",
+    "publish",
+    "write_dry_run",
     "OPT_IN",
     "OPT_OUT",
     "CHAT_OPERATIONAL",
@@ -221,7 +229,9 @@ def _default_number_types() -> dict[str, float]:
 class TrafficOptions:
     """What to generate. Validated on construction (ValueError), so a bad option fails early.
 
-    `rate` counts every record (sends, delivery reports, usage, ...) per second of simulated time.
+    `rate` counts every record (sends, delivery reports, usage, ...) per second of simulated time, in
+    the steady state: the stream starts with sends only and reaches `rate` as their delivery reports
+    start to arrive (about 40 % of it in the first second, most of it after ten).
     `failure_ratio` is both the share of failed sends and of failed delivery reports.
     `records` and `duration` bound the run (either, both or neither — neither is endless). With
     `drain` (default), the consequences still pending when the bound is reached — delivery reports
@@ -426,12 +436,20 @@ class TimedRecord:
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """One event body as Azure Monitor would write it. `at` is the simulated time of its last record:
-    the earliest moment it could be published."""
+    """One event body as Azure Monitor would write it, with the simulated time of each record."""
 
-    at: float
-    first: float
     records: list[dict[str, Any]]
+    times: list[float]
+
+    @property
+    def at(self) -> float:
+        """The simulated time of the last record: the earliest moment the body could be published."""
+        return self.times[-1]
+
+    @property
+    def first(self) -> float:
+        """The simulated time of the first record."""
+        return self.times[0]
 
     def encode(self) -> bytes:
         """The event body: UTF-8 JSON `{"records": [...]}`."""
@@ -454,8 +472,6 @@ class _Chooser:
         self._total = total
 
     def __call__(self, rng: random.Random) -> Any:
-        import bisect
-
         i = bisect.bisect_right(self._cumulative, rng.random() * self._total)
         return self._values[min(i, len(self._values) - 1)]
 
@@ -494,7 +510,7 @@ class TrafficGenerator:
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         delta = start - epoch
         self._start_ticks = (delta.days * 86_400 + delta.seconds) * _TICKS_PER_SECOND + delta.microseconds * 10
-        self._second_cache: tuple[int, str] = (-1, "")
+        self._seconds: dict[int, str] = {}  # formatted whole seconds; records revisit a few
         self._sequence = 0
 
     # - public streams -
@@ -516,7 +532,7 @@ class TrafficGenerator:
         times: list[float] = []
         for at, record in self._stream():
             if batch and (len(batch) >= per_body or at - times[0] > span):
-                body = Body(times[-1], times[0], batch)
+                body = Body(batch, times)
                 for t, r in zip(times, batch):
                     stats.observe(r, t)
                 stats.bodies += 1
@@ -528,7 +544,7 @@ class TrafficGenerator:
             for t, r in zip(times, batch):
                 stats.observe(r, t)
             stats.bodies += 1
-            yield Body(times[-1], times[0], batch)
+            yield Body(batch, times)
 
     # - the time-ordered stream -
 
@@ -744,10 +760,11 @@ class TrafficGenerator:
         """ISO 8601 UTC with 7 fractional digits, as Azure writes `time`."""
         ticks = self._start_ticks + round(at * _TICKS_PER_SECOND)
         seconds, fraction = divmod(ticks, _TICKS_PER_SECOND)
-        cached_second, text = self._second_cache
-        if seconds != cached_second:
-            text = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(seconds))
-            self._second_cache = (seconds, text)
+        text = self._seconds.get(seconds)
+        if text is None:
+            if len(self._seconds) > 4096:
+                self._seconds.clear()
+            text = self._seconds[seconds] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(seconds))
         return f"{text}.{fraction:07d}Z"
 
     def _phone_number(self, number_type: str, country: str) -> str:
@@ -825,3 +842,353 @@ def split_records(records: Sequence[dict[str, Any]], max_bytes: int) -> list[byt
         raise ValueError(f"one record takes {len(body)} bytes, more than the {max_bytes} allowed")
     half = len(records) // 2
     return split_records(records[:half], max_bytes) + split_records(records[half:], max_bytes)
+
+
+# --- publishing (the shell: wall clock, network) -------------------------------------------------
+
+#: Room left in each event for the AMQP framing the SDK adds around a body inside a batch.
+_EVENT_OVERHEAD_BYTES: Final = 1024
+
+
+@dataclass
+class PublishReport:
+    """What a `publish` run did. `stats` counts only records in batches the hub accepted."""
+
+    seed: int
+    events: int = 0
+    batches: int = 0
+    bodies: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+    stats: Stats = field(default_factory=Stats)
+
+    def progress_line(self) -> str:
+        """A short line printed while running."""
+        ops = self.stats.by_operation()
+        rate = self.stats.records / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"simulate: {self.elapsed:.0f}s {self.stats.records} records ({rate:.0f}/s) in {self.events} events; "
+            f"{ops[(SENT, FAILED)]} failed sends, {ops[(DELIVERY_REPORT, FAILED)]} failed delivery reports"
+        )
+
+    def summary_line(self) -> str:
+        """The final line."""
+        stopped = ", interrupted" if self.interrupted else ""
+        return (
+            f"simulate: done in {self.elapsed:.1f}s (seed {self.seed}{stopped}): {self.events} events in "
+            f"{self.batches} batches; {self.stats.summary()}"
+        )
+
+
+def _producer(connection_string: str | None, eventhub_name: str | None, fully_qualified_namespace: str | None,
+              credential: AsyncTokenCredential | None) -> EventHubProducerClient:
+    from azure.eventhub.aio import EventHubProducerClient
+
+    if connection_string:
+        return EventHubProducerClient.from_connection_string(connection_string, eventhub_name=eventhub_name)
+    if not fully_qualified_namespace or not eventhub_name or credential is None:
+        raise ValueError("need a connection string, or a fully qualified namespace, an Event Hub name and a credential")
+    return EventHubProducerClient(fully_qualified_namespace, eventhub_name, credential)
+
+
+async def publish(
+    options: TrafficOptions,
+    *,
+    producer: EventHubProducerClient | None = None,
+    connection_string: str | None = None,
+    eventhub_name: str | None = None,
+    fully_qualified_namespace: str | None = None,
+    credential: AsyncTokenCredential | None = None,
+    start: datetime | None = None,
+    realtime: bool = True,
+    progress: Callable[[str], None] | None = None,
+    progress_every: float = 5.0,
+    max_event_bytes: int | None = None,
+) -> PublishReport:
+    """Publish the traffic of `options` to an Event Hub and return what was sent.
+
+    Records are stamped from `start` (default: now). With `realtime`, each body is sent when the wall
+    clock reaches its simulated time, so the hub sees a live-looking stream at `options.rate`; without
+    it, everything goes as fast as the hub takes it (tests, bulk loads). Bodies ready at the same
+    moment share a batch made by `create_batch`, so the hub's maximum message size is respected; a
+    body too large for one event (or for `max_event_bytes`) is split into several valid bodies.
+    Once `options.duration` has passed, the still-pending delivery reports and usage records are sent
+    at once (stamped with their own, slightly future, times) so that a bounded run ends promptly and
+    every accepted send has its report.
+
+    Cancellation (Ctrl-C in `main`) stops at the next await: the batch in hand is dropped (it is not
+    counted), the producer closed, the final line printed, and CancelledError propagates.
+    Pass `producer` to reuse a client (it is left open), or a connection string / namespace and
+    credential to have one made and closed here.
+    """
+    options = dataclasses.replace(options, start=start or datetime.now(UTC))
+    owned = producer is None
+    client = producer if producer is not None else _producer(
+        connection_string, eventhub_name, fully_qualified_namespace, credential)
+    report = PublishReport(seed=options.seed)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    next_progress = began + progress_every
+
+    def tick() -> None:
+        nonlocal next_progress
+        now = loop.time()
+        report.elapsed = now - began
+        if progress is not None and now >= next_progress:
+            progress(report.progress_line())
+            next_progress = now + progress_every
+
+    try:
+        await _send_all(options, client, report, realtime, max_event_bytes, began, tick)
+    except asyncio.CancelledError:
+        report.interrupted = True
+        raise
+    finally:
+        report.elapsed = loop.time() - began
+        if owned:
+            try:
+                await asyncio.shield(client.close())
+            except Exception:  # noqa: BLE001 - closing is best effort; the report matters more
+                pass
+        if progress is not None:
+            progress(report.summary_line())
+    return report
+
+
+async def _send_all(options: TrafficOptions, producer: EventHubProducerClient, report: PublishReport,
+                    realtime: bool, max_event_bytes: int | None, began: float, tick: Callable[[], None]) -> None:
+    from azure.eventhub import EventData
+
+    loop = asyncio.get_running_loop()
+    generator = TrafficGenerator(options)
+    batch = await producer.create_batch()
+    limit = batch.max_size_in_bytes - _EVENT_OVERHEAD_BYTES
+    if max_event_bytes is not None:
+        limit = min(limit, max_event_bytes)
+    in_batch: list[Body] = []
+
+    async def flush() -> None:
+        nonlocal batch, in_batch
+        if len(batch) == 0:
+            return
+        await producer.send_batch(batch)
+        report.batches += 1
+        report.events += len(batch)
+        for body in in_batch:  # counted only once the hub has them
+            for at, record in zip(body.times, body.records):
+                report.stats.observe(record, at)
+            report.stats.bodies += 1
+        batch = await producer.create_batch()
+        in_batch = []
+        tick()
+
+    horizon = options.duration
+    for body in generator.bodies():
+        if realtime:
+            due = body.at if horizon is None else min(body.at, horizon)
+            wait = began + due - loop.time()
+            if wait > 0:
+                await flush()  # what is ready goes before we sleep
+                await asyncio.sleep(wait)
+        for payload in split_records(body.records, limit):
+            event = EventData(payload)
+            try:
+                batch.add(event)
+            except ValueError:  # the batch is full: send it, start another
+                await flush()
+                batch.add(event)
+        in_batch.append(body)
+        report.bodies += 1
+    await flush()
+
+
+# --- command line -------------------------------------------------------------------------------
+
+#: Where `main` looks for a connection string when --connection-string is not given (keeps the
+#: secret out of the process list).
+CONNECTION_STRING_ENV: Final = "ACS_SIMULATE_CONNECTION_STRING"
+
+
+def _mix_type(allowed: Sequence[str] | frozenset[str], upper: bool) -> Callable[[str], dict[str, float]]:
+    def parse(text: str) -> dict[str, float]:
+        try:
+            return parse_mix(text, allowed, upper=upper)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "mix"  # argparse names the type in some messages
+    return parse
+
+
+def _number(kind: type[int] | type[float], minimum: float, *, inclusive: bool = True,
+            maximum: float | None = None) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum) or (
+                maximum is not None and value > maximum):
+            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            if maximum is not None:
+                bound += f" and <= {maximum:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _country(text: str) -> str:
+    code = text.strip().upper()
+    if code not in ISO_COUNTRIES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `acs-sms-consumer simulate` options."""
+    parser = argparse.ArgumentParser(
+        prog="acs-sms-consumer simulate",
+        description="Publish synthetic Azure Communication Services SMS diagnostic logs (Event Hubs shape) "
+                    "to an Event Hub, paced in real time, or write them as JSON lines with --dry-run.",
+        epilog=f"The connection string may also come from ${CONNECTION_STRING_ENV}. Without --duration or "
+               "--records the run lasts until Ctrl-C.",
+    )
+    target = parser.add_argument_group("where to")
+    target.add_argument("--connection-string", help="Event Hubs connection string (namespace or hub level)")
+    target.add_argument("--eventhub", metavar="NAME", help="Event Hub name (unless the connection string has EntityPath)")
+    target.add_argument("--fully-qualified-namespace", metavar="HOST",
+                        help="e.g. my-ns.servicebus.windows.net; authenticates with DefaultAzureCredential")
+    target.add_argument("--dry-run", metavar="FILE", help="write the bodies as JSON lines to FILE (- for stdout) "
+                                                         "as fast as possible instead of publishing")
+    what = parser.add_argument_group("what")
+    what.add_argument("--rate", type=_number(float, 0, inclusive=False), default=200.0,
+                      help="records per second, all kinds together (default 200)")
+    what.add_argument("--failure-ratio", type=_number(float, 0, maximum=1), default=0.05,
+                      help="share of failed sends and of failed delivery reports, 0..1 (default 0.05)")
+    what.add_argument("--countries", type=_mix_type(ISO_COUNTRIES, True), default=dict(DEFAULT_COUNTRIES),
+                      metavar="CC=W,...", help="destination country weights (default US=70,CA=10,GB=10,FR=10)")
+    what.add_argument("--number-types", type=_mix_type(NUMBER_TYPES, False), default=dict(DEFAULT_NUMBER_TYPES),
+                      metavar="TYPE=W,...", help="sender number type weights (default "
+                      + ",".join(f"{k}={v:g}" for k, v in DEFAULT_NUMBER_TYPES.items()) + ")")
+    what.add_argument("--duration", type=_number(float, 0, inclusive=False), help="seconds of traffic")
+    what.add_argument("--records", type=_number(int, 1), help="stop after this many records")
+    what.add_argument("--seed", type=int, help="random seed (default: a random one, printed at the end)")
+    what.add_argument("--records-per-body", type=_number(int, 1), default=50, help="records per event body (default 50)")
+    what.add_argument("--body-span", type=_number(float, 0, inclusive=False), default=1.0,
+                      help="a body holds at most this many seconds of records (default 1)")
+    drill = parser.add_argument_group("alert drill: every send (and delivery report) to one country fails for a while")
+    drill.add_argument("--drill-country", type=_country, metavar="CC")
+    drill.add_argument("--drill-seconds", type=_number(float, 0, inclusive=False),
+                       help="how long the drill lasts (default 30)")
+    drill.add_argument("--drill-after", type=_number(float, 0),
+                       help="seconds of normal traffic before the drill (default 0)")
+    parser.add_argument("--progress-every", type=_number(float, 0, inclusive=False), default=5.0,
+                        help="seconds between progress lines on stderr (default 5)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the final one")
+    return parser
+
+
+def options_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TrafficOptions:
+    """Cross-option checks and the `TrafficOptions` they describe (errors go through `parser.error`)."""
+    if args.dry_run is None:
+        if args.connection_string and args.fully_qualified_namespace:
+            parser.error("give either --connection-string or --fully-qualified-namespace, not both")
+        if not args.connection_string and not args.fully_qualified_namespace:
+            parser.error(f"--connection-string (or ${CONNECTION_STRING_ENV}) or --fully-qualified-namespace is "
+                         "required, unless --dry-run")
+        if args.fully_qualified_namespace and not args.eventhub:
+            parser.error("--fully-qualified-namespace needs --eventhub")
+        if args.connection_string and not args.eventhub and "entitypath=" not in args.connection_string.lower():
+            parser.error("the connection string has no EntityPath: give --eventhub")
+    elif args.duration is None and args.records is None:
+        parser.error("--dry-run needs --duration or --records (it does not wait for the clock)")
+    if args.drill_country is None and (args.drill_seconds is not None or args.drill_after is not None):
+        parser.error("--drill-seconds and --drill-after need --drill-country")
+    try:
+        return TrafficOptions(
+            rate=args.rate,
+            failure_ratio=args.failure_ratio,
+            countries=args.countries,
+            number_types=args.number_types,
+            records_per_body=args.records_per_body,
+            body_span=args.body_span,
+            duration=args.duration,
+            records=args.records,
+            seed=args.seed if args.seed is not None else random.SystemRandom().randrange(2**31),
+            drill=Drill(args.drill_country, 30.0 if args.drill_seconds is None else args.drill_seconds,
+                        args.drill_after or 0.0) if args.drill_country else None,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits
+
+
+def write_dry_run(options: TrafficOptions, out: IO[bytes], start: datetime | None = None) -> Stats:
+    """Write every body of a bounded run as one JSON line; return the ground truth."""
+    generator = TrafficGenerator(dataclasses.replace(options, start=start or datetime.now(UTC)))
+    for body in generator.bodies():
+        out.write(body.encode())
+        out.write(b"\n")
+    out.flush()
+    return generator.stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`acs-sms-consumer simulate ...`. Returns the exit status (bad options exit with 2 via argparse)."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.connection_string is None and args.dry_run is None:
+        args.connection_string = os.environ.get(CONNECTION_STRING_ENV) or None
+    options = options_from_args(args, parser)
+    if args.dry_run is not None:
+        if args.dry_run == "-":
+            try:
+                stats = write_dry_run(options, sys.stdout.buffer)
+            except BrokenPipeError:  # `simulate --dry-run - | head`: the reader has had enough
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                return 1
+        else:
+            try:
+                with open(args.dry_run, "wb") as out:
+                    stats = write_dry_run(options, out)
+            except OSError as exc:
+                print(f"simulate: cannot write {args.dry_run}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
+        print(f"simulate: seed {options.seed}: {stats.summary()}", file=sys.stderr)
+        return 0
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(_main_async(options, args, say))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 0  # Ctrl-C / SIGTERM is how an unbounded run ends; publish has printed its summary
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of an SDK traceback
+        print(f"simulate: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _main_async(options: TrafficOptions, args: argparse.Namespace, say: Callable[[str], None]) -> PublishReport:
+    """SIGTERM cancels the run like Ctrl-C does, so a container stop also ends it cleanly."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+    progress_every = math.inf if args.quiet else args.progress_every
+    if args.connection_string:
+        return await publish(options, connection_string=args.connection_string, eventhub_name=args.eventhub,
+                             progress=say, progress_every=progress_every)
+    from azure.identity.aio import DefaultAzureCredential
+
+    async with DefaultAzureCredential() as credential:
+        return await publish(options, fully_qualified_namespace=args.fully_qualified_namespace,
+                             eventhub_name=args.eventhub, credential=credential, progress=say,
+                             progress_every=progress_every)
