@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from azure.eventhub import EventDataBatch
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer import __version__
@@ -242,7 +243,7 @@ def test_country_and_number_type_mix() -> None:
     total = sum(stats.countries.values())
     for code, weight in countries.items():
         assert stats.countries[code] / total == pytest.approx(weight / 100, abs=0.015)
-    sends = Counter()
+    sends: Counter[str] = Counter()
     for (operation, _, number_type, _), n in stats.operations.items():
         if operation == SENT:
             sends[number_type] += n
@@ -307,8 +308,8 @@ def test_the_consumer_pipeline_agrees_with_the_ground_truth() -> None:
     pipeline = Pipeline(settings, metrics.domain)
     now = (options.start + timedelta(hours=1)).timestamp()
     for body in bodies:
-        result = pipeline.process(body, now)
-        assert result.decode_error is None and result.invalid == 0 and result.duplicate == 0
+        outcome = pipeline.process(body, now)
+        assert outcome.decode_error is None and outcome.invalid == 0 and outcome.duplicate == 0
     values = _samples(metrics)
 
     def value(name: str, **labels: str) -> float:
@@ -423,8 +424,8 @@ async def test_publish_batches_within_the_size_limit_and_reports_what_was_sent()
     producer = FakeProducer(max_size=64_000)
     lines: list[str] = []
     options = TrafficOptions(records=3000, seed=6, body_span=math.inf, records_per_body=100)
-    report = await publish(options, producer=producer, realtime=False, progress=lines.append,
-                           start=traffic.DEFAULT_START)  # type: ignore[arg-type]
+    report = await publish(options, producer=producer, realtime=False,  # type: ignore[arg-type]
+                           progress=lines.append, start=traffic.DEFAULT_START)
     events = [body for batch in producer.sent for body in batch]
     assert report.events == len(events) and report.batches == len(producer.sent) > 1
     assert all(sum(len(b) + 64 for b in batch) <= 64_000 for batch in producer.sent)
@@ -437,6 +438,31 @@ async def test_publish_batches_within_the_size_limit_and_reports_what_was_sent()
     assert report.stats.operations == truth.operations
     assert not producer.closed  # a producer handed in is left open
     assert lines and "done" in lines[-1] and "seed 6" in lines[-1]
+
+
+class RecordingBatch(EventDataBatch):
+    """The SDK's own batch (its real size accounting), remembering the bodies it accepted."""
+
+    def __init__(self, max_size_in_bytes: int) -> None:
+        super().__init__(max_size_in_bytes=max_size_in_bytes)
+        self.bodies: list[bytes] = []
+
+    def add(self, event_data: Any) -> None:
+        super().add(event_data)
+        self.bodies.append(b"".join(event_data.body))
+
+
+class SdkBatchProducer(FakeProducer):
+    async def create_batch(self) -> RecordingBatch:  # type: ignore[override]
+        return RecordingBatch(self.max_size)
+
+
+async def test_publish_fits_the_sdk_batch_size_accounting() -> None:
+    producer = SdkBatchProducer(max_size=40_000)
+    options = TrafficOptions(records=2000, records_per_body=120, body_span=math.inf, seed=8)
+    report = await publish(options, producer=producer, realtime=False)  # type: ignore[arg-type]
+    assert report.batches > 5 and report.stats.records == 2000
+    assert sum(len(orjson.loads(b)["records"]) for batch in producer.sent for b in batch) == 2000
 
 
 async def test_publish_splits_a_body_too_large_for_one_event() -> None:
