@@ -253,12 +253,16 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> set[
 
 
 def _env_value(raw: str) -> Any:
+    # Only lists (`[1, 5, 10]`) are parsed as YAML. Scalars stay strings, which pydantic converts
+    # where the key is a number or a boolean, so secrets and names that look like numbers (a hub
+    # or consumer group named `2024`) stay as written instead of failing as "not a valid string".
+    if not raw.lstrip().startswith("["):
+        return raw
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
-    # Secrets and names stay strings even when they look like YAML (`a=b;c` parses as a string anyway).
-    return value if isinstance(value, (int, float, bool, list)) else raw
+    return value if isinstance(value, list) else raw
 
 
 def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:
