@@ -510,6 +510,9 @@ class TrafficGenerator:
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         delta = start - epoch
         self._start_ticks = (delta.days * 86_400 + delta.seconds) * _TICKS_PER_SECOND + delta.microseconds * 10
+        #: Simulated time of the last activity, set once no new activity will start (only the pending
+        #: delivery reports and usage records remain): `publish` sends the rest without waiting.
+        self.activities_ended_at: float | None = None
         self._seconds: dict[int, str] = {}  # formatted whole seconds; records revisit a few
         self._sequence = 0
 
@@ -559,12 +562,14 @@ class TrafficGenerator:
         limit = o.records
         duration = o.duration
         rate = self._activity_rate
-        t = 0.0
+        t = last = 0.0
         while True:
+            last = t
             t += rng.expovariate(rate)
             while pending and pending[0][0] <= t:
                 at, _, record = heapq.heappop(pending)
                 if duration is not None and at >= duration and not o.drain:
+                    self.activities_ended_at = last
                     return
                 yield at, record
                 emitted += 1
@@ -582,6 +587,7 @@ class TrafficGenerator:
             for follower_at, follower in followers:
                 self._sequence += 1
                 heapq.heappush(pending, (follower_at, self._sequence, follower))
+        self.activities_ended_at = last
         if o.drain:
             while pending:
                 at, _, record = heapq.heappop(pending)
@@ -912,8 +918,8 @@ async def publish(
     it, everything goes as fast as the hub takes it (tests, bulk loads). Bodies ready at the same
     moment share a batch made by `create_batch`, so the hub's maximum message size is respected; a
     body too large for one event (or for `max_event_bytes`) is split into several valid bodies.
-    Once `options.duration` has passed, the still-pending delivery reports and usage records are sent
-    at once (stamped with their own, slightly future, times) so that a bounded run ends promptly and
+    Once the last activity has been sent (`options.duration` or `options.records` reached), the
+    still-pending delivery reports and usage records are sent at once (stamped with their own, slightly future, times) so that a bounded run ends promptly and
     every accepted send has its report.
 
     Cancellation (Ctrl-C in `main`) stops at the next await: the batch in hand is dropped (it is not
@@ -982,10 +988,10 @@ async def _send_all(options: TrafficOptions, producer: EventHubProducerClient, r
         in_batch = []
         tick()
 
-    horizon = options.duration
     for body in generator.bodies():
         if realtime:
-            due = body.at if horizon is None else min(body.at, horizon)
+            ended = generator.activities_ended_at
+            due = body.at if ended is None else min(body.at, ended)
             wait = began + due - loop.time()
             if wait > 0:
                 await flush()  # what is ready goes before we sleep
@@ -1056,35 +1062,38 @@ def build_parser() -> argparse.ArgumentParser:
                "--records the run lasts until Ctrl-C.",
     )
     target = parser.add_argument_group("where to")
-    target.add_argument("--connection-string", help="Event Hubs connection string (namespace or hub level)")
+    target.add_argument("--connection-string", metavar="STRING", help="Event Hubs connection string (namespace or hub level)")
     target.add_argument("--eventhub", metavar="NAME", help="Event Hub name (unless the connection string has EntityPath)")
     target.add_argument("--fully-qualified-namespace", metavar="HOST",
                         help="e.g. my-ns.servicebus.windows.net; authenticates with DefaultAzureCredential")
     target.add_argument("--dry-run", metavar="FILE", help="write the bodies as JSON lines to FILE (- for stdout) "
                                                          "as fast as possible instead of publishing")
     what = parser.add_argument_group("what")
-    what.add_argument("--rate", type=_number(float, 0, inclusive=False), default=200.0,
+    what.add_argument("--rate", type=_number(float, 0, inclusive=False), default=200.0, metavar="N",
                       help="records per second, all kinds together (default 200)")
-    what.add_argument("--failure-ratio", type=_number(float, 0, maximum=1), default=0.05,
+    what.add_argument("--failure-ratio", type=_number(float, 0, maximum=1), default=0.05, metavar="RATIO",
                       help="share of failed sends and of failed delivery reports, 0..1 (default 0.05)")
     what.add_argument("--countries", type=_mix_type(ISO_COUNTRIES, True), default=dict(DEFAULT_COUNTRIES),
                       metavar="CC=W,...", help="destination country weights (default US=70,CA=10,GB=10,FR=10)")
     what.add_argument("--number-types", type=_mix_type(NUMBER_TYPES, False), default=dict(DEFAULT_NUMBER_TYPES),
                       metavar="TYPE=W,...", help="sender number type weights (default "
                       + ",".join(f"{k}={v:g}" for k, v in DEFAULT_NUMBER_TYPES.items()) + ")")
-    what.add_argument("--duration", type=_number(float, 0, inclusive=False), help="seconds of traffic")
-    what.add_argument("--records", type=_number(int, 1), help="stop after this many records")
-    what.add_argument("--seed", type=int, help="random seed (default: a random one, printed at the end)")
-    what.add_argument("--records-per-body", type=_number(int, 1), default=50, help="records per event body (default 50)")
-    what.add_argument("--body-span", type=_number(float, 0, inclusive=False), default=1.0,
+    what.add_argument("--duration", type=_number(float, 0, inclusive=False), metavar="SECONDS",
+                      help="seconds of traffic")
+    what.add_argument("--records", type=_number(int, 1), metavar="N",
+                      help="stop after this many records")
+    what.add_argument("--seed", type=int, metavar="N", help="random seed (default: a random one, printed at the end)")
+    what.add_argument("--records-per-body", type=_number(int, 1), default=50, metavar="N",
+                      help="records per event body (default 50)")
+    what.add_argument("--body-span", type=_number(float, 0, inclusive=False), default=1.0, metavar="SECONDS",
                       help="a body holds at most this many seconds of records (default 1)")
     drill = parser.add_argument_group("alert drill: every send (and delivery report) to one country fails for a while")
-    drill.add_argument("--drill-country", type=_country, metavar="CC")
-    drill.add_argument("--drill-seconds", type=_number(float, 0, inclusive=False),
+    drill.add_argument("--drill-country", type=_country, metavar="CC", help="ISO 3166-1 alpha-2 code of the country")
+    drill.add_argument("--drill-seconds", type=_number(float, 0, inclusive=False), metavar="SECONDS",
                        help="how long the drill lasts (default 30)")
-    drill.add_argument("--drill-after", type=_number(float, 0),
+    drill.add_argument("--drill-after", type=_number(float, 0), metavar="SECONDS",
                        help="seconds of normal traffic before the drill (default 0)")
-    parser.add_argument("--progress-every", type=_number(float, 0, inclusive=False), default=5.0,
+    parser.add_argument("--progress-every", type=_number(float, 0, inclusive=False), default=5.0, metavar="SECONDS",
                         help="seconds between progress lines on stderr (default 5)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only the final one")
     return parser

@@ -210,6 +210,15 @@ def test_every_accepted_send_gets_exactly_one_later_delivery_report(bound: dict[
     assert delays[-1] <= traffic._MAX_DELIVERY_DELAY + 1e-6
 
 
+def test_activities_end_before_the_drained_tail() -> None:
+    generator = TrafficGenerator(TrafficOptions(duration=20.0, seed=1))
+    records = list(generator.records())
+    assert generator.activities_ended_at is not None and generator.activities_ended_at < 20.0
+    assert records[-1].at > 20.0  # the last delivery reports come after the last send
+    assert all(r.record["operationName"] in (DELIVERY_REPORT, "Usage") for r in records
+               if r.at > generator.activities_ended_at)
+
+
 def test_without_drain_the_pending_reports_are_dropped() -> None:
     records, stats = timed(TrafficOptions(seed=5, duration=30.0, drain=False))
     assert all(at < 30.0 for at, _ in records)
@@ -484,6 +493,15 @@ async def test_publish_in_real_time_paces_and_stamps_from_now() -> None:
     first = orjson.loads(producer.sent[0][0])["records"][0]
     assert parse_time(first["time"]) >= before - timedelta(seconds=1)
     assert report.stats.awaiting_reports == 0  # pending reports were flushed at the end
+
+
+async def test_a_count_bounded_real_time_run_does_not_wait_for_the_report_tail() -> None:
+    producer = FakeProducer()
+    report = await asyncio.wait_for(
+        publish(TrafficOptions(rate=400.0, records=300, seed=2), producer=producer),  # type: ignore[arg-type]
+        timeout=60,  # the slowest reports are simulated minutes after their send
+    )
+    assert report.stats.records == 300 and report.stats.awaiting_reports == 0
 
 
 async def test_publish_stops_cleanly_when_cancelled() -> None:
