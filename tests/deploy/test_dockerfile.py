@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, ROOT, venv_tool
+from .helpers import DEPLOY, ROOT, venv_tool
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 

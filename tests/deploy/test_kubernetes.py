@@ -1,0 +1,346 @@
+"""deploy/kubernetes (base), deploy/kubernetes/components/* and deploy/overlays/*: they build, every
+object validates against a schema, and the settings agree with each other and with config.yaml.
+
+Builds: the real kustomize (`kustomize build`, else `kubectl kustomize`) when one is on PATH, else
+tests/deploy/minikustomize.py, a substitute for the features used here; when a real one is there the
+two are compared, so the substitute cannot quietly diverge.
+Schemas: kubernetes-validate (the Kubernetes OpenAPI schemas, strict: unknown fields fail) for
+built-in kinds; for the CRDs (ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication) the
+cloudcoil-models-prometheus-operator / cloudcoil-models-keda packages (pydantic models generated from
+the projects' CRDs), with a round-trip check so unknown fields fail there too.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from . import minikustomize
+from .helpers import DEPLOY, KUSTOMIZE_BASE, ROOT
+
+BUILDS = {
+    "base": KUSTOMIZE_BASE,
+    "keda": DEPLOY / "overlays" / "keda",
+    "connection-strings": DEPLOY / "overlays" / "connection-strings",
+}
+KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")  # AKS' supported range, oldest and newest schemas used here
+CONFIG = yaml.safe_load((KUSTOMIZE_BASE / "config.yaml").read_text(encoding="utf-8"))
+HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
+
+
+def real_kustomize() -> list[str] | None:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+@functools.cache
+def build_real(name: str) -> tuple[dict, ...]:
+    command = real_kustomize()
+    assert command is not None
+    proc = subprocess.run([*command, str(BUILDS[name])], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
+
+
+@functools.cache
+def built(name: str) -> tuple[dict, ...]:
+    """The objects of the build: the real kustomize's when there is one, else the substitute's."""
+    if real_kustomize() is not None:
+        return build_real(name)
+    return tuple(minikustomize.build(BUILDS[name]))
+
+
+def by_kind(name: str, kind: str) -> list[dict]:
+    return [o for o in built(name) if o["kind"] == kind]
+
+
+def one(name: str, kind: str) -> dict:
+    objects = by_kind(name, kind)
+    assert len(objects) == 1, f"{name}: expected one {kind}, got {len(objects)}"
+    return objects[0]
+
+
+def normalized(objects) -> dict[tuple[str, str | None, str], dict]:
+    """Objects keyed by kind/namespace/name, generated-name hash suffixes cut (they differ by design)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        if isinstance(value, str) and value.startswith("acs-sms-consumer-config-"):
+            return HASH_SUFFIX.sub("", value)
+        return value
+    out = {}
+    for obj in objects:
+        obj = strip(obj)
+        out[(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
+    return out
+
+
+# --- builds ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_builds(name: str) -> None:
+    kinds = sorted(o["kind"] for o in built(name))
+    assert {"Deployment", "ConfigMap", "ServiceAccount", "Service", "PodDisruptionBudget", "NetworkPolicy",
+            "ServiceMonitor", "PrometheusRule", "Namespace"} <= set(kinds), kinds
+    for obj in built(name):
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == "acs-sms-consumer", obj["metadata"]
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_substitute_builds_what_kustomize_builds(name: str) -> None:
+    if real_kustomize() is None:
+        pytest.skip("no kustomize or kubectl on PATH: the substitute alone was used")
+    assert normalized(minikustomize.build(BUILDS[name])) == normalized(build_real(name))
+
+
+def test_substitute_rejects_what_it_does_not_implement(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("namePrefix: x-\nresources: []\n")
+    with pytest.raises(minikustomize.KustomizeError):
+        minikustomize.build(tmp_path)
+
+
+# --- schemas -----------------------------------------------------------------------------------
+
+CRD_MODELS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): ("cloudcoil.models.prometheus_operator.v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): ("cloudcoil.models.prometheus_operator.v1", "PrometheusRule"),
+    ("keda.sh/v1alpha1", "ScaledObject"): ("cloudcoil.models.keda.v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): ("cloudcoil.models.keda.v1alpha1", "TriggerAuthentication"),
+}
+
+
+def all_objects() -> list[tuple[str, dict]]:
+    seen = {}
+    for name in sorted(BUILDS):
+        for obj in built(name):
+            key = (obj["kind"], obj["metadata"]["name"], yaml.safe_dump(obj, sort_keys=True))
+            seen.setdefault(key, (name, obj))
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_builtin_kinds_validate_against_kubernetes_schemas(version: str) -> None:
+    import kubernetes_validate
+
+    checked = 0
+    for name, obj in all_objects():
+        if (obj["apiVersion"], obj["kind"]) in CRD_MODELS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+        checked += 1
+    assert checked >= 8
+
+
+def crd_model(api_version: str, kind: str):
+    module_name, class_name = CRD_MODELS[(api_version, kind)]
+    try:
+        module = __import__(module_name, fromlist=[class_name])
+    except ImportError:
+        pytest.skip(f"{module_name} is not installed: add cloudcoil-models-prometheus-operator and "
+                    "cloudcoil-models-keda (and filelock, which cloudcoil's pytest plugin imports) to the test extra")
+    return getattr(module, class_name)
+
+
+def validate_crd(obj: dict) -> None:
+    """Validates against the CRD's model; fields the model does not know (dropped on the round trip) fail."""
+    model = crd_model(obj["apiVersion"], obj["kind"])
+    parsed = model.model_validate(obj)
+    dumped = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    assert dumped == obj, f"{obj['kind']}/{obj['metadata']['name']}: fields unknown to the CRD schema"
+
+
+def test_crds_validate_against_their_schemas() -> None:
+    checked = set()
+    for _name, obj in all_objects():
+        if (obj["apiVersion"], obj["kind"]) in CRD_MODELS:
+            validate_crd(obj)
+            checked.add(obj["kind"])
+    assert checked == {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
+
+
+def test_crd_validation_catches_mistakes() -> None:
+    from pydantic import ValidationError
+
+    scaled = dict(one("keda", "ScaledObject"))
+    wrong_field = {**scaled, "spec": {**scaled["spec"], "maxReplicas": 3}}
+    with pytest.raises(AssertionError):
+        validate_crd(wrong_field)
+    missing_target = {**scaled, "spec": {k: v for k, v in scaled["spec"].items() if k != "scaleTargetRef"}}
+    with pytest.raises(ValidationError):
+        validate_crd(missing_target)
+
+
+# --- the Deployment ------------------------------------------------------------------------------
+
+
+def container(name: str = "base") -> dict:
+    pod = one(name, "Deployment")["spec"]["template"]["spec"]
+    assert len(pod["containers"]) == 1
+    return pod["containers"][0]
+
+
+def test_probes_and_port() -> None:
+    c = container()
+    port = c["ports"][0]
+    assert port["containerPort"] == CONFIG["http"]["port"] == 9464 and port["name"] == "metrics"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["args"] == ["run", "--config", "/etc/acs-sms-consumer/config.yaml"]
+
+
+def test_resources_are_set() -> None:
+    resources = container()["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"} and set(resources["limits"]) == {"cpu", "memory"}
+
+
+def test_grace_period_outlasts_the_shutdown_timeout() -> None:
+    pod = one("base", "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > CONFIG["shutdown_timeout_seconds"] + 5
+
+
+def test_hardened_security_context() -> None:
+    pod = one("base", "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    sc = container()["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    mounts = {m["mountPath"]: m["name"] for m in container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_config_map_is_generated_from_config_yaml_and_mounted() -> None:
+    configmap = one("base", "ConfigMap")
+    assert configmap["data"] == {"config.yaml": (KUSTOMIZE_BASE / "config.yaml").read_text(encoding="utf-8")}
+    assert HASH_SUFFIX.search(configmap["metadata"]["name"])
+    pod = one("base", "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container()["volumeMounts"]}
+    config_volume = next(v for v in pod["volumes"] if "configMap" in v)
+    assert config_volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert mounts[config_volume["name"]] == "/etc/acs-sms-consumer"
+
+
+def test_workload_identity() -> None:
+    account = one("base", "ServiceAccount")
+    pod = one("base", "Deployment")["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    assert "azure.workload.identity/client-id" in account["metadata"]["annotations"]
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+
+
+def test_selectors_match_the_pods() -> None:
+    pod_labels = one("base", "Deployment")["spec"]["template"]["metadata"]["labels"]
+    service = one("base", "Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    for kind in ("PodDisruptionBudget",):
+        assert one("base", kind)["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert one("base", "NetworkPolicy")["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    monitor = one("base", "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    assert all(e["path"] == "/metrics" for e in monitor["spec"]["endpoints"])
+
+
+def test_network_policy_admits_only_the_metrics_port_and_azure_egress() -> None:
+    policy = one("base", "NetworkPolicy")["spec"]
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    ingress_ports = {(p["protocol"], p["port"]) for rule in policy["ingress"] for p in rule["ports"]}
+    assert ingress_ports == {("TCP", CONFIG["http"]["port"])}
+    assert all(rule.get("from") for rule in policy["ingress"]), "ingress must name who may scrape"
+    egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 5671), ("TCP", 5672)}
+
+
+# --- KEDA ----------------------------------------------------------------------------------------
+
+
+def test_keda_reads_the_consumer_checkpoints() -> None:
+    scaled = one("keda", "ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    meta = trigger["metadata"]
+    assert trigger["type"] == "azure-eventhub"
+    # blobMetadata is the layout of the Python SDK's BlobCheckpointStore: see scaledobject.yaml.
+    assert meta["checkpointStrategy"] == "blobMetadata"
+    eventhub, store = CONFIG["eventhub"], CONFIG["checkpoint_store"]
+    assert f"{meta['eventHubNamespace']}.servicebus.windows.net" == eventhub["fully_qualified_namespace"]
+    assert meta["eventHubName"] == eventhub["name"]
+    assert meta["consumerGroup"] == eventhub["consumer_group"]
+    assert meta["blobContainer"] == store["container"]
+    assert meta["storageAccountName"] == urlparse(store["account_url"]).hostname.split(".")[0]
+    # The SDK lower-cases the blob prefix; KEDA lower-cases only the consumer group.
+    assert meta["eventHubNamespace"] == meta["eventHubNamespace"].lower()
+    assert meta["eventHubName"] == meta["eventHubName"].lower()
+    assert all(isinstance(v, str) for v in meta.values()), "trigger metadata values are strings"
+    auth = one("keda", "TriggerAuthentication")
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert auth["spec"]["podIdentity"]["provider"] == "azure-workload"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == one("keda", "Deployment")["metadata"]["name"]
+
+
+def test_keda_owns_the_replica_count_within_the_partition_bound() -> None:
+    scaled = one("keda", "ScaledObject")["spec"]
+    assert "replicas" not in one("keda", "Deployment")["spec"]
+    assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"]
+    # The base's fixed count stays within KEDA's bound, itself set to the partition count.
+    assert one("base", "Deployment")["spec"]["replicas"] <= scaled["maxReplicaCount"]
+
+
+# --- connection strings --------------------------------------------------------------------------
+
+
+def test_connection_strings_come_from_the_secret_as_config_overrides() -> None:
+    env = {e["name"]: e for e in container("connection-strings").get("env", [])}
+    assert set(env) == {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING",
+                        "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING"}
+    for name, entry in env.items():
+        section, key = name.removeprefix("ACS_SMS_CONSUMER_").lower().split("__")
+        assert key in CONFIG[section], f"{name} does not override a config key"
+        assert entry["valueFrom"]["secretKeyRef"]["name"] == "acs-sms-consumer-connection-strings"
+    assert "env" not in container("base"), "the base uses workload identity, no secrets"
+
+
+# --- config.yaml -------------------------------------------------------------------------------
+
+
+def _keys(tree: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for key, value in tree.items():
+        out.add(prefix + key)
+        if isinstance(value, dict):
+            out |= _keys(value, f"{prefix}{key}.")
+    return out
+
+
+def test_config_uses_only_keys_of_config_example() -> None:
+    example = ROOT / "config.example.yaml"
+    if not example.exists():
+        pytest.skip("config.example.yaml is not there yet")
+    unknown = _keys(CONFIG) - _keys(yaml.safe_load(example.read_text(encoding="utf-8")))
+    assert not unknown, f"keys not in config.example.yaml: {sorted(unknown)}"
+
+
+def test_config_passes_check_config() -> None:
+    proc = subprocess.run([sys.executable, "-m", "consumer", "check-config", "--config",
+                           str(KUSTOMIZE_BASE / "config.yaml")], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
