@@ -230,7 +230,7 @@ class TrafficOptions:
     """What to generate. Validated on construction (ValueError), so a bad option fails early.
 
     `rate` counts every record (sends, delivery reports, usage, ...) per second of simulated time, in
-    the steady state: the stream starts with sends only and reaches `rate` as their delivery reports
+    the steady state: the stream starts without delivery reports and reaches `rate` as their delivery reports
     start to arrive (about 40 % of it in the first second, most of it after ten).
     `failure_ratio` is both the share of failed sends and of failed delivery reports.
     `records` and `duration` bound the run (either, both or neither — neither is endless). With
@@ -292,9 +292,10 @@ def _check_mix(mix: Mapping[str, float], allowed: frozenset[str], what: str) -> 
         raise ValueError(f"the {what} mix needs at least one positive weight")
 
 
-def parse_mix(text: str, allowed: Sequence[str] | frozenset[str], *, upper: bool = False) -> dict[str, float]:
+def parse_mix(text: str, allowed: Sequence[str] | frozenset[str], *, expected: str | None = None) -> dict[str, float]:
     """`"US=70,CA=10"` → `{"US": 70.0, "CA": 10.0}`. Keys are matched case-insensitively against
-    `allowed` and returned in its spelling. Raises ValueError with a message fit for a command line."""
+    `allowed` and returned in its spelling. Raises ValueError with a message fit for a command line;
+    `expected` describes the keys in it (default: the list of `allowed`)."""
     canonical = {value.lower(): value for value in allowed}
     mix: dict[str, float] = {}
     if not text.strip():
@@ -306,7 +307,7 @@ def parse_mix(text: str, allowed: Sequence[str] | frozenset[str], *, upper: bool
             raise ValueError(f"{part.strip()!r} is not KEY=WEIGHT")
         name = canonical.get(key.lower())
         if name is None:
-            hint = "an ISO 3166-1 alpha-2 code" if upper else "one of " + ", ".join(sorted(allowed))
+            hint = expected or "one of " + ", ".join(sorted(allowed))
             raise ValueError(f"unknown key {key!r}; expected {hint}")
         try:
             weight = float(raw_weight)
@@ -1015,10 +1016,10 @@ async def _send_all(options: TrafficOptions, producer: EventHubProducerClient, r
 CONNECTION_STRING_ENV: Final = "ACS_SIMULATE_CONNECTION_STRING"
 
 
-def _mix_type(allowed: Sequence[str] | frozenset[str], upper: bool) -> Callable[[str], dict[str, float]]:
+def _mix_type(allowed: Sequence[str] | frozenset[str], expected: str | None) -> Callable[[str], dict[str, float]]:
     def parse(text: str) -> dict[str, float]:
         try:
-            return parse_mix(text, allowed, upper=upper)
+            return parse_mix(text, allowed, expected=expected)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -1073,9 +1074,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="records per second, all kinds together (default 200)")
     what.add_argument("--failure-ratio", type=_number(float, 0, maximum=1), default=0.05, metavar="RATIO",
                       help="share of failed sends and of failed delivery reports, 0..1 (default 0.05)")
-    what.add_argument("--countries", type=_mix_type(ISO_COUNTRIES, True), default=dict(DEFAULT_COUNTRIES),
+    what.add_argument("--countries", type=_mix_type(ISO_COUNTRIES, "an ISO 3166-1 alpha-2 code"), default=dict(DEFAULT_COUNTRIES),
                       metavar="CC=W,...", help="destination country weights (default US=70,CA=10,GB=10,FR=10)")
-    what.add_argument("--number-types", type=_mix_type(NUMBER_TYPES, False), default=dict(DEFAULT_NUMBER_TYPES),
+    what.add_argument("--number-types", type=_mix_type(NUMBER_TYPES, None), default=dict(DEFAULT_NUMBER_TYPES),
                       metavar="TYPE=W,...", help="sender number type weights (default "
                       + ",".join(f"{k}={v:g}" for k, v in DEFAULT_NUMBER_TYPES.items()) + ")")
     what.add_argument("--duration", type=_number(float, 0, inclusive=False), metavar="SECONDS",

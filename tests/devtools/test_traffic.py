@@ -349,15 +349,15 @@ def test_the_consumer_pipeline_agrees_with_the_ground_truth() -> None:
 
 
 def test_parse_mix() -> None:
-    assert parse_mix("US=70, ca=10,GB=10.5", ISO_COUNTRIES, upper=True) == {"US": 70, "CA": 10, "GB": 10.5}
+    assert parse_mix("US=70, ca=10,GB=10.5", ISO_COUNTRIES) == {"US": 70, "CA": 10, "GB": 10.5}
     assert parse_mix("tollfreenumber=1", NUMBER_TYPES) == {"TollFreeNumber": 1}
     for bad, message in [
         ("", "empty"), ("US", "not KEY=WEIGHT"), ("US=70,", "not KEY=WEIGHT"), ("=3", "not KEY=WEIGHT"),
-        ("XX=1", "unknown key 'XX'"), ("US=ten", "not a number"), ("US=-1", "non-negative"),
+        ("XX=1", "unknown key 'XX'; expected a country code"), ("US=ten", "not a number"), ("US=-1", "non-negative"),
         ("US=inf", "non-negative"), ("US=1,us=2", "twice"), ("US=0,CA=0", "positive"),
     ]:
         with pytest.raises(ValueError, match=message):
-            parse_mix(bad, ISO_COUNTRIES, upper=True)
+            parse_mix(bad, ISO_COUNTRIES, expected="a country code")
 
 
 @pytest.mark.parametrize("kwargs", [
