@@ -30,7 +30,7 @@ import yaml
 from consumer import __version__
 from consumer.config import ConfigError, Settings, load_settings, redacted
 from consumer.deadletter import DeadLetterWriter
-from consumer.eventhub import Receiver, eventhub_name
+from consumer.eventhub import Receiver, eventhub_name, namespace_of
 from consumer.http import Health, HttpServer
 from consumer.logs import configure
 from consumer.metrics import Metrics
@@ -78,8 +78,11 @@ def run(path: str) -> int:
 class Service:
     """Owns every long-lived part of a running consumer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, checkpoint_store: Any = None) -> None:
+        """`checkpoint_store` replaces the Blob checkpoint store of the settings (the `demo` uses an
+        in-memory one when Azurite is not installed); dead letters then need a storage account too."""
         self.settings = settings
+        self._checkpoint_store = checkpoint_store
         self.metrics = Metrics(settings.pipeline.buckets, __version__, process_metrics=True)
         self.pipeline = Pipeline(settings.pipeline, self.metrics.domain)
         self.health = Health()
@@ -90,10 +93,12 @@ class Service:
     # --- storage ----------------------------------------------------------------------------------
 
     def _storage(self) -> tuple[Any, Any, Any]:
-        """(checkpoint store, dead-letter container client or None, credential or None)."""
+        """(checkpoint store, blob service client or None, credential or None)."""
         from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
         from azure.storage.blob.aio import BlobServiceClient
 
+        if self._checkpoint_store is not None:
+            return self._checkpoint_store, None, None
         store_settings = self.settings.checkpoint_store
         credential = None
         needs_credential = store_settings.connection_string is None or self.settings.eventhub.connection_string is None
@@ -122,11 +127,12 @@ class Service:
         except Exception as exc:  # no permission to create, or storage down: the probe will tell
             log.warning("could not create blob container %s: %s", name, type(exc).__name__)
 
-    async def _probe_store(self, service: Any) -> None:
-        container = service.get_container_client(self.settings.checkpoint_store.container)
+    async def _probe_store(self, store: Any) -> None:
+        hub = self.settings.eventhub
+        namespace = namespace_of(self.settings)
         while True:
             try:
-                await container.get_container_properties()
+                await store.list_ownership(namespace, eventhub_name(self.settings), hub.consumer_group)
                 self._store_answered()
             except Exception as exc:
                 log.warning("checkpoint store probe failed: %s", type(exc).__name__)
@@ -141,9 +147,10 @@ class Service:
             loop.add_signal_handler(sig, self._on_signal, sig)
 
         store, service, credential = self._storage()
-        await self._ensure_container(service, settings.checkpoint_store.container)
+        if service is not None:
+            await self._ensure_container(service, settings.checkpoint_store.container)
         deadletters = None
-        if settings.deadletter.enabled:
+        if settings.deadletter.enabled and service is not None:
             await self._ensure_container(service, settings.deadletter.container)
             deadletters = DeadLetterWriter(service.get_container_client(settings.deadletter.container),
                                            settings.deadletter, self.metrics.consumer, eventhub_name(settings),
@@ -160,7 +167,7 @@ class Service:
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})
 
         background = [
-            asyncio.create_task(self._probe_store(service), name="store-probe"),
+            asyncio.create_task(self._probe_store(store), name="store-probe"),
             asyncio.create_task(self._progress(receiver), name="progress"),
         ]
         receiving = asyncio.create_task(receiver.run(), name="receive")

@@ -66,6 +66,16 @@ def eventhub_name(settings: Settings) -> str:
     return connection_string_parts(hub.connection_string.get_secret_value())["entitypath"]
 
 
+def namespace_of(settings: Settings) -> str:
+    """The fully qualified namespace as the SDK names it in checkpoint blobs (`host[:port]`)."""
+    hub = settings.eventhub
+    if hub.fully_qualified_namespace:
+        return hub.fully_qualified_namespace
+    assert hub.connection_string is not None
+    endpoint = connection_string_parts(hub.connection_string.get_secret_value())["endpoint"]
+    return endpoint.split("://", 1)[-1].strip("/")
+
+
 class Receiver:
     """Runs `receive_batch` on all partitions and feeds the pipeline."""
 
