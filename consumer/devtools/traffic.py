@@ -867,6 +867,7 @@ class PublishReport:
     bodies: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
+    error: str | None = None
     stats: Stats = field(default_factory=Stats)
 
     def progress_line(self) -> str:
@@ -880,9 +881,9 @@ class PublishReport:
 
     def summary_line(self) -> str:
         """The final line."""
-        stopped = ", interrupted" if self.interrupted else ""
+        outcome = "failed" if self.error else "interrupted" if self.interrupted else "done"
         return (
-            f"simulate: done in {self.elapsed:.1f}s (seed {self.seed}{stopped}): {self.events} events in "
+            f"simulate: {outcome} after {self.elapsed:.1f}s (seed {self.seed}): {self.events} events in "
             f"{self.batches} batches; {self.stats.summary()}"
         )
 
@@ -949,6 +950,9 @@ async def publish(
         await _send_all(options, client, report, realtime, max_event_bytes, began, tick)
     except asyncio.CancelledError:
         report.interrupted = True
+        raise
+    except Exception as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         report.elapsed = loop.time() - began

@@ -8,6 +8,11 @@ import asyncio
 import ipaddress
 import math
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -446,7 +451,7 @@ async def test_publish_batches_within_the_size_limit_and_reports_what_was_sent()
     _, truth = build_corpus(options)
     assert report.stats.operations == truth.operations
     assert not producer.closed  # a producer handed in is left open
-    assert lines and "done" in lines[-1] and "seed 6" in lines[-1]
+    assert lines and lines[-1].startswith("simulate: done after") and "seed 6" in lines[-1]
 
 
 class RecordingBatch(EventDataBatch):
@@ -516,6 +521,20 @@ async def test_publish_stops_cleanly_when_cancelled() -> None:
     assert producer.sent
     assert "interrupted" in lines[-1]
     assert any(line.startswith("simulate: ") and "records" in line for line in lines[:-1])
+
+
+async def test_publish_reports_a_failure_and_still_closes_its_producer(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(FakeProducer):
+        async def send_batch(self, batch: FakeBatch) -> None:
+            raise ConnectionError("refused")
+
+    producer = Broken()
+    monkeypatch.setattr(traffic, "_producer", lambda *args: producer)
+    lines: list[str] = []
+    with pytest.raises(ConnectionError):
+        await publish(TrafficOptions(records=100), connection_string="Endpoint=sb://x/", realtime=False,
+                      progress=lines.append)
+    assert producer.closed and lines[-1].startswith("simulate: failed after")
 
 
 async def test_publish_closes_the_producer_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -610,3 +629,26 @@ def test_a_publishing_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setattr(traffic, "publish", failing)
     assert main(["--connection-string", "Endpoint=sb://ns/;EntityPath=h", "--records", "5"]) == 1
     assert "simulate: failed: ConnectionError: no route to host" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_real_producer_cleanly() -> None:
+    """The real SDK path: the producer is still retrying an endpoint that refuses connections when
+    Ctrl-C arrives; the run ends with the summary line and status 0, without a traceback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    connection = (f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=hub;"
+                  "UseDevelopmentEmulator=true")
+    child = subprocess.Popen([sys.executable, "-m", "consumer", "simulate", "--connection-string", connection,
+                              "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(4)  # started and inside the SDK's connection retries (which last ~12 s)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    text = err.decode()
+    assert child.returncode == 0, text
+    assert "simulate: interrupted after" in text and "Traceback" not in text
