@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import SchemaValidator
 
 from consumer.decode import repair_json
 from consumer.labels import SMS_OPERATIONAL, USAGE
@@ -140,6 +141,16 @@ _NULLS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
 
 def normalise(raw: Any) -> Outcome:
     """Turn one raw record into a typed record, or say why not. Never raises."""
+    if type(raw) is dict:
+        fast = _fast_normalise(raw)
+        if fast is not None:
+            return fast
+    return _normalise(raw)
+
+
+def _normalise(raw: Any) -> Outcome:
+    """The general path: any key casing, string `properties`, nulls, inference; the reference for
+    what `_fast_normalise` must reproduce."""
     if type(raw) is not dict:
         if isinstance(raw, dict):  # a dict subclass: treat it as a record all the same
             raw = dict(raw)
@@ -267,6 +278,133 @@ def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
         return parsed.astimezone(UTC), None
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC form
         return None, "time is out of range"
+
+
+# --- fast path ----------------------------------------------------------------------------------
+#
+# Most records come in one exact spelling of one of the two shapes. For those, pydantic-core maps the
+# fields itself (aliases and `properties.X` paths, in Rust) straight from the raw dict into the very
+# same model classes, instead of the Python flattening above. A record qualifies only when the result
+# cannot differ from `_normalise`'s:
+# - every key (and every `properties` key) is one of the shape's known exact spellings, and each model
+#   field has exactly one spelling in the shape, so there is no precedence to resolve (top level vs
+#   `properties`, two spellings of one field);
+# - `properties` is an object or absent (a string goes the general way);
+# - the category is exactly `SMSOperational` or `Usage` (skipped, inferred or oddly spelled categories
+#   go the general way), and the operation name is a string that is not a null spelling.
+# The general path drops null spellings (`_NULLS`); here a number field cannot validate from one, and
+# a validated record with a null spelling left in any field (strings are stripped, so this also
+# catches a few padded spellings the general path keeps) goes the general way. So does any record
+# that fails validation, so invalid records get exactly the same reasons. Time is parsed by the same
+# `_parse_time`. Only `model_fields_set` may differ (a field present as JSON null counts as set);
+# nothing uses it.
+
+_NO_SOURCE = "\0none"  # an alias no JSON key has: the field keeps its default (time is set after)
+_EVENT_HUBS_TOP = {
+    "time": "time",  # parsed in Python, see `_fast_normalise`
+    "operationName": "operation_name",
+    "category": "category",
+    "resultType": "result_type",
+    "resultSignature": "result_signature",
+    "durationMs": "duration_ms",
+}
+_EVENT_HUBS_PROPERTIES = {
+    "NumberType": "number_type",
+    "Country": "country",
+    "MessageId": "message_id",
+    "DeliveryAttempts": "delivery_attempts",
+    "OutgoingMessageLength": "outgoing_message_length",
+    "IncomingMessageLength": "incoming_message_length",
+    "RecordId": "record_id",
+    "UsageType": "usage_type",
+    "UnitType": "unit_type",
+    "Quantity": "quantity",
+}
+_LOG_ANALYTICS = {
+    "TimeGenerated": "time",
+    "OperationName": "operation_name",
+    "Category": "category",
+    "ResultType": "result_type",
+    "ResultSignature": "result_signature",
+    "DurationMs": "duration_ms",
+    **_EVENT_HUBS_PROPERTIES,
+}
+# Keys both paths ignore, as each shape spells them (Log Analytics adds its own table columns).
+_EVENT_HUBS_IGNORED = ("resourceId", "operationVersion", "resultDescription", "callerIpAddress", "correlationId",
+                       "level", "location")
+_PROPERTIES_IGNORED = ("PhoneNumber", "SdkType", "PlatformType", "Method", "URI", "Properties")
+_LOG_ANALYTICS_IGNORED = ("CorrelationId", "CorrelationID", "OperationVersion", "ResultDescription", "CallerIpAddress",
+                          "Level", "Location", "PhoneNumber", "SdkType", "PlatformType", "Method", "URI",
+                          "TenantId", "SourceSystem", "Type", "_ResourceId", "_SubscriptionId", "_BilledSize",
+                          "_IsBillable")
+_EVENT_HUBS_KEYS = frozenset(_EVENT_HUBS_TOP) | frozenset(_EVENT_HUBS_IGNORED) | {"properties"}
+_EVENT_HUBS_PROPERTY_KEYS = frozenset(_EVENT_HUBS_PROPERTIES) | frozenset(_PROPERTIES_IGNORED)
+_LOG_ANALYTICS_KEYS = frozenset(_LOG_ANALYTICS) | frozenset(_LOG_ANALYTICS_IGNORED)
+
+
+def _shape_validator(model: type[_Record], sources: dict[str, str | list[str]]) -> SchemaValidator:
+    """A validator of `model` (same class, same config and field types) that reads each field from
+    its one spelling in a raw record of one shape."""
+    schema = model.__pydantic_core_schema__
+    assert schema["type"] == "model" and schema["schema"]["type"] == "model-fields"
+    fields = {}
+    for name, field in schema["schema"]["fields"].items():
+        source = sources.get(name, _NO_SOURCE)
+        fields[name] = {**field, "validation_alias": [source] if isinstance(source, list) else source}
+    # pydantic-core would reuse the model's own (prebuilt) validator for a schema of a complete model
+    # class; marking the class incomplete while this one is built makes it build our schema instead.
+    model.__pydantic_complete__ = False
+    try:
+        return SchemaValidator({**schema, "schema": {**schema["schema"], "fields": fields}}, schema.get("config"))
+    finally:
+        model.__pydantic_complete__ = True
+
+
+def _shape_validators(sources: dict[str, str | list[str]]) -> dict[str, SchemaValidator]:
+    return {SMS_OPERATIONAL: _shape_validator(SmsOperational, sources), USAGE: _shape_validator(Usage, sources)}
+
+
+_EVENT_HUBS_VALIDATORS = _shape_validators(
+    {field: key for key, field in _EVENT_HUBS_TOP.items() if field != "time"}
+    | {field: ["properties", key] for key, field in _EVENT_HUBS_PROPERTIES.items()}
+)
+_LOG_ANALYTICS_VALIDATORS = _shape_validators({field: key for key, field in _LOG_ANALYTICS.items() if field != "time"})
+
+
+def _fast_normalise(raw: dict[str, Any]) -> Outcome | None:
+    """`_normalise(raw)` for a record in an exact known spelling; None when the record does not qualify."""
+    if _EVENT_HUBS_KEYS.issuperset(raw):
+        properties = raw.get("properties")
+        if properties is not None and (type(properties) is not dict or not _EVENT_HUBS_PROPERTY_KEYS.issuperset(properties)):
+            return None
+        validators = _EVENT_HUBS_VALIDATORS
+        category = raw.get("category")
+        operation = raw.get("operationName")
+        time = raw.get("time")
+    elif _LOG_ANALYTICS_KEYS.issuperset(raw):
+        validators = _LOG_ANALYTICS_VALIDATORS
+        category = raw.get("Category")
+        operation = raw.get("OperationName")
+        time = raw.get("TimeGenerated")
+    else:
+        return None
+    validator = validators.get(category) if type(category) is str else None
+    if validator is None or type(operation) is not str or operation in _NULLS:
+        return None
+    try:
+        record = validator.validate_python(raw)
+    except ValidationError:
+        return None  # the general path gives the same outcome with its own reasons
+    values = record.__dict__
+    if not _NULLS.isdisjoint(values.values()):
+        return None
+    if time is None or (type(time) is str and time in _NULLS):
+        values["time_problem"] = "time is missing"
+        record.__pydantic_fields_set__.add("time_problem")
+    else:
+        values["time"], values["time_problem"] = _parse_time(time)
+        record.__pydantic_fields_set__.update(("time", "time_problem"))
+    return record
 
 
 _FIELD_SOURCE = {
