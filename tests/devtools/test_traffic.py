@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumer import __version__
 from consumer.config import PipelineSettings
+from consumer.devtools.eventhubs import EventHubsEndpoint
 from consumer.devtools import traffic
 from consumer.devtools.traffic import (
     CHAT_OPERATIONAL,
@@ -652,3 +653,66 @@ def test_ctrl_c_stops_a_real_producer_cleanly() -> None:
     text = err.decode()
     assert child.returncode == 0, text
     assert "simulate: interrupted after" in text and "Traceback" not in text
+
+
+# --- against the local Event Hubs endpoint (real producer and consumer clients) --------------------
+
+
+async def _read_back(connection_string: str, events: int, timeout: float = 60.0) -> list[bytes]:
+    from azure.eventhub.aio import EventHubConsumerClient
+
+    bodies: list[bytes] = []
+    enough = asyncio.Event()
+
+    async def on_event(context: Any, event: Any) -> None:
+        if event is not None:
+            bodies.append(b"".join(event.body))
+            if len(bodies) >= events:
+                enough.set()
+
+    client = EventHubConsumerClient.from_connection_string(connection_string, consumer_group="$Default")
+    async with client:
+        receiving = asyncio.create_task(client.receive(on_event, starting_position="-1", max_wait_time=0.5))
+        try:
+            await asyncio.wait_for(enough.wait(), timeout)
+        finally:
+            receiving.cancel()
+            try:
+                await receiving
+            except asyncio.CancelledError:
+                pass
+    return bodies
+
+
+async def test_publish_to_a_local_event_hub_and_read_it_back(eventhubs: EventHubsEndpoint) -> None:
+    options = TrafficOptions(rate=400.0, duration=1.5, seed=12, failure_ratio=0.1)
+    lines: list[str] = []
+    report = await publish(options, connection_string=eventhubs.connection_string, progress=lines.append)
+    assert report.events > 0 and report.stats.records > 400 and not report.interrupted
+    assert report.stats.awaiting_reports == 0
+    assert eventhubs.event_count() == report.events
+    assert len([pid for pid, n in eventhubs.event_counts().items() if n]) > 1  # spread over partitions
+
+    bodies = await _read_back(eventhubs.connection_string, report.events)
+    assert len(bodies) == report.events
+    recount = Stats()
+    records = sorted(((parse_time(r["time"]), r) for body in bodies for r in orjson.loads(body)["records"]),
+                     key=lambda pair: pair[0])
+    start = records[0][0]
+    for at, record in records:
+        recount.observe(record, (at - start).total_seconds())
+    assert recount.records == report.stats.records
+    assert recount.operations == report.stats.operations
+    assert recount.failures == report.stats.failures
+    assert recount.usage_quantity == report.stats.usage_quantity
+    assert recount.awaiting_reports == 0 and recount.unmatched_reports == 0
+    assert lines[-1].startswith("simulate: done after")
+
+
+def test_simulate_command_publishes_to_a_local_event_hub(eventhubs: EventHubsEndpoint,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--connection-string", eventhubs.connection_string, "--records", "400", "--rate", "400",
+                 "--seed", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "simulate: done after" in err and "400 records" in err
+    assert eventhubs.event_count() > 0
