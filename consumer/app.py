@@ -87,6 +87,7 @@ class Service:
         self.pipeline = Pipeline(settings.pipeline, self.metrics.domain)
         self.health = Health()
         self.store_answered_at: float | None = None
+        self.http_port: int | None = None  # the bound port, once serving (0 in the settings picks one)
         self._stop = asyncio.Event()
         self._signals = 0
 
@@ -164,6 +165,7 @@ class Service:
 
         http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port)
         await http.start()
+        self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})
 
         background = [
@@ -199,6 +201,10 @@ class Service:
         await asyncio.gather(receiving, return_exceptions=True)
         if deadletters is not None:
             await deadletters.close(timeout=max(1.0, self.settings.shutdown_timeout_seconds / 4))
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM does."""
+        self._stop.set()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
