@@ -13,6 +13,7 @@ the projects' CRDs), with a round-trip check so unknown fields fail there too.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -86,6 +87,39 @@ def normalized(objects) -> dict[tuple[str, str | None, str], dict]:
         obj = strip(obj)
         out[(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
     return out
+
+
+FAKE_SECRETS = {
+    "eventhub-connection-string":
+        "Endpoint=sb://my-namespace.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=eA==;"
+        "EntityPath=acs-diagnostics",
+    "checkpoint-store-connection-string":
+        "DefaultEndpointsProtocol=https;AccountName=mystorageaccount;AccountKey=eA==;EndpointSuffix=core.windows.net",
+}
+
+
+def container_environment(name: str) -> dict[str, str]:
+    """The ACS_SMS_CONSUMER_* variables of the built container (Secret references get fake values)."""
+    env = {}
+    for entry in container(name).get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        else:
+            env[entry["name"]] = FAKE_SECRETS[entry["valueFrom"]["secretKeyRef"]["key"]]
+    return env
+
+
+def effective_config(name: str) -> dict:
+    """config.yaml with the container's environment overrides applied (the consumer's precedence)."""
+    config = yaml.safe_load((KUSTOMIZE_BASE / "config.yaml").read_text(encoding="utf-8"))
+    for variable, value in container_environment(name).items():
+        *sections, key = variable.removeprefix("ACS_SMS_CONSUMER_").lower().split("__")
+        node = config
+        for section in sections:
+            node = node[section]
+        assert key in node, f"{variable} overrides no key of config.yaml"
+        node[key] = value
+    return config
 
 
 # --- builds ------------------------------------------------------------------------------------
@@ -281,7 +315,8 @@ def test_keda_reads_the_consumer_checkpoints() -> None:
     assert trigger["type"] == "azure-eventhub"
     # blobMetadata is the layout of the Python SDK's BlobCheckpointStore: see scaledobject.yaml.
     assert meta["checkpointStrategy"] == "blobMetadata"
-    eventhub, store = CONFIG["eventhub"], CONFIG["checkpoint_store"]
+    config = effective_config("keda")
+    eventhub, store = config["eventhub"], config["checkpoint_store"]
     assert f"{meta['eventHubNamespace']}.servicebus.windows.net" == eventhub["fully_qualified_namespace"]
     assert meta["eventHubName"] == eventhub["name"]
     assert meta["consumerGroup"] == eventhub["consumer_group"]
@@ -308,15 +343,25 @@ def test_keda_owns_the_replica_count_within_the_partition_bound() -> None:
 # --- connection strings --------------------------------------------------------------------------
 
 
-def test_connection_strings_come_from_the_secret_as_config_overrides() -> None:
-    env = {e["name"]: e for e in container("connection-strings").get("env", [])}
+def test_connection_strings_replace_the_endpoints() -> None:
+    env = {e["name"]: e for e in container("connection-strings")["env"]}
     assert set(env) == {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING",
                         "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING"}
-    for name, entry in env.items():
-        section, key = name.removeprefix("ACS_SMS_CONSUMER_").lower().split("__")
-        assert key in CONFIG[section], f"{name} does not override a config key"
+    for entry in env.values():
         assert entry["valueFrom"]["secretKeyRef"]["name"] == "acs-sms-consumer-connection-strings"
-    assert "env" not in container("base"), "the base uses workload identity, no secrets"
+    labels = one("connection-strings", "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert "azure.workload.identity/use" not in labels
+    config = effective_config("connection-strings")
+    assert config["eventhub"]["fully_qualified_namespace"] is None
+    assert config["checkpoint_store"]["account_url"] is None
+
+
+def test_base_uses_endpoints_and_no_secret() -> None:
+    base = container("base")
+    assert all("valueFrom" not in e for e in base["env"]), "the base uses workload identity, no secrets"
+    config = effective_config("base")
+    assert config["eventhub"]["fully_qualified_namespace"].endswith(".servicebus.windows.net")
+    assert config["checkpoint_store"]["account_url"].startswith("https://")
 
 
 # --- config.yaml -------------------------------------------------------------------------------
@@ -339,8 +384,12 @@ def test_config_uses_only_keys_of_config_example() -> None:
     assert not unknown, f"keys not in config.example.yaml: {sorted(unknown)}"
 
 
-def test_config_passes_check_config() -> None:
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_effective_config_passes_check_config(name: str) -> None:
+    """`acs-sms-consumer check-config` on config.yaml with the environment the built pod gets."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
+    environment.update(container_environment(name))
     proc = subprocess.run([sys.executable, "-m", "consumer", "check-config", "--config",
                            str(KUSTOMIZE_BASE / "config.yaml")], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
+                          timeout=60, env=environment)
     assert proc.returncode == 0, proc.stdout + proc.stderr
