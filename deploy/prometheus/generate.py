@@ -10,12 +10,14 @@ Outputs:
     deploy/grafana/provisioning/alerting/acs-sms-consumer.yaml  Grafana-managed alert rules (file provisioning)
 
 Grafana equivalence: each Grafana rule runs the very PromQL expression of the Prometheus rule as an
-instant query (A) and fires for every series it returns, whatever the value: condition B is the math
-expression `is_number($A) || is_nan($A) || is_inf($A)`, which is how Grafana itself converts
-Prometheus rules. No series means Normal (noDataState OK), as in Prometheus; `for` is the same.
-Grafana expands environment variables in provisioning files, so every `$` of that file is written
-`$$` (Grafana's escape for a literal `$`); `$value` becomes `$values.A.Value` in its templates.
-Needs only PyYAML.
+instant query (A) and fires for every series it returns, whatever the value: B is the math
+expression `is_number($A) || is_nan($A) || is_inf($A)` (1 for every series) and the condition C is
+B > 0, which is how Grafana's own converter of Prometheus rules builds them. No series means Normal (noDataState OK), as in Prometheus; `for` is the same.
+`$value` becomes `$values.A.Value` in its templates. Grafana expands environment variables ($VAR)
+in the interpolated fields of alerting provisioning files (title, labels, durations...) but reads
+query models raw and, in annotations, expands at most braced `${VAR}`: so `$A` and `{{ $labels.x }}`
+are written as they are, and generation fails if a `$` would land in an interpolated field or a
+`${` in an annotation. Needs only PyYAML.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def grafana_alerts(source: dict) -> str:
             rules.append({
                 "uid": uid,
                 "title": rule["alert"],
-                "condition": "B",
+                "condition": "C",
                 "data": [
                     {
                         "refId": "A",
@@ -148,6 +150,17 @@ def grafana_alerts(source: dict) -> str:
                             "refId": "B",
                             "type": "math",
                             "expression": "is_number($A) || is_nan($A) || is_inf($A)",
+                            "datasource": {"type": "__expr__", "uid": "__expr__"},
+                        },
+                    },
+                    {
+                        "refId": "C",
+                        "datasourceUid": "__expr__",
+                        "model": {
+                            "refId": "C",
+                            "type": "threshold",
+                            "expression": "B",
+                            "conditions": [{"evaluator": {"type": "gt", "params": [0]}}],
                             "datasource": {"type": "__expr__", "uid": "__expr__"},
                         },
                     },
@@ -170,9 +183,15 @@ def grafana_alerts(source: dict) -> str:
             "interval": settings["interval"],
             "rules": rules,
         })
-    text = dump({"apiVersion": 1, "groups": groups})
-    # Grafana expands $VAR / ${VAR} in provisioning files; $$ is a literal $.
-    return HEADER + text.replace("$", "$$")
+    for group in groups:
+        for rule in group["rules"]:
+            interpolated = [group["name"], group["folder"], group["interval"], rule["uid"], rule["title"],
+                            rule["condition"], rule["for"], *rule["labels"].values()]
+            if any("$" in value for value in interpolated):
+                raise SystemExit(f"{rule['title']}: '$' in a field Grafana interpolates from the environment")
+            if any("${" in value for value in rule["annotations"].values()):
+                raise SystemExit(f"{rule['title']}: '${{' in an annotation would be read as an environment variable")
+    return HEADER + dump({"apiVersion": 1, "groups": groups})
 
 
 def outputs(source: dict) -> dict[Path, str]:

@@ -97,8 +97,8 @@ def test_final_stage_is_lean_and_non_root() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"USER must be a numeric non-root uid, not {users[-1]!r}"
     env = " ".join(a for k, a in final if k == "ENV")
-    assert "PIP_NO_CACHE_DIR" not in env or True
-    assert "/opt/venv/bin" in env
+    assert "PATH=/opt/venv/bin:" in env
+    assert "pip uninstall --yes pip" in runs, "the base image's pip is not needed at run time"
 
 
 def test_entrypoint_cmd_expose_and_no_healthcheck() -> None:
