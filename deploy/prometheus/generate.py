@@ -12,7 +12,8 @@ Outputs:
 Grafana equivalence: each Grafana rule runs the very PromQL expression of the Prometheus rule as an
 instant query (A) and fires for every series it returns, whatever the value: B is the math
 expression `is_number($A) || is_nan($A) || is_inf($A)` (1 for every series) and the condition C is
-B > 0, which is how Grafana's own converter of Prometheus rules builds them. No series means Normal (noDataState OK), as in Prometheus; `for` is the same.
+B > 0, which is how Grafana's own converter of Prometheus rules builds them. No series means
+Normal (noDataState OK), as in Prometheus; `for` is the same.
 `$value` becomes `$values.A.Value` in its templates. Grafana expands environment variables ($VAR)
 in the interpolated fields of alerting provisioning files (title, labels, durations...) but reads
 query models raw and, in annotations, expands at most braced `${VAR}`: so `$A` and `{{ $labels.x }}`
