@@ -332,6 +332,56 @@ def test_keda_reads_the_consumer_checkpoints() -> None:
     assert scaled["spec"]["scaleTargetRef"]["name"] == one("keda", "Deployment")["metadata"]["name"]
 
 
+def keda_blob_metadata_path(meta: dict) -> str:
+    """The blob KEDA's azure-eventhub scaler reads with checkpointStrategy blobMetadata and workload
+    identity (kedacore/keda pkg/scalers/azure/azure_eventhub_checkpoint.go, blobMetadataCheckpointer):
+    /<blobContainer>/<eventHubNamespace>.<endpoint suffix>/<eventHubName>/<lower(consumerGroup)>/checkpoint/<partition>
+    with the checkpoint in the blob's metadata keys "sequencenumber" and "offset"."""
+    namespace = f"{meta['eventHubNamespace']}.servicebus.windows.net"
+    return f"/{meta['blobContainer']}/{namespace}/{meta['eventHubName']}/{meta['consumerGroup'].lower()}/checkpoint/0"
+
+
+def test_keda_reads_the_blob_the_sdk_writes() -> None:
+    """The consumer's checkpoint store (the real azure-eventhub-checkpointstoreblob-aio code, on a
+    recording container client) writes the very blob and metadata keys KEDA's blobMetadata reads."""
+    import asyncio
+
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+
+    written: dict[str, dict[str, str]] = {}
+
+    class RecordingBlob:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def set_blob_metadata(self, metadata, **_):
+            if self.name not in written:
+                raise ResourceNotFoundError("no blob")
+            written[self.name] = metadata
+
+        async def upload_blob(self, data, overwrite, metadata, **_):
+            written[self.name] = metadata
+
+    class RecordingContainer:
+        def get_blob_client(self, name: str) -> RecordingBlob:
+            return RecordingBlob(name)
+
+    config = effective_config("keda")
+    store = BlobCheckpointStore("https://unused.blob.core.windows.net", config["checkpoint_store"]["container"],
+                                container_client=RecordingContainer())
+    asyncio.run(store.update_checkpoint({
+        "fully_qualified_namespace": config["eventhub"]["fully_qualified_namespace"],
+        "eventhub_name": config["eventhub"]["name"],
+        "consumer_group": config["eventhub"]["consumer_group"],
+        "partition_id": "0", "sequence_number": 42, "offset": "4096",
+    }))
+    ((name, metadata),) = written.items()
+    (trigger,) = one("keda", "ScaledObject")["spec"]["triggers"]
+    assert keda_blob_metadata_path(trigger["metadata"]) == f"/{config['checkpoint_store']['container']}/{name}"
+    assert metadata == {"sequencenumber": "42", "offset": "4096"}
+
+
 def test_keda_owns_the_replica_count_within_the_partition_bound() -> None:
     scaled = one("keda", "ScaledObject")["spec"]
     assert "replicas" not in one("keda", "Deployment")["spec"]
