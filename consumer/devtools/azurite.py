@@ -131,11 +131,9 @@ class Azurite:
             "--disableTelemetry",
             "--skipApiVersionCheck",
             "--loose",
-            "--location",
-            str(self.workspace),
         ]
-        if self.in_memory:
-            cmd.append("--inMemoryPersistence")
+        # Azurite 3.35 refuses --location together with --inMemoryPersistence.
+        cmd += ["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.workspace)]
         return cmd
 
     def start(self) -> "Azurite":
