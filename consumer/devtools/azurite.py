@@ -68,6 +68,16 @@ def development_connection_string(host: str, port: int) -> str:
     )
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -140,6 +150,10 @@ class Azurite:
         """Start the process (no-op when running) and wait until it answers HTTP."""
         if self.running:
             return self
+        if not _port_is_free(self.host, self.port):
+            raise AzuriteError(
+                f"cannot start azurite-blob: {self.host}:{self.port} is already in use; see {self.log_path}"
+            )
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open while the process runs
         self._process = subprocess.Popen(  # noqa: S603 - our own executable path
             self.command(),
