@@ -77,13 +77,13 @@ def _typed_pydantic(bodies: list[bytes]) -> None:
         validate(body)
 
 
-def _msgspec_decoder() -> Callable[[list[bytes]], None] | None:
-    try:
-        import msgspec
-    except ImportError:
-        return None
+try:  # optional: msgspec is not a dependency; the row is printed when it is installed
+    import msgspec
+except ImportError:
+    msgspec = None
+else:
 
-    class Properties(msgspec.Struct):
+    class _MsProperties(msgspec.Struct):
         OutgoingMessageLength: int | None = None
         IncomingMessageLength: int | None = None
         DeliveryAttempts: int | None = None
@@ -95,19 +95,23 @@ def _msgspec_decoder() -> Callable[[list[bytes]], None] | None:
         UnitType: str | None = None
         Quantity: float | None = None
 
-    class CommonRecord(msgspec.Struct):
+    class _MsRecord(msgspec.Struct):
         operationName: str
         category: str
         time: str | None = None
         resultType: str | None = None
         resultSignature: int | str | None = None
         durationMs: float | None = None
-        properties: Properties | None = None
+        properties: _MsProperties | None = None
 
-    class Envelope(msgspec.Struct):
-        records: list[CommonRecord]
+    class _MsEnvelope(msgspec.Struct):
+        records: list[_MsRecord]
 
-    decode = msgspec.json.Decoder(Envelope).decode
+
+def _msgspec_decoder() -> Callable[[list[bytes]], None] | None:
+    if msgspec is None:
+        return None
+    decode = msgspec.json.Decoder(_MsEnvelope).decode
 
     def run(bodies: list[bytes]) -> None:
         for body in bodies:
