@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 from consumer.config import Buckets
 
 LabelKey = tuple[str, ...]
+_bisect_left = bisect.bisect_left
 
 # `*_created` series double every counter's exposition and no dashboard or alert here uses them.
 disable_created_metrics()
@@ -81,7 +82,7 @@ class FastHistogram:
         child = self.children.get(key)
         if child is None:
             child = self.children[key] = [0.0] * (len(self.bounds) + 2)  # buckets…, +Inf, sum
-        child[bisect.bisect_left(self.bounds, value)] += 1
+        child[_bisect_left(self.bounds, value)] += 1
         child[-1] += value
 
     def count(self, *key: str) -> int:

@@ -45,6 +45,10 @@ from consumer.records import Invalid, Skipped, SmsOperational, Usage, normalise
 #: How many invalid-record reasons a BodyResult keeps for the logs (the count is always exact).
 MAX_REASONS = 5
 
+#: How many distinct raw (operation, result type, number type, country) tuples keep their bounded
+#: label tuple memoised; when full the memo is emptied, so hostile input cannot grow it.
+LABEL_MEMO_SIZE = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class EventContext:
@@ -88,6 +92,9 @@ class Pipeline:
         self._category(SMS_OPERATIONAL)  # the parsed categories always have their own label value
         self._category(USAGE)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
+        # raw (operation_name, result_type, number_type, country) → bounded labels of acs_sms_operations
+        # (the mapping is a pure function of the raw values, so memoising it changes nothing)
+        self._sms_labels: dict[tuple[str | None, ...], tuple[str, str, str, str]] = {}
         self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds)
         self._seen: ExpiringMap[int, None] = ExpiringMap(settings.duplicates_max_entries, settings.duplicates_max_age_seconds)
         metrics.collector.gauge(
@@ -167,12 +174,18 @@ class Pipeline:
 
     def _sms(self, record: SmsOperational, now: float) -> None:
         m = self.metrics
-        operation = self._operation(record.operation_name)
-        result = self._result(record.result_type)
-        number_type = self._number_type(record.number_type)
-        where = country(record.country)
-        m.operations.inc((operation, result, number_type, where))
-        if record.result_type is not None and result != SUCCEEDED:
+        result_type = record.result_type
+        raw = (record.operation_name, result_type, record.number_type, record.country)
+        labels = self._sms_labels.get(raw)
+        if labels is None:
+            labels = (self._operation(raw[0]), self._result(result_type), self._number_type(raw[2]), country(raw[3]))
+            if len(self._sms_labels) >= LABEL_MEMO_SIZE:
+                self._sms_labels.clear()
+            self._sms_labels[raw] = labels
+        operation, result, number_type, where = labels
+        operations = m.operations.values
+        operations[labels] = operations.get(labels, 0.0) + 1.0
+        if result_type is not None and result != SUCCEEDED:
             signature = self._result_signature(record.result_signature)
             m.failures.inc((operation, signature, number_type, where))
         if record.duration_ms is not None:
