@@ -187,7 +187,13 @@ class EventHubsEndpoint:
             template["application_properties"] = dict(properties)
         if partition_key is not None:
             template["message_annotations"] = {b"x-opt-partition-key": partition_key}
-        raws = [codec.encode_message(Message(data=[body], **template)) for body in bodies]
+        encoded: dict[bytes, bytes] = {}  # equal bodies share one encoded message (and its memory)
+        raws = []
+        for body in bodies:
+            raw = encoded.get(body)
+            if raw is None:
+                raw = encoded[body] = codec.encode_message(Message(data=[body], **template))
+            raws.append(raw)
 
         def store() -> int:
             return len(self.hub.enqueue_raw(raws, partition=self.hub.partitions[str(partition_id)]))

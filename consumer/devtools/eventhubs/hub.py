@@ -222,9 +222,15 @@ class EventHub:
         fallback: Partition | None = None
         touched: set[Partition] = set()
         stored: list[StoredEvent] = []
+        # The same object is parsed once (its sections are then shared); the cache holds a reference
+        # to each raw object so that ids are not reused while it lives.
+        parsed: dict[int, tuple[bytes, MessageSections, bytes | None]] = {}
         for raw in messages:
-            sections = split_sections(raw)
-            key = sections.annotation(PARTITION_KEY)
+            cached = parsed.get(id(raw))
+            if cached is None:
+                sections = split_sections(raw)
+                cached = parsed[id(raw)] = (raw, sections, sections.annotation(PARTITION_KEY))
+            _, sections, key = cached
             target = partition
             if target is None:
                 if key:
