@@ -95,6 +95,9 @@ class Pipeline:
         # raw (operation_name, result_type, number_type, country) → bounded labels of acs_sms_operations
         # (the mapping is a pure function of the raw values, so memoising it changes nothing)
         self._sms_labels: dict[tuple[str | None, ...], tuple[str, str, str, str]] = {}
+        # raw (usage_type, unit_type) → bounded labels; `FirstSeen` never forgets or changes a value it
+        # has mapped (admitted stays admitted, refused stays refused), so memoising it changes nothing
+        self._usage_labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
         self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds)
         self._seen: ExpiringMap[int, None] = ExpiringMap(settings.duplicates_max_entries, settings.duplicates_max_age_seconds)
         metrics.collector.gauge(
@@ -224,8 +227,17 @@ class Pipeline:
 
     def _usage(self, record: Usage, now: float) -> None:
         m = self.metrics
-        key = (self._usage_type(record.usage_type), self._unit_type(record.unit_type))
-        m.usage_records.inc(key)
-        m.usage_quantity.inc(key, record.quantity)
-        if record.time is not None:
-            m.record_age.observe((USAGE,), max(0.0, now - record.time.timestamp()))
+        raw = (record.usage_type, record.unit_type)
+        key = self._usage_labels.get(raw)
+        if key is None:
+            key = (self._usage_type(raw[0]), self._unit_type(raw[1]))
+            if len(self._usage_labels) >= LABEL_MEMO_SIZE:
+                self._usage_labels.clear()
+            self._usage_labels[raw] = key
+        usage_records = m.usage_records.values
+        usage_records[key] = usage_records.get(key, 0.0) + 1.0
+        usage_quantity = m.usage_quantity.values
+        usage_quantity[key] = usage_quantity.get(key, 0.0) + record.quantity
+        time = record.time
+        if time is not None:
+            m.record_age.observe((USAGE,), max(0.0, now - time.timestamp()))
