@@ -272,7 +272,10 @@ def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
                 continue
         else:
             return None, "time is not an ISO 8601 or MM/DD/YYYY date-time"
-    if parsed.tzinfo is None:
+    tzinfo = parsed.tzinfo
+    if tzinfo is UTC:  # `Z` and `+00:00` (the Event Hubs shape): already what astimezone would give
+        return parsed, None
+    if tzinfo is None:
         return parsed.replace(tzinfo=UTC), None
     try:
         return parsed.astimezone(UTC), None
