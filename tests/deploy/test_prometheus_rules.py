@@ -15,7 +15,7 @@ from .helpers import DEPLOY, PROMETHEUS, ROOT, promql_series_names, unknown_seri
 
 RULES = PROMETHEUS / "acs-sms-consumer.rules.yaml"
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yaml"))
-RUNBOOK = ROOT / "docs" / "runbook.md"
+RUNBOOK = ROOT / "deploy" / "runbook.md"
 
 
 def generator():
@@ -77,8 +77,8 @@ def test_every_alert_is_documented() -> None:
     for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
         for rule in group["rules"]:
             url = rule["annotations"]["runbook_url"]
-            assert url.split("#")[0].endswith("/docs/runbook.md"), url
-            assert url.split("#")[1] in anchors, f"docs/runbook.md has no section '## {rule['alert']}'"
+            assert url.split("#")[0].endswith("/deploy/runbook.md"), url
+            assert url.split("#")[1] in anchors, f"deploy/runbook.md has no section '## {rule['alert']}'"
 
 
 def test_prometheus_rule_manifest_carries_the_same_groups() -> None:
