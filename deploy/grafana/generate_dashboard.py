@@ -126,7 +126,7 @@ def dashboard() -> dict:
                              f" / sum by (country) (rate(acs_sms_operations_total{{{DR},{COUNTRY}}}[$__rate_interval]))",
                              "{{country}}")], unit="percentunit", max_value=1))
     d.add(timeseries("Delivery failures by result_signature", "Failed delivery reports per second by ACS delivery "
-                     "status code (4xxx rejected, 5xxx carrier, 9999 unknown: see docs/runbook.md).",
+                     "status code (4xxx rejected, 5xxx carrier, 9999 unknown: see deploy/runbook.md).",
                      [target(f"sum by (result_signature) (rate(acs_sms_failures_total{{{DR},{COUNTRY}}}[$__rate_interval]))",
                              "{{result_signature}}")], unit="ops", stack=True))
     d.add(timeseries("Failures by country", "Failed SMS operations per second (sends and delivery reports) by country.",
@@ -222,7 +222,7 @@ def dashboard() -> dict:
         "uid": "acs-sms-consumer",
         "title": "ACS SMS consumer",
         "description": "Azure Communication Services SMS delivery, latency and usage from the diagnostic logs, "
-                       "and the health of acs-sms-consumer. Runbook: docs/runbook.md.",
+                       "and the health of acs-sms-consumer. Runbook: deploy/runbook.md.",
         "tags": ["acs", "sms", "event-hubs"],
         "timezone": "utc",
         "editable": True,
