@@ -53,6 +53,17 @@ class ExpiringMap(Generic[K, V]):
             return []
         return self.expire(now)
 
+    def add(self, key: K, value: V, now: float) -> bool:
+        """Insert `key` if it is absent and say so (True); leave a present key as it is (False).
+        Evicts like `put`, without reporting what (one lookup instead of `in` then `put`)."""
+        entries = self._entries
+        if key in entries:
+            return False
+        entries[key] = (now, value)
+        if len(entries) > self.max_entries or next(iter(entries.values()))[0] < now - self.max_age:
+            self.expire(now)
+        return True
+
     def expire(self, now: float) -> list[tuple[str, V]]:
         entries = self._entries
         evicted: list[tuple[str, V]] = []
