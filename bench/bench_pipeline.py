@@ -5,7 +5,8 @@
 A benchmark, not a test: it asserts nothing, it prints. One run generates a realistic corpus
 (`consumer.devtools.traffic.generate_corpus`: the Event Hubs shape, 50 records per body, sends with
 their delivery reports, incoming messages, opt-in/out, Usage, a skipped category) and times, in CPU
-time of this process (`time.process_time`, not wall time), after one warm-up pass, best of `--repeat`:
+time of this process (`time.process_time`, not wall time), after one warm-up pass, best of `--repeat`
+(rounds interleaved):
 
   (a)  `orjson.loads` of every body — the floor: no parsing can be cheaper than this;
   (a') a typed decode of the envelope — pydantic v2 `TypeAdapter.validate_json` into models of the
@@ -141,13 +142,17 @@ def _pipeline_runner(start: float) -> Callable[[list[bytes]], None]:
     return run
 
 
-def _best(run: Callable[[list[bytes]], None], bodies: list[bytes], repeat: int) -> float:
-    run(bodies[: max(1, len(bodies) // 10)])  # warm-up
-    best = float("inf")
+def _best(cases: list[tuple[str, str, Callable[[list[bytes]], None]]], bodies: list[bytes], repeat: int) -> dict[str, float]:
+    """Best CPU seconds per case. Rounds are interleaved (every case once per round), so a burst of
+    noise from the machine does not land on one case only and skew the ratios."""
+    for _, _, run in cases:
+        run(bodies[: max(1, len(bodies) // 10)])  # warm-up
+    best = {key: float("inf") for key, _, _ in cases}
     for _ in range(repeat):
-        started = time.process_time()
-        run(bodies)
-        best = min(best, time.process_time() - started)
+        for key, _, run in cases:
+            started = time.process_time()
+            run(bodies)
+            best[key] = min(best[key], time.process_time() - started)
     return best
 
 
@@ -191,13 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     cases.append(("b", "full pipeline: Pipeline.process, fresh state", _pipeline_runner(start)))
 
     print(f"machine: {_cpu_model()}, {platform.machine()}; Python {platform.python_version()} "
-          f"({platform.python_implementation()}); one core, CPU time, best of {args.repeat} after warm-up")
+          f"({platform.python_implementation()}); one core, CPU time, best of {args.repeat} interleaved rounds after warm-up")
     print(f"corpus:  {records:,} records in {len(bodies):,} bodies (50 per body), {megabytes:.1f} MB, seed {args.seed}")
     print()
     print(f"{'case':<5} {'what':<52} {'records/s':>12} {'MB/s':>8} {'µs/rec':>8}")
     rates: dict[str, float] = {}
-    for key, what, run in cases:
-        seconds = _best(run, bodies, args.repeat)
+    best = _best(cases, bodies, args.repeat)
+    for key, what, _ in cases:
+        seconds = best[key]
         rates[key] = records / seconds
         print(f"{key:<5} {what:<52} {rates[key]:>12,.0f} {megabytes / seconds:>8.1f} {seconds / records * 1e6:>8.2f}")
     print()
