@@ -2,7 +2,8 @@
 
 - ``eventhubs``: a started :class:`EventHubsEndpoint` (hub ``eventhub``, 4 partitions) on a free
   port, closed after the test. For other shapes use ``eventhubs_factory(partitions=2,
-  consumer_groups=["cg"], hub="name", ...)`` (same keyword arguments as ``EventHubsEndpoint``).
+  consumer_groups=["cg"], hub="name", ...)`` (same keyword arguments as ``EventHubsEndpoint``), or
+  parametrize ``eventhubs`` indirectly with a dict of those arguments.
   The endpoint runs in a background thread with its own event loop, so sync-SDK and async tests
   use it alike.
 - ``azurite``: one Azurite blob process for the whole session (starting it takes about a second).
@@ -41,9 +42,13 @@ def eventhubs_factory() -> Iterator[Callable[..., EventHubsEndpoint]]:
 
 
 @pytest.fixture
-def eventhubs(eventhubs_factory: Callable[..., EventHubsEndpoint]) -> EventHubsEndpoint:
-    """A started local Event Hubs endpoint: hub ``eventhub``, 4 partitions, free port."""
-    return eventhubs_factory()
+def eventhubs(request: pytest.FixtureRequest, eventhubs_factory: Callable[..., EventHubsEndpoint]) -> EventHubsEndpoint:
+    """A started local Event Hubs endpoint: hub ``eventhub``, 4 partitions, free port.
+
+    Other settings through indirect parametrization, e.g.
+    ``@pytest.mark.parametrize("eventhubs", [{"partitions": 2}], indirect=True)``.
+    """
+    return eventhubs_factory(**getattr(request, "param", {}))
 
 
 @pytest.fixture(scope="session")

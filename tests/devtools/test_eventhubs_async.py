@@ -101,34 +101,38 @@ async def test_async_receive_batch_and_partition_key(eventhubs: EventHubsEndpoin
     assert {e.partition_key for e in events} == {b"device-7"}
 
 
-@pytest.mark.parametrize(
-    ("start", "inclusive", "expected"),
-    [
-        ("-1", False, list(range(6))),
-        (2, False, [3, 4, 5]),
-        (2, True, [2, 3, 4, 5]),
-        ("offset", False, [3, 4, 5]),
-        ("offset", True, [2, 3, 4, 5]),
-        ("time", False, [3, 4, 5]),
-    ],
-)
-async def test_async_start_positions(eventhubs: EventHubsEndpoint, start: Any, inclusive: bool,
-                                     expected: list[int]) -> None:
+@pytest.mark.parametrize("eventhubs", [{"consumer_groups": ["second"]}], indirect=True)
+async def test_async_start_positions(eventhubs: EventHubsEndpoint) -> None:
     eventhubs.publish("1", [b"0", b"1", b"2"])
     await asyncio.sleep(0.03)
     eventhubs.publish("1", [b"3", b"4", b"5"])
     stored = eventhubs.events("1")
-    if start == "offset":
-        start = stored[2].message_annotations[b"x-opt-offset"].decode()
-    elif start == "time":
-        ms = stored[2].message_annotations[b"x-opt-enqueued-time"]
-        start = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
-    async with AsyncReceiver(eventhubs.connection_string, partition_id="1", starting_position=start,
-                             starting_position_inclusive=inclusive) as receiver:
-        events = await receiver.wait_for(len(expected))
+    offset = stored[2].message_annotations[b"x-opt-offset"].decode()
+    ms = stored[2].message_annotations[b"x-opt-enqueued-time"]
+    time2 = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
+    cases: list[tuple[Any, bool, list[int]]] = [
+        ("-1", False, list(range(6))),
+        (2, False, [3, 4, 5]),
+        (2, True, [2, 3, 4, 5]),
+        (offset, False, [3, 4, 5]),
+        (offset, True, [2, 3, 4, 5]),
+        (time2, False, [3, 4, 5]),
+    ]
+    receivers = [
+        await AsyncReceiver(eventhubs.connection_string, consumer_group="$Default" if n < 3 else "second",
+                            partition_id="1", starting_position=start, starting_position_inclusive=inclusive
+                            ).__aenter__()
+        for n, (start, inclusive, _) in enumerate(cases)
+    ]
+    try:
+        for receiver, (_, _, expected) in zip(receivers, cases):
+            await receiver.wait_for(len(expected))
         await asyncio.sleep(0.1)
-    assert [int(e.body_as_str()) for e in receiver.events] == expected
-    assert [e.sequence_number for e in events] == expected
+    finally:
+        await asyncio.gather(*(r.__aexit__(None, None, None) for r in receivers))
+    for receiver, (start, inclusive, expected) in zip(receivers, cases):
+        assert [int(e.body_as_str()) for e in receiver.events] == expected, (start, inclusive)
+        assert [e.sequence_number for e in receiver.events] == expected
 
 
 async def test_async_latest_only_gets_new_events(eventhubs: EventHubsEndpoint) -> None:

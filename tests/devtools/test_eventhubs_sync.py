@@ -10,7 +10,7 @@ from azure.eventhub import EventData, EventHubConsumerClient, EventHubProducerCl
 from azure.eventhub.exceptions import ConnectionLostError, EventHubError
 
 from consumer.devtools.eventhubs import EventHubsEndpoint
-from eventhubs_helpers import SyncReceiver, receive_sync, wait_until
+from eventhubs_helpers import SyncReceiver, close_all, receive_sync, wait_until
 
 
 def producer(endpoint: EventHubsEndpoint) -> EventHubProducerClient:
@@ -125,53 +125,57 @@ def test_large_event_is_split_into_several_frames(eventhubs: EventHubsEndpoint) 
 
 
 @pytest.fixture
-def ten_events(eventhubs: EventHubsEndpoint) -> list[EventData]:
-    """Ten events in partition 0, stored in two groups 30 ms apart; returned as received."""
+def ten_events(eventhubs: EventHubsEndpoint) -> list[dict[str, object]]:
+    """Ten events in partition 0, stored in two groups 30 ms apart; their system properties."""
     eventhubs.publish("0", [f"e{i}".encode() for i in range(5)])
     time.sleep(0.03)
     eventhubs.publish("0", [f"e{i}".encode() for i in range(5, 10)])
-    return receive_sync(eventhubs.connection_string, 10, partition_id="0", starting_position="-1")
+    return [
+        {
+            "sequence_number": m.message_annotations[b"x-opt-sequence-number"],
+            "offset": m.message_annotations[b"x-opt-offset"].decode(),
+            "enqueued_time": dt.datetime.fromtimestamp(
+                m.message_annotations[b"x-opt-enqueued-time"] / 1000, dt.timezone.utc
+            ),
+        }
+        for m in eventhubs.events("0")
+    ]
 
 
-@pytest.mark.parametrize(
-    ("position", "inclusive", "first"),
-    [
-        ("seq", False, 4),
-        ("seq", True, 3),
-        ("offset", False, 4),
-        ("offset", True, 3),
-    ],
-)
-def test_start_filter_sequence_and_offset(eventhubs, ten_events, position, inclusive, first) -> None:
-    start = ten_events[3].sequence_number if position == "seq" else ten_events[3].offset
-    events = receive_sync(
-        eventhubs.connection_string,
-        10 - first,
-        partition_id="0",
-        starting_position=start,
-        starting_position_inclusive=inclusive,
-    )
-    assert [e.body_as_str() for e in events] == [f"e{i}" for i in range(first, 10)]
+@pytest.mark.parametrize("eventhubs", [{"consumer_groups": ["second"]}], indirect=True)
+def test_start_filters(eventhubs: EventHubsEndpoint, ten_events: list[dict[str, object]]) -> None:
+    """Sequence number, offset and enqueued time, exclusive and inclusive, and the earliest position."""
+    third, fifth = ten_events[3], ten_events[5]
+    assert ten_events[4]["enqueued_time"] < fifth["enqueued_time"]
+    cases = [
+        (third["sequence_number"], False, 4),
+        (third["sequence_number"], True, 3),
+        (third["offset"], False, 4),
+        (third["offset"], True, 3),
+        (ten_events[4]["enqueued_time"], False, 5),
+        (fifth["enqueued_time"], True, 5),
+        ("-1", False, 0),
+    ]
+    # at most 5 non-exclusive receivers per partition and consumer group, as in the service
+    receivers = [
+        SyncReceiver(eventhubs.connection_string, consumer_group="$Default" if n < 4 else "second",
+                     partition_id="0", starting_position=start, starting_position_inclusive=inclusive).start()
+        for n, (start, inclusive, _) in enumerate(cases)
+    ]
+    try:
+        for receiver, (_, _, first) in zip(receivers, cases):
+            receiver.wait_for(10 - first)
+        time.sleep(0.1)
+    finally:
+        close_all(receivers)
+    for receiver, (start, inclusive, first) in zip(receivers, cases):
+        got = [e.body_as_str() for e in receiver.events]
+        assert got == [f"e{i}" for i in range(first, 10)], (start, inclusive, receiver.errors)
+        assert [e.sequence_number for e in receiver.events] == list(range(first, 10))
+    assert [e.offset for e in receivers[-1].events] == [e["offset"] for e in ten_events]
 
 
-def test_start_filter_enqueued_time(eventhubs, ten_events) -> None:
-    assert ten_events[4].enqueued_time < ten_events[5].enqueued_time
-    events = receive_sync(
-        eventhubs.connection_string, 5, partition_id="0", starting_position=ten_events[4].enqueued_time
-    )
-    assert [e.body_as_str() for e in events] == [f"e{i}" for i in range(5, 10)]
-    events = receive_sync(
-        eventhubs.connection_string,
-        5,
-        partition_id="0",
-        starting_position=ten_events[5].enqueued_time,
-        starting_position_inclusive=True,
-    )
-    assert [e.body_as_str() for e in events] == [f"e{i}" for i in range(5, 10)]
-
-
-def test_start_filter_earliest_and_latest(eventhubs, ten_events) -> None:
-    assert [e.body_as_str() for e in ten_events] == [f"e{i}" for i in range(10)]
+def test_start_filter_latest(eventhubs, ten_events) -> None:
     with SyncReceiver(eventhubs.connection_string, partition_id="0", starting_position="@latest") as receiver:
         assert wait_until(lambda: eventhubs.active_receivers() == 1)
         send(eventhubs, ["new"], partition_id="0")
@@ -247,8 +251,7 @@ def test_non_epoch_receivers_coexist_up_to_five(eventhubs: EventHubsEndpoint) ->
             assert [e.body_as_str() for e in receiver.wait_for(1)] == ["shared"]
         assert eventhubs.active_receivers("$default", "1") == 5
     finally:
-        for receiver in receivers:
-            receiver.close()
+        close_all(receivers)
     assert wait_until(lambda: eventhubs.active_receivers() == 0)
 
 
