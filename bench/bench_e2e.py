@@ -1,0 +1,660 @@
+"""Benchmark: records/s end to end — local Event Hubs endpoint → real async SDK → `Service` → /metrics.
+
+    .venv/bin/python bench/bench_e2e.py [--records N] [--partitions P] [--batch-size B] [--prefetch F]
+                                        [--store azurite|memory] [--no-sweep] [--no-profile] [--timeout S]
+
+A benchmark, not a test: it asserts nothing, it prints. Bounded: every run stops by itself when the
+corpus has gone through, or after ``--timeout`` seconds with what it got.
+
+What runs where (2 cores are assumed to be shared):
+
+- **endpoint**: a child process (``multiprocessing`` spawn) running ``EventHubsEndpoint`` (the same
+  server as ``acs-sms-consumer emulator``) preloaded with ``generate_corpus(N)`` — the realistic mix,
+  50 records per body — round-robin over the partitions. Its CPU (``time.process_time`` in that process) and the bytes
+  handed to its sockets (a counter wrapped around its connections' flush) are read before and after each run, so the
+  endpoint's own events/s and MB/s served to the SDK are measured, not assumed.
+- **checkpoint store**: Azurite (``consumer.devtools.azurite``, a node child process; a fresh container
+  per run, so every run starts from ``earliest`` again) — or ``--store memory``
+  (``InMemoryCheckpointStore``, injected through ``Service(checkpoint_store=...)``).
+- **consumer**: in this process: ``consumer.app.Service`` built by ``load_settings`` from a YAML config,
+  exactly the production code path of ``acs-sms-consumer run`` (the Blob checkpoint store from the
+  connection string, containers created, dead-letter writer). Production settings except:
+  ``initial_position: earliest``, the batch/prefetch under test, ``load_balancing_interval_seconds: 2``
+  and ``partition_ownership_expiration_interval_seconds: 12`` (the production ratio of 1:6, shorter so
+  that a run of a few seconds sees several ownership renewals).
+- **scraper**: a child process that GETs ``/healthz`` 20×/s and ``/metrics`` 5×/s over HTTP (one
+  keep-alive connection each, like Prometheus and the kubelet), times every request, and reads
+  ``acs_consumer_events_total`` from the scraped text; the run ends when it reaches the corpus size.
+  Its first non-zero sample and the completion sample time the "streaming" window (±200 ms). The
+  CPU cost of one /metrics render is measured at the end and printed (Prometheus scrapes every 15 s
+  or so; 20×/s of /metrics would spend a sizeable share of the consumer's CPU on rendering).
+
+Measured in the consumer process while batches are processed: event-loop lag (a probe task's
+``asyncio.sleep(0.01)`` overshoot) and ownership renewals: every ``claim_ownership`` call of the
+checkpoint store is recorded (the SDK's load-balancing loop renews owned partitions through it), and
+the interval between successive renewals of a partition is compared with the load-balancing interval
+(with Azurite: the ``last_modified`` the ownership blob got from the service).
+
+Runs: (1) the timed run with ``--batch-size``/``--prefetch`` and no profiler; (2) the same again
+profiled, for the CPU breakdown by module path — by default with a SIGPROF sampler of process CPU time
+(1 ms; ~no overhead, C calls charged to their Python caller; ``--profiler cprofile|pyinstrument`` for
+the tracing profilers, which slow call-heavy code several times and so skew the shares): SDK (``azure/eventhub`` incl. ``_pyamqp``; the checkpoint store: ``checkpointstoreblobaio``,
+``azure/storage``, ``azure/core``), our code (``consumer/``; built-ins such as ``orjson.loads`` count
+for their caller's module; ``prometheus_client``, which our metrics and /metrics call, is shown apart), other (asyncio, aiohttp, …);
+(3) unless ``--no-sweep``: max_batch_size × prefetch in {100, 300, 1000} × {300, 1000, 3000}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HUB = "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOAD_BALANCING_INTERVAL = 2.0
+OWNERSHIP_EXPIRATION = 12.0
+#: /healthz every 50 ms (20×/s); /metrics every 4th tick (5×/s): a render costs milliseconds of CPU
+#: of the consumer's loop (measured and printed), so 20 renders/s would tax the run itself.
+METRICS_EVERY = 4
+
+
+# --- /proc readings -------------------------------------------------------------------------------
+
+
+def proc_cpu(pid: int) -> float:
+    """user + system CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# --- child: the endpoint ----------------------------------------------------------------------------
+
+
+def endpoint_process(conn: Connection, records: int, partitions: int, seed: int) -> None:
+    from consumer.devtools.eventhubs import EventHubsEndpoint, server
+    from consumer.devtools.traffic import generate_corpus
+
+    sent = [0]
+    flush = server.Connection.flush
+
+    def counting_flush(self: Any) -> None:  # bytes handed to the sockets (bench-only instrumentation)
+        if self.transport is not None and not self.closed:
+            sent[0] += sum(map(len, self._out))  # noqa: SLF001
+        flush(self)
+
+    server.Connection.flush = counting_flush  # type: ignore[method-assign]
+    started = time.perf_counter()
+    bodies = generate_corpus(records, 50, seed)
+    generated = time.perf_counter() - started
+    endpoint = EventHubsEndpoint(HUB, partitions, max_events_per_partition=len(bodies) + 1).start()
+    started = time.perf_counter()
+    for p in range(partitions):
+        endpoint.publish(str(p), bodies[p::partitions])
+    conn.send({"connection_string": endpoint.connection_string, "events": len(bodies),
+               "bytes": sum(map(len, bodies)), "generate_s": generated,
+               "preload_s": time.perf_counter() - started})
+    del bodies
+    while (request := conn.recv()) != "stop":
+        if request == "stats":
+            conn.send((time.process_time(), sent[0]))
+    endpoint.close()
+    conn.send("stopped")
+
+
+# --- child: the scraper -----------------------------------------------------------------------------
+
+
+def scraper_process(conn: Connection, port: int, events: int, timeout: float, metrics_every: int) -> None:
+    """GET /healthz every 50 ms and /metrics every `metrics_every`-th tick; report when
+    acs_consumer_events_total >= events."""
+    connections: dict[str, http.client.HTTPConnection] = {}
+
+    def get(path: str) -> tuple[float, bytes]:
+        started = time.monotonic()
+        for attempt in range(2):
+            c = connections.get(path)
+            if c is None:
+                c = connections[path] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                c.request("GET", path)
+                response = c.getresponse()
+                body = response.read()
+                return time.monotonic() - started, body
+            except (OSError, http.client.HTTPException):
+                c.close()
+                connections.pop(path, None)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def events_total(text: bytes) -> float:
+        total = 0.0
+        for line in text.split(b"\n"):
+            if line.startswith(b"acs_consumer_events_total"):
+                total += float(line.rsplit(b" ", 1)[1])
+        return total
+
+    latencies: dict[str, list[float]] = {"/metrics": [], "/healthz": []}
+    first = None
+    done = None
+    last_seen = 0.0
+    deadline = time.monotonic() + timeout
+    tick = time.monotonic()
+    conn.send("ready")
+    ticks = 0
+    while time.monotonic() < deadline:
+        try:
+            if ticks % metrics_every == 0:
+                took, body = get("/metrics")
+                at = time.monotonic()
+                latencies["/metrics"].append(took)
+                last_seen = events_total(body)
+                if first is None and last_seen > 0:
+                    first = at
+                if last_seen >= events:
+                    done = at
+                    break
+            ticks += 1
+            took, _ = get("/healthz")
+            latencies["/healthz"].append(took)
+        except (OSError, http.client.HTTPException):
+            pass
+        tick += 0.05
+        pause = tick - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        else:
+            tick = time.monotonic()
+    conn.send({"first": first, "done": done, "events_seen": last_seen, "latencies": latencies})
+
+
+# --- the consumer (this process) -------------------------------------------------------------------
+
+
+class Renewals:
+    """Records every claim_ownership of the checkpoint store (the SDK's claims and renewals)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[tuple[float, float | None]]] = defaultdict(list)  # pid -> (monotonic, last_modified)
+        self.durations: list[float] = []
+        self.active = False
+
+    def wrap(self, cls: Any) -> None:
+        original = cls.claim_ownership
+        if getattr(original, "_bench_wrapped", False):
+            return
+        renewals = self
+
+        async def claim_ownership(store: Any, ownership_list: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            result = await original(store, ownership_list, **kwargs)
+            if renewals.active:
+                renewals.durations.append(time.monotonic() - started)
+                for item in result or ():
+                    renewals.calls[item["partition_id"]].append((started, item.get("last_modified_time")))
+            return result
+
+        claim_ownership._bench_wrapped = True  # type: ignore[attr-defined]
+        cls.claim_ownership = claim_ownership
+
+    def summary(self, interval: float) -> dict[str, Any]:
+        gaps, blob_gaps = [], []
+        for items in self.calls.values():
+            for (t0, m0), (t1, m1) in zip(items, items[1:]):
+                gaps.append(t1 - t0)
+                if m0 is not None and m1 is not None:
+                    blob_gaps.append(m1 - m0)
+        late = [g for g in gaps if g > interval * 1.5]
+        return {"renewals": sum(len(v) for v in self.calls.values()), "gaps": gaps, "blob_gaps": blob_gaps,
+                "late": late, "claim_durations": self.durations}
+
+
+def write_config(path: Path, connection_string: str, storage: str | None, container: str, batch: int,
+                 prefetch: int) -> Path:
+    import yaml
+
+    config: dict[str, Any] = {
+        "eventhub": {
+            "connection_string": connection_string,
+            "name": HUB,
+            "initial_position": "earliest",
+            "max_batch_size": batch,
+            "prefetch": prefetch,
+            "load_balancing_interval_seconds": LOAD_BALANCING_INTERVAL,
+            "partition_ownership_expiration_interval_seconds": OWNERSHIP_EXPIRATION,
+        },
+        "checkpoint_store": {"connection_string": storage or "UseDevelopmentStorage=true", "container": container},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "logging": {"level": "WARNING"},
+    }
+    if storage is None:
+        config["deadletter"] = {"enabled": False}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, azurite_pid: int | None,
+                       events: int, timeout: float, renewals: Renewals, profile: str | None) -> dict[str, Any]:
+    from consumer.app import Service
+    from consumer.config import load_settings
+
+    store = None
+    if memory_store:
+        from consumer.devtools.memory_store import InMemoryCheckpointStore
+
+        store = InMemoryCheckpointStore()
+        renewals.wrap(InMemoryCheckpointStore)
+    else:
+        from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+
+        renewals.wrap(BlobCheckpointStore)
+    renewals.calls.clear()
+    renewals.durations.clear()
+    settings = load_settings(str(config))
+    service = Service(settings, checkpoint_store=store)
+
+    profiler: Any = None
+    if profile == "sample":
+        profiler = Sampler()
+    elif profile == "cprofile":
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+    elif profile == "pyinstrument":
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005, async_mode="disabled")
+
+    endpoint.send("stats")
+    ep_cpu0, ep_bytes0 = endpoint.recv()
+    az_cpu0 = proc_cpu(azurite_pid) if azurite_pid else 0.0
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    renewals.active = True
+    if profiler is not None:
+        profiler.enable() if profile == "cprofile" else profiler.start()  # type: ignore[func-returns-value]
+    serving = asyncio.create_task(service.serve())
+    while service.http_port is None:
+        if serving.done():
+            await serving
+            raise RuntimeError("service stopped before serving http")
+        await asyncio.sleep(0.005)
+
+    lags: list[tuple[float, float]] = []  # (started, overshoot)
+    probing = True
+
+    async def probe() -> None:
+        while probing:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append((t, time.monotonic() - t - 0.01))
+
+    probe_task = asyncio.create_task(probe())
+    parent, child = mp.Pipe()
+    scraper = mp.get_context("spawn").Process(target=scraper_process, args=(child, service.http_port, events, timeout, METRICS_EVERY),
+                                               daemon=True)
+    scraper.start()
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[Any] = loop.create_future()
+
+    def readable() -> None:
+        if not arrived.done():
+            arrived.set_result(parent.recv())
+
+    loop.add_reader(parent.fileno(), readable)
+    assert (await arrived) == "ready"
+    arrived = loop.create_future()
+    result = await arrived
+    loop.remove_reader(parent.fileno())
+    wall1, cpu1 = time.monotonic(), time.process_time()
+    endpoint.send("stats")
+    ep_cpu1, ep_bytes1 = endpoint.recv()
+    az_cpu1 = proc_cpu(azurite_pid) if azurite_pid else 0.0
+    if profiler is not None:
+        profiler.disable() if profile == "cprofile" else profiler.stop()  # type: ignore[func-returns-value]
+    renewals.active = False
+    probing = False
+    await probe_task
+    render_cpu = time.process_time()
+    for _ in range(5):
+        rendered = service.metrics.render()
+    render_cpu = (time.process_time() - render_cpu) / 5
+    service.request_stop()
+    exit_code = await serving
+    scraper.join(10)
+    return {"wall": wall1 - wall0, "cpu": cpu1 - cpu0, "started": wall0, "ended": wall1, "exit_code": exit_code,
+            "endpoint_cpu": ep_cpu1 - ep_cpu0, "endpoint_bytes": ep_bytes1 - ep_bytes0,
+            "azurite_cpu": az_cpu1 - az_cpu0, "lags": lags, "render_cpu": render_cpu,
+            "render_bytes": len(rendered), "render_lines": rendered.count(b"\n"), "scrape": result, "profiler": profiler,
+            "renewals": renewals.summary(LOAD_BALANCING_INTERVAL)}
+
+
+# --- profile breakdown ------------------------------------------------------------------------------
+
+
+def category(filename: str, ours: str, idle_selector: bool = False) -> str | None:
+    if filename == "~" or filename.startswith("<"):
+        return None  # built-in: charged to its callers
+    path = filename.replace("\\", "/")
+    if path.endswith("/selectors.py"):
+        return IDLE if idle_selector else "other: asyncio"
+    if "azure/eventhub/_pyamqp" in path:
+        return "SDK: azure.eventhub._pyamqp"
+    if "checkpointstoreblob" in path or "azure/storage" in path or "azure/core" in path:
+        return "SDK: checkpoint store (blob, azure-core)"
+    if "azure/eventhub" in path:
+        return "SDK: azure.eventhub (client, processor)"
+    if path.startswith(ours):
+        return "ours: consumer/"
+    if "prometheus_client" in path:
+        return "ours (library): prometheus_client"
+    if "/asyncio/" in path:
+        return "other: asyncio"
+    if "aiohttp" in path or "multidict" in path or "yarl" in path:
+        return "other: aiohttp"
+    return "other: rest"
+
+
+IDLE = "idle: waiting in epoll"
+
+
+class Sampler:
+    """A CPU-time sampling profiler with next to no overhead: SIGPROF every `interval` s of process CPU
+    (``setitimer(ITIMER_PROF)``), the handler counts the innermost Python frame of the main thread. A
+    signal is handled between bytecodes, so time in a C call (``orjson.loads``, a socket send) lands on
+    the Python function that made it; time waiting in epoll uses no CPU and is not sampled."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.samples: dict[tuple[str, int, str], int] = defaultdict(int)
+
+    def _on_signal(self, _signum: int, frame: Any) -> None:
+        if frame is not None:
+            code = frame.f_code
+            self.samples[(code.co_filename, code.co_firstlineno, code.co_name)] += 1
+
+    def start(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGPROF, self._on_signal)
+        signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
+
+    def stop(self) -> None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        signal.signal(signal.SIGPROF, signal.SIG_DFL)
+
+    def breakdown(self, cpu: float) -> tuple[dict[str, float], list[tuple[float, str]]]:
+        """Shares of the samples, scaled to the process CPU `cpu` (the kernel delivers ITIMER_PROF at
+        its tick, e.g. every 4 ms at HZ=250, whatever the interval asked for)."""
+        import consumer
+
+        ours = str(Path(consumer.__file__).resolve().parent) + "/"
+        totals: dict[str, float] = defaultdict(float)
+        top = []
+        per_sample = cpu / max(1, sum(self.samples.values()))
+        for (filename, line, name), n in self.samples.items():
+            seconds = n * per_sample
+            totals[category(filename, ours) or "other: rest"] += seconds
+            top.append((seconds, f"{Path(filename).name}:{line}({name})"))
+        top.sort(reverse=True)
+        return dict(totals), top[:15]
+
+
+def pyinstrument_breakdown(profiler: Any) -> tuple[dict[str, float], list[tuple[float, str]]]:
+    """Self time by module path from pyinstrument's sampled call tree (wall clock; epoll waits apart)."""
+    import consumer
+
+    ours = str(Path(consumer.__file__).resolve().parent) + "/"
+    totals: dict[str, float] = defaultdict(float)
+    functions: dict[str, float] = defaultdict(float)
+    stack = [(profiler.last_session.root_frame(), "other: rest", "root")]
+    while stack:
+        frame, inherited, name = stack.pop()  # a synthetic frame ([self], [await]) counts for its parent
+        path = frame.file_path
+        cat = (category(path, ours, idle_selector=True) if path else None) or inherited
+        own = frame.time - sum(child.time for child in frame.children)
+        totals[cat] += own
+        functions[name] += own
+        stack.extend((child, cat, f"{Path(child.file_path).name}:{child.line_no}({child.function})"
+                       if child.file_path else name) for child in frame.children)
+    top = sorted(((t, name) for name, t in functions.items() if "selectors.py" not in name), reverse=True)
+    return dict(totals), top[:15]
+
+
+def breakdown(profiler: Any) -> tuple[dict[str, float], list[tuple[float, str]]]:
+    """Own CPU time by module path from cProfile; a built-in's time is shared among its callers."""
+    import pstats
+
+    import consumer
+
+    ours = str(Path(consumer.__file__).resolve().parent) + "/"
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = defaultdict(float)
+    top: list[tuple[float, str]] = []
+    for (filename, line, name), (_cc, _nc, tt, _ct, callers) in stats.items():
+        cat = category(filename, ours)
+        top.append((tt, f"{Path(filename).name}:{line}({name})" if filename != "~" else name))
+        if cat is not None:
+            totals[cat] += tt
+            continue
+        weight = sum(v[2] for v in callers.values())
+        if not callers or weight <= 0:
+            totals["other: rest"] += tt
+            continue
+        for (cfile, _cl, _cn), v in callers.items():
+            totals[category(cfile, ours) or "other: rest"] += tt * v[2] / weight
+    top.sort(reverse=True)
+    return dict(totals), top[:15]
+
+
+# --- reporting --------------------------------------------------------------------------------------
+
+
+def summarise(run: dict[str, Any], records: int, events: int, body_bytes: int) -> dict[str, Any]:
+    scrape = run["scrape"]
+    done = scrape["done"]
+    first = scrape["first"] or run["started"]
+    end = done or run["ended"]
+    seen = scrape["events_seen"]
+    fraction = min(1.0, seen / events) if events else 0.0
+    total = end - run["started"]
+    streaming = max(end - first, 1e-9)
+    lags = [lag for t, lag in run["lags"] if first <= t <= end]  # while batches are processed
+    return {
+        "complete": done is not None, "events": seen, "records": records * fraction,
+        "total": total, "streaming": streaming,
+        "records_s": records * fraction / total, "events_s": seen / total,
+        "records_s_streaming": records * fraction / streaming, "events_s_streaming": seen / streaming,
+        "cpu": run["cpu"], "cpu_share": run["cpu"] / run["wall"],
+        "cpu_per_record_us": 1e6 * run["cpu"] / max(records * fraction, 1),
+        "endpoint_cpu": run["endpoint_cpu"], "endpoint_bytes": run["endpoint_bytes"],
+        "azurite_cpu": run["azurite_cpu"], "wall": run["wall"],
+        "lag_p50": percentile(lags, 0.5), "lag_p99": percentile(lags, 0.99), "lag_max": max(lags, default=float("nan")),
+        "lag_n": len(lags), "latencies": scrape["latencies"], "renewals": run["renewals"],
+        "body_mb": body_bytes * fraction / 1e6, "render_cpu": run["render_cpu"],
+        "render_bytes": run["render_bytes"], "render_lines": run["render_lines"],
+    }
+
+
+def ms(x: float) -> str:
+    return f"{1000 * x:.1f}"
+
+
+def print_run(title: str, s: dict[str, Any]) -> None:
+    print(f"\n== {title}")
+    if not s["complete"]:
+        print(f"  INCOMPLETE: timed out with {s['events']:.0f} events seen")
+    print(f"  end to end: {s['records']:,.0f} records / {s['events']:,.0f} events in {s['total']:.2f}s wall from "
+          f"start-up (connect, ownership claims), {s['streaming']:.2f}s from the first event counted to the last")
+    print(f"    records/s: {s['records_s']:,.0f} incl. start-up, {s['records_s_streaming']:,.0f} streaming")
+    print(f"    events/s:  {s['events_s']:,.0f} incl. start-up, {s['events_s_streaming']:,.0f} streaming "
+          f"({s['body_mb'] / s['streaming']:.1f} MB/s of bodies)")
+    print(f"    consumer CPU {s['cpu']:.2f}s = {100 * s['cpu_share']:.0f}% of one core over the run, "
+          f"{s['cpu_per_record_us']:.1f} µs CPU/record → CPU-bound ceiling {1e6 / s['cpu_per_record_us']:,.0f} records/s")
+    ep = s["endpoint_cpu"]
+    print(f"  endpoint (own process): CPU {ep:.2f}s = {100 * ep / s['wall']:.0f}% of one core; served "
+          f"{s['endpoint_bytes'] / 1e6:.0f} MB to the SDK = {s['endpoint_bytes'] / 1e6 / s['streaming']:.1f} MB/s, "
+          f"{s['events_s_streaming']:,.0f} events/s; its own capacity at that CPU: "
+          f"{s['events'] / max(ep, 1e-9):,.0f} events/s, {s['endpoint_bytes'] / 1e6 / max(ep, 1e-9):,.0f} MB/s per core")
+    if s["azurite_cpu"]:
+        print(f"  azurite (own process): CPU {s['azurite_cpu']:.2f}s = {100 * s['azurite_cpu'] / s['wall']:.0f}% of one core")
+    for path, values in s["latencies"].items():
+        print(f"  GET {path:9s} n={len(values):4d}  p50 {ms(percentile(values, 0.5))} ms  "
+              f"p99 {ms(percentile(values, 0.99))} ms  max {ms(max(values, default=float('nan')))} ms")
+    print(f"  one /metrics render at the end: {ms(s['render_cpu'])} ms CPU, {s['render_bytes'] / 1e3:.0f} KB, "
+          f"{s['render_lines']} lines (20 renders/s would take {100 * 20 * s['render_cpu']:.0f}% of a core)")
+    print(f"  event-loop lag (sleep(0.01) overshoot) n={s['lag_n']}  p50 {ms(s['lag_p50'])} ms  "
+          f"p99 {ms(s['lag_p99'])} ms  max {ms(s['lag_max'])} ms")
+    r = s["renewals"]
+    gaps, blob_gaps = r["gaps"], r["blob_gaps"]
+    line = (f"  ownership claims/renewals: {r['renewals']} (load_balancing_interval {LOAD_BALANCING_INTERVAL:g}s, "
+            f"expiration {OWNERSHIP_EXPIRATION:g}s); interval between renewals of a partition ")
+    if gaps:
+        line += f"max {max(gaps):.2f}s (median {statistics.median(gaps):.2f}s)"
+        if blob_gaps:
+            line += f", ownership blob last_modified interval max {max(blob_gaps):.2f}s"
+        line += f"; claim call max {ms(max(r['claim_durations']))} ms"
+        line += f"; late (> 1.5 × interval): {len(r['late'])}"
+    else:
+        line += "n/a (run shorter than one load-balancing interval)"
+    print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000, help="corpus size in records (50 per body)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=300, help="eventhub.max_batch_size")
+    parser.add_argument("--prefetch", type=int, default=600, help="eventhub.prefetch")
+    parser.add_argument("--store", choices=("azurite", "memory"), default="azurite")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=120.0, help="per run: stop after this many seconds")
+    parser.add_argument("--profiler", choices=("sample", "pyinstrument", "cprofile", "none"), default="sample",
+                        help="profiled run: SIGPROF sampling of CPU time (default, ~no overhead), pyinstrument "
+                        "(pip install it; hooks every call) or cProfile (CPU clock; per-call overhead)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the batch size × prefetch table")
+    args = parser.parse_args(argv)
+
+    print(f"# bench_e2e  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cpus {os.cpu_count()}  "
+          f"python {sys.version.split()[0]}")
+    parent, child = mp.Pipe()
+    endpoint = mp.get_context("spawn").Process(target=endpoint_process,
+                                               args=(child, args.records, args.partitions, args.seed), daemon=True)
+    endpoint.start()
+    if not parent.poll(300):
+        print("endpoint did not start", file=sys.stderr)
+        endpoint.kill()
+        return 1
+    info = parent.recv()
+    events, body_bytes = info["events"], info["bytes"]
+    print(f"endpoint: child process {endpoint.pid} (EventHubsEndpoint, as `acs-sms-consumer emulator`), "
+          f"{args.partitions} partitions, preloaded {args.records:,} records in {events:,} events "
+          f"({body_bytes / 1e6:.0f} MB of bodies, {body_bytes / events / 1e3:.1f} KB/event) — corpus generated in "
+          f"{info['generate_s']:.1f}s, stored in {info['preload_s']:.1f}s")
+
+    azurite = None
+    storage = None
+    if args.store == "azurite":
+        from consumer.devtools.azurite import Azurite
+
+        azurite = Azurite().start()
+        storage = azurite.connection_string
+        print(f"checkpoint store: Azurite blob (node child process {azurite._process.pid}), "  # noqa: SLF001
+              "BlobCheckpointStore via the production config path; a fresh container per run")
+    else:
+        print("checkpoint store: InMemoryCheckpointStore injected into Service (no storage process)")
+    print("consumer: consumer.app.Service in this process (load_settings → Service.serve), scraper child process "
+          "GETting /healthz 20×/s and /metrics 5×/s")
+
+    renewals = Renewals()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-e2e-")
+    counter = 0
+
+    def one(batch: int, prefetch: int, profile: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        nonlocal counter
+        counter += 1
+        config = write_config(Path(tmp.name) / f"run{counter}.yaml", info["connection_string"], storage,
+                              f"bench{counter}-{os.getpid()}", batch, prefetch)
+        run = asyncio.run(run_consumer(config, azurite is None, parent,
+                                       azurite._process.pid if azurite else None,  # noqa: SLF001
+                                       events, args.timeout, renewals, profile))
+        return run, summarise(run, args.records, events, body_bytes)
+
+    try:
+        _, s = one(args.batch_size, args.prefetch, None)
+        print_run(f"timed run: max_batch_size={args.batch_size}, prefetch={args.prefetch} (no profiler)", s)
+        if args.profiler != "none":
+            run, sp = one(args.batch_size, args.prefetch, args.profiler)
+            if args.profiler == "sample":
+                totals, top = run["profiler"].breakdown(sp["cpu"])
+                how = (f"SIGPROF sampling of process CPU, {sum(run['profiler'].samples.values())} samples scaled to "
+                       "the process CPU; C calls charged to their Python caller")
+            elif args.profiler == "cprofile":
+                totals, top = breakdown(run["profiler"])
+                how = "cProfile, CPU clock — per-call overhead inflates call-heavy code (prometheus_client, pipeline)"
+            else:
+                totals, top = pyinstrument_breakdown(run["profiler"])
+                how = "pyinstrument, sampling every 0.5 ms of wall clock, epoll waits shown apart"
+            idle = totals.pop(IDLE, 0.0)
+            total = sum(totals.values())
+            print(f"\n== CPU breakdown ({how}); same settings, profiled run "
+                  f"{sp['records_s_streaming']:,.0f} records/s streaming")
+            print(f"  profiled time {total:.2f}s (idle in epoll, not counted: {idle:.2f}s) "
+                  f"of a {sp['wall']:.2f}s run; process CPU {sp['cpu']:.2f}s")
+            groups: dict[str, float] = defaultdict(float)
+            for name, value in sorted(totals.items(), key=lambda kv: -kv[1]):
+                print(f"    {name:42s} {value:7.2f}s  {100 * value / total:5.1f}%")
+                groups[name.split(":")[0].split(" (")[0]] += value
+            print("  summary: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in
+                                            sorted(groups.items(), key=lambda kv: -kv[1])))
+            print("  top functions by own time:")
+            for tt, name in top:
+                print(f"    {tt:6.2f}s  {name}")
+        if not args.no_sweep:
+            print("\n== settings (max_batch_size × prefetch), no profiler, one run each")
+            print(f"  {'batch':>5s} {'prefetch':>8s} {'records/s':>10s} {'streaming':>10s} {'cons.CPU%':>9s} "
+                  f"{'µs/rec':>7s} {'endp.CPU%':>9s} {'lag p99':>8s} {'lag max':>8s} {'/metrics p99':>12s} "
+                  f"{'/healthz p99':>12s} {'late renew.':>11s}")
+            for batch in (100, 300, 1000):
+                for prefetch in (300, 1000, 3000):
+                    _, r = one(batch, prefetch, None)
+                    lat = r["latencies"]
+                    print(f"  {batch:5d} {prefetch:8d} {r['records_s']:10,.0f} {r['records_s_streaming']:10,.0f} "
+                          f"{100 * r['cpu_share']:8.0f}% {r['cpu_per_record_us']:7.1f} "
+                          f"{100 * r['endpoint_cpu'] / r['wall']:8.0f}% {ms(r['lag_p99']):>6s}ms {ms(r['lag_max']):>6s}ms "
+                          f"{ms(percentile(lat['/metrics'], 0.99)):>10s}ms {ms(percentile(lat['/healthz'], 0.99)):>10s}ms "
+                          f"{len(r['renewals']['late']):>11d}" + ("" if r["complete"] else "  (incomplete)"))
+    finally:
+        parent.send("stop")
+        parent.poll(30) and parent.recv()
+        endpoint.join(10)
+        if azurite is not None:
+            azurite.close()
+        tmp.cleanup()
+    print(f"\n# load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if s["complete"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
