@@ -52,6 +52,7 @@ MAX_NON_EPOCH_RECEIVERS = 5
 MAX_FRAME_SIZE = 1024 * 1024
 MAX_MESSAGE_SIZE = 1024 * 1024
 WINDOW = 2**31 - 1
+UINT_MASK = 0xFFFFFFFF
 HANDLE_MAX = 2**32 - 1
 CHANNEL_MAX = 4999
 SEND_CREDIT = 1000
@@ -253,7 +254,7 @@ class Connection(asyncio.Protocol):
 
     # --- timers: heartbeats and idle timeout ---------------------------------------------------
     def _schedule_timer(self) -> None:
-        interval = min(x for x in (self._heartbeat_s, self.server.idle_timeout_s / 2, 5.0) if x)
+        interval = min(x for x in (self._heartbeat_s and self._heartbeat_s / 2, self.server.idle_timeout_s / 2, 5.0) if x)
         self._timer = asyncio.get_running_loop().call_later(interval, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -268,7 +269,7 @@ class Connection(asyncio.Protocol):
             if self.transport:
                 self.transport.close()
             return
-        if self._heartbeat_s and now - self._last_write >= self._heartbeat_s:
+        if self._heartbeat_s and now - self._last_write >= self._heartbeat_s / 2:
             self.send(codec.EMPTY_FRAME)
             self.flush()
         self._schedule_timer()
@@ -319,7 +320,11 @@ class Connection(asyncio.Protocol):
     def _on_open(self, channel: int, fields: list[Any]) -> None:
         self.max_frame_size = min(fields[2] or MAX_FRAME_SIZE, 16 * MAX_FRAME_SIZE)
         if fields[4]:
+            # the client closes after idle-timeout without a frame from us: keep silences under half of it
             self._heartbeat_s = fields[4] / 1000 / 2
+            if self._timer:
+                self._timer.cancel()
+            self._schedule_timer()
         self.send_frame(
             0,
             OpenFrame(
@@ -521,12 +526,14 @@ class Connection(asyncio.Protocol):
         link = session.links.get(fields[4])
         if link is None or not link.we_send:
             return
+        # link-credit is relative to the receiver's view of delivery-count (RFC-1982 serial numbers)
         receiver_count = fields[5] if fields[5] is not None else 0
-        link.credit = receiver_count + (fields[6] or 0) - link.delivery_count
+        credit = (receiver_count + (fields[6] or 0) - link.delivery_count) & UINT_MASK
+        link.credit = credit if credit < 2**31 else 0
         if link.kind == "events-out":
             self.pump(link)
             if fields[8] and link.credit > 0:  # drain: use up the credit
-                link.delivery_count += link.credit
+                link.delivery_count = (link.delivery_count + link.credit) & UINT_MASK
                 link.credit = 0
                 self.send_frame(channel, session.flow_frame(link, drain=True))
         if fields[9]:  # echo
@@ -537,7 +544,7 @@ class Connection(asyncio.Protocol):
 
     def _on_transfer(self, channel: int, fields: list[Any]) -> None:
         session = self.sessions[channel]
-        session.next_incoming_id += 1
+        session.next_incoming_id = (session.next_incoming_id + 1) & UINT_MASK
         link = session.links.get(fields[0])
         if link is None:
             return
@@ -556,7 +563,7 @@ class Connection(asyncio.Protocol):
         else:
             first = fields
             message = bytes(payload)
-        link.delivery_count += 1
+        link.delivery_count = (link.delivery_count + 1) & UINT_MASK
         link.credit -= 1
         error: AMQPError | None = None
         if link.kind == "request":
@@ -612,9 +619,9 @@ class Connection(asyncio.Protocol):
     def _send_reply(self, link: Link, payload: bytes) -> None:
         session = link.session
         delivery_id = session.next_delivery_id
-        session.next_delivery_id += 1
-        session.next_outgoing_id += 1
-        link.delivery_count += 1
+        session.next_delivery_id = (delivery_id + 1) & UINT_MASK
+        session.next_outgoing_id = (session.next_outgoing_id + 1) & UINT_MASK
+        link.delivery_count = (link.delivery_count + 1) & UINT_MASK
         link.credit -= 1
         self.send(codec.encode_transfer(session.channel, link.handle, delivery_id, len(payload), settled=True))
         self.send(payload)
@@ -652,13 +659,13 @@ class Connection(asyncio.Protocol):
                 break
             size = event.size + len(metrics)
             delivery_id = session.next_delivery_id
-            session.next_delivery_id = delivery_id + 1
+            session.next_delivery_id = (delivery_id + 1) & UINT_MASK
             if size <= max_payload:
                 out.append(encode_transfer(channel, handle, delivery_id, size, settled=settled))
                 out.extend(event.chunks)
                 if metrics:
                     out.append(metrics)
-                session.next_outgoing_id += 1
+                session.next_outgoing_id = (session.next_outgoing_id + 1) & UINT_MASK
             else:
                 payload = b"".join(event.chunks) + metrics
                 for start in range(0, size, max_payload):
@@ -666,8 +673,8 @@ class Connection(asyncio.Protocol):
                     more = start + max_payload < size
                     out.append(encode_transfer(channel, handle, delivery_id, len(piece), settled=settled, more=more))
                     out.append(piece)
-                    session.next_outgoing_id += 1
-            link.delivery_count += 1
+                    session.next_outgoing_id = (session.next_outgoing_id + 1) & UINT_MASK
+            link.delivery_count = (link.delivery_count + 1) & UINT_MASK
             link.credit -= 1
             link.next_sequence += 1
             written += size
