@@ -177,3 +177,75 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
             stream.stop()
         for replica in replicas:
             replica.stop(signal.SIGKILL)
+
+
+def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
+        eventhubs_factory, azurite, blob_container, tmp_path: Path) -> None:
+    endpoint = eventhubs_factory(partitions=4)
+    expiry = 30.0  # a handover "at once" is then far from a takeover after expiry
+    shutdown_timeout = 10.0
+    replicas = start_replicas(2, endpoint, azurite, blob_container, tmp_path, expiry,
+                              shutdown_timeout_seconds=shutdown_timeout)
+    leaving, staying = replicas
+    stream = None
+    try:
+        owned = wait_balanced(replicas, 4, stable_for=3 * LB_INTERVAL, timeout=45)
+        assert [len(o) for o in owned] == [2, 2], owned
+        handed = owned[0]
+        stream = Stream(endpoint, RATE, BODIES).start()
+        wait_for(lambda: all(r.total("acs_consumer_events_total") > 0 for r in replicas), 20, "counting", replicas)
+        time.sleep(2)
+
+        signalled = time.monotonic()
+        leaving.process.send_signal(signal.SIGTERM)
+        handed_at = wait_for(lambda: owned_partitions(staying) >= handed, expiry, "handover", [staying])
+        code = leaving.process.wait(shutdown_timeout + 5)
+        exited_at = time.monotonic()
+        leaving.stop()
+        time.sleep(2)
+        published = stream.stop()
+        stream = None
+
+        lines = log_lines(leaving)
+        shutting = next(i for i, line in enumerate(lines) if line.get("message") == "shutting down")
+        released = {line["partition"]: line for line in lines[shutting:] if line.get("message") == "partition released"}
+        assert set(released) == handed, released
+        assert all(line["reason"] == "shutdown" for line in released.values()), released
+        last = {p: released[p]["sequence_number"] for p in handed}
+        assert not [line for line in log_lines(leaving) if line.get("message", "").startswith("checkpoint failed")]
+        stopped = [line for line in log_lines(leaving) if line.get("message") == "stopped"]
+        assert stopped and stopped[-1]["exit_code"] == 0
+
+        wait_for(lambda: all(events_by_partition(staying).get(p, 0) >= published[p] - 1 - last[p] for p in handed)
+                 and all(events_by_partition(staying).get(p, 0) >= published[p] for p in owned[1]),
+                 20, "catch-up", [staying])
+        time.sleep(1)
+        counts = events_by_partition(staying)
+        shutdown = exited_at - signalled
+        handover = handed_at - signalled
+        print(f"\nSIGTERM: exit {code} after {shutdown:.2f} s (timeout {shutdown_timeout} s); the other replica "
+              f"held {sorted(handed)} {handover:.2f} s after the signal (ownership expiry {expiry} s); "
+              f"last sequence numbers at release {last}")
+        assert code == 0, leaving.logs()[-3000:]
+        assert shutdown < shutdown_timeout
+        assert handover < 3 * LB_INTERVAL + 2 < expiry
+        # The staying replica started each handed partition right after the final checkpoint of the
+        # leaving one, and the leaving one had counted up to it: none lost, none counted twice.
+        for p in handed:
+            assert counts[p] == published[p] - 1 - last[p], (p, counts[p], published[p], last[p])
+        for p in owned[1]:
+            assert counts[p] == published[p], (p, counts[p], published[p])
+        service = BlobServiceClient.from_connection_string(azurite.connection_string)
+        try:
+            prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default".lower()
+            container = service.get_container_client(blob_container)
+            for p in endpoint.partition_ids:  # checkpoints now at the end of every partition
+                metadata = container.get_blob_client(f"{prefix}/checkpoint/{p}").get_blob_properties().metadata
+                assert int(metadata["sequencenumber"]) == published[p] - 1
+        finally:
+            service.close()
+    finally:
+        if stream is not None:
+            stream.stop()
+        for replica in replicas:
+            replica.stop(signal.SIGKILL)
