@@ -9,7 +9,9 @@ the SDK's other consumers read them). For each received batch:
    are never starved by parsing;
 2. bodies that yield no records go to the dead-letter writer;
 3. only then is a checkpoint considered (`CheckpointPolicy`), so a checkpoint never names an event
-   whose records are not in the metrics yet (at-least-once);
+   whose records are not in the metrics yet (at-least-once). The write runs as a task beside the
+   receiving (at most one per partition in flight), so a slow or unavailable storage account delays
+   checkpoints, never the counting;
 4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`).
 
 A batch in hand is finished even when the SDK cancels the partition's task (shutdown, ownership
@@ -91,6 +93,7 @@ class Receiver:
         self.policy = CheckpointPolicy(settings.checkpoint.interval_seconds, settings.checkpoint.every_events)
         self.partitions: dict[str, PartitionProgress] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._checkpointing: dict[str, asyncio.Task[None]] = {}
         self._error_kind = FirstSeen(50)
         self.running = False
         self.events_processed = 0
@@ -148,6 +151,9 @@ class Receiver:
         inflight = self._inflight.get(partition)
         if inflight is not None and not inflight.done():
             await asyncio.wait([inflight])  # finish the batch in hand
+        writing = self._checkpointing.pop(partition, None)
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # the final checkpoint comes after the one in flight, never before
         progress = self.partitions.pop(partition, None)
         if progress is not None:
             await self._checkpoint(context, progress, final=True)
@@ -174,8 +180,9 @@ class Receiver:
             self._inflight[partition] = task
             await asyncio.shield(task)
         self._update_lag(context, progress)
-        if self.policy.due(progress, self.clock()):
-            await self._checkpoint(context, progress)
+        writing = self._checkpointing.get(partition)
+        if (writing is None or writing.done()) and self.policy.due(progress, self.clock()):
+            self._checkpointing[partition] = asyncio.ensure_future(self._checkpoint(context, progress))
 
     # --- work ------------------------------------------------------------------------------------
 
@@ -230,21 +237,21 @@ class Receiver:
         self.metrics.consumer.partition_lag.labels(progress.partition).set(lag)
 
     async def _checkpoint(self, context: PartitionContext, progress: PartitionProgress, final: bool = False) -> None:
-        now = self.clock()
-        if not self.policy.due(progress, now, final=final):
+        if not self.policy.due(progress, self.clock(), final=final):
             return
         sequence_number = progress.last_sequence_number
         try:
             await asyncio.wait_for(context.update_checkpoint(progress.last_event), CHECKPOINT_TIMEOUT_SECONDS)
         except Exception as exc:  # storage unavailable, throttled, timed out: retried later, never fatal
-            self.policy.attempted(progress, now, ok=False, sequence_number=sequence_number)
+            # The rate limit runs from the end of the attempt, so a write that timed out is not retried at once.
+            self.policy.attempted(progress, self.clock(), ok=False, sequence_number=sequence_number)
             self.metrics.consumer.checkpoints.labels(progress.partition, "error").inc()
             self.metrics.consumer.errors.labels(self._error_kind(type(exc).__name__)).inc()
             log.warning("checkpoint failed: %s", type(exc).__name__,
                         extra=event_fields(progress.partition, sequence_number, final=final,
                                            failures_in_a_row=progress.failures_in_a_row))
             return
-        self.policy.attempted(progress, now, ok=True, sequence_number=sequence_number)
+        self.policy.attempted(progress, self.clock(), ok=True, sequence_number=sequence_number)
         self.metrics.consumer.checkpoints.labels(progress.partition, "ok").inc()
         if self.on_store_answer is not None:
             self.on_store_answer()
