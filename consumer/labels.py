@@ -12,6 +12,7 @@ input, at the cost that which N values are admitted depends on arrival order (do
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 OTHER = "other"
@@ -107,13 +108,42 @@ class FirstSeen:
         found = self._by_key.get(key)
         if found is not None:
             return found
-        if len(self._by_key) >= self._limit or len(value) > MAX_LABEL_LENGTH or not value.isprintable():
+        if (len(self._by_key) >= self._limit or len(value) > MAX_LABEL_LENGTH or not value.isprintable()
+                or not self._admissible(value)):
             return OTHER
         self._by_key[key] = value
         return value
 
+    def _admissible(self, value: str) -> bool:
+        return True
+
     def admitted(self) -> set[str]:
         return set(self._by_key.values())
+
+
+#: What a name Azure gives (a category, a usage or unit type) looks like: a letter, then letters,
+#: digits, space, `_`, `.`, `-`; few digits; no GUID. Phone numbers, message and correlation ids,
+#: IP addresses and URIs fail it.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9 _.\-]*")
+_GUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
+MAX_NAME_DIGITS = 4
+
+
+def looks_like_name(value: str) -> bool:
+    """Whether `value` may be a label value of a name label (see `Names`)."""
+    return (_NAME.fullmatch(value) is not None and sum(c.isdigit() for c in value) <= MAX_NAME_DIGITS
+            and _GUID.search(value) is None)
+
+
+class Names(FirstSeen):
+    """`FirstSeen` for labels whose values are names (`category`, `usage_type`, `unit_type`): a value
+    that does not look like a name is never admitted (it maps to `other`), so a phone number, an id,
+    an address or a URI written into one of these fields cannot become a label value."""
+
+    __slots__ = ()
+
+    def _admissible(self, value: str) -> bool:
+        return looks_like_name(value)
 
 
 class ResultSignatures(FirstSeen):

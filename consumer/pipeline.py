@@ -36,6 +36,7 @@ from consumer.labels import (
     USAGE,
     FirstSeen,
     KnownValues,
+    Names,
     ResultSignatures,
     country,
 )
@@ -86,9 +87,9 @@ class Pipeline:
         self._result = KnownValues(RESULTS)
         self._number_type = KnownValues(NUMBER_TYPES, missing="unknown")
         self._result_signature = ResultSignatures(limits.result_signatures, missing=OTHER)
-        self._usage_type = FirstSeen(limits.usage_types, missing=OTHER)
-        self._unit_type = FirstSeen(limits.unit_types, missing=OTHER)
-        self._category = FirstSeen(limits.categories)
+        self._usage_type = Names(limits.usage_types, missing=OTHER)
+        self._unit_type = Names(limits.unit_types, missing=OTHER)
+        self._category = Names(limits.categories)
         self._category(SMS_OPERATIONAL)  # the parsed categories always have their own label value
         self._category(USAGE)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions

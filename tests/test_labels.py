@@ -176,3 +176,17 @@ def test_result_signatures_property(values):
         out = signatures(v)
         assert out == OTHER or (out.isdigit() and out.isascii() and len(out) <= 6)
     assert len(signatures.admitted()) <= 5
+
+
+def test_names_never_admit_personal_data():
+    from consumer.labels import Names
+
+    names = Names(50)
+    for value in ("+14255550123", "14255550123", "tel:+14255550111", "+1 (425) 555-0100", "203.0.113.77",
+                  "2001:db8::8a2e:370:7334", "c0ffee00-dead-beef-cafe-000000000001",
+                  "deadbeefcafebabefacefeedfacecafe", "Outgoing_20240101120000abc_noam", "a@b.example",
+                  "https://x.example/sms?to=%2B1425", "/sms?api-version=1"):
+        assert names(value) == OTHER, value
+    for value in ("ChatOperational", "CallSummary", "SMS", "PSTN", "Message", "Megabyte", "Calling-Audio v2"):
+        assert names(value) == value
+    assert names.admitted() == {"ChatOperational", "CallSummary", "SMS", "PSTN", "Message", "Megabyte", "Calling-Audio v2"}
