@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import http.client
 import multiprocessing as mp
 import os
@@ -309,6 +310,16 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
             lags.append((t, time.monotonic() - t - 0.01))
 
     probe_task = asyncio.create_task(probe())
+    gc_pauses: list[tuple[int, float]] = []  # (generation, seconds) of every collection during the run
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_pauses.append((info["generation"], time.perf_counter() - gc_started[0]))
+
+    gc.callbacks.append(on_gc)
     parent, child = mp.Pipe()
     scraper = mp.get_context("spawn").Process(target=scraper_process, args=(child, service.http_port, events, timeout, METRICS_EVERY),
                                                daemon=True)
@@ -334,6 +345,7 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
     renewals.active = False
     probing = False
     await probe_task
+    gc.callbacks.remove(on_gc)
     render_cpu = time.process_time()
     for _ in range(5):
         rendered = service.metrics.render()
@@ -343,7 +355,7 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
     scraper.join(10)
     return {"wall": wall1 - wall0, "cpu": cpu1 - cpu0, "started": wall0, "ended": wall1, "exit_code": exit_code,
             "endpoint_cpu": ep_cpu1 - ep_cpu0, "endpoint_bytes": ep_bytes1 - ep_bytes0,
-            "azurite_cpu": az_cpu1 - az_cpu0, "lags": lags, "render_cpu": render_cpu,
+            "azurite_cpu": az_cpu1 - az_cpu0, "lags": lags, "render_cpu": render_cpu, "gc": gc_pauses,
             "render_bytes": len(rendered), "render_lines": rendered.count(b"\n"), "scrape": result, "profiler": profiler,
             "renewals": renewals.summary(LOAD_BALANCING_INTERVAL)}
 
@@ -386,6 +398,7 @@ class Sampler:
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
         self.samples: dict[tuple[str, int, str], int] = defaultdict(int)
+        self.ours_by_file: list[tuple[str, float]] = []
 
     def _on_signal(self, _signum: int, frame: Any) -> None:
         if frame is not None:
@@ -418,6 +431,11 @@ class Sampler:
             totals[category(filename, ours) or "other: rest"] += seconds
             top.append((seconds, f"{Path(filename).name}:{line}({name})"))
         top.sort(reverse=True)
+        files: dict[str, float] = defaultdict(float)
+        for (filename, _line, _name), n in self.samples.items():
+            if filename.startswith(ours):
+                files[filename[len(ours):]] += n * per_sample
+        self.ours_by_file = sorted(files.items(), key=lambda kv: -kv[1])
         return dict(totals), top[:15]
 
 
@@ -493,7 +511,7 @@ def summarise(run: dict[str, Any], records: int, events: int, body_bytes: int) -
         "lag_p50": percentile(lags, 0.5), "lag_p99": percentile(lags, 0.99), "lag_max": max(lags, default=float("nan")),
         "lag_n": len(lags), "latencies": scrape["latencies"], "renewals": run["renewals"],
         "body_mb": body_bytes * fraction / 1e6, "render_cpu": run["render_cpu"],
-        "render_bytes": run["render_bytes"], "render_lines": run["render_lines"],
+        "render_bytes": run["render_bytes"], "render_lines": run["render_lines"], "gc": run["gc"],
     }
 
 
@@ -526,6 +544,9 @@ def print_run(title: str, s: dict[str, Any]) -> None:
           f"{s['render_lines']} lines (20 renders/s would take {100 * 20 * s['render_cpu']:.0f}% of a core)")
     print(f"  event-loop lag (sleep(0.01) overshoot) n={s['lag_n']}  p50 {ms(s['lag_p50'])} ms  "
           f"p99 {ms(s['lag_p99'])} ms  max {ms(s['lag_max'])} ms")
+    by_gen = {g: [p for gen, p in s["gc"] if gen == g] for g in (0, 1, 2)}
+    print("  garbage collector pauses (whole run): " + ", ".join(
+        f"gen{g} {len(v)}× max {ms(max(v, default=0.0))} ms total {ms(sum(v))} ms" for g, v in by_gen.items()))
     r = s["renewals"]
     gaps, blob_gaps = r["gaps"], r["blob_gaps"]
     line = (f"  ownership claims/renewals: {r['renewals']} (load_balancing_interval {LOAD_BALANCING_INTERVAL:g}s, "
@@ -628,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
                 groups[name.split(":")[0].split(" (")[0]] += value
             print("  summary: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in
                                             sorted(groups.items(), key=lambda kv: -kv[1])))
+            if args.profiler == "sample":
+                print("  ours by file: " + ", ".join(f"{name} {100 * t / total:.1f}%"
+                                                    for name, t in run["profiler"].ours_by_file[:8]))
             print("  top functions by own time:")
             for tt, name in top:
                 print(f"    {tt:6.2f}s  {name}")
