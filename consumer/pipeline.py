@@ -20,6 +20,7 @@ Which records count where:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from consumer.config import PipelineSettings
 from consumer.correlation import DeliveryCorrelator, ExpiringMap, Waiting
@@ -41,7 +42,21 @@ from consumer.labels import (
     country,
 )
 from consumer.metrics import DomainMetrics
-from consumer.records import Invalid, Skipped, SmsOperational, Usage, normalise
+from consumer.records import (
+    NO_PROPERTIES,
+    UNUSUAL,
+    CanonicalRecord,
+    Invalid,
+    Skipped,
+    SmsOperational,
+    Usage,
+    _CATEGORIES,
+    _NULLS,
+    clean,
+    decode_canonical,
+    normalise,
+    time_stamp,
+)
 
 #: How many invalid-record reasons a BodyResult keeps for the logs (the count is always exact).
 MAX_REASONS = 5
@@ -49,6 +64,10 @@ MAX_REASONS = 5
 #: How many distinct raw (operation, result type, number type, country) tuples keep their bounded
 #: label tuple memoised; when full the memo is emptied, so hostile input cannot grow it.
 LABEL_MEMO_SIZE = 4096
+
+_SMS_PROCESSED, _SMS_DUPLICATE = (SMS_OPERATIONAL, "processed"), (SMS_OPERATIONAL, "duplicate")
+_USAGE_PROCESSED, _USAGE_DUPLICATE = (USAGE, "processed"), (USAGE, "duplicate")
+_OUTGOING, _INCOMING = ("outgoing",), ("incoming",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +118,13 @@ class Pipeline:
         # raw (usage_type, unit_type) → bounded labels; `FirstSeen` never forgets or changes a value it
         # has mapped (admitted stays admitted, refused stays refused), so memoising it changes nothing
         self._usage_labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
+        # raw (operationName, resultType, NumberType, Country) of a canonical record → (labels of
+        # acs_sms_operations, clean result type), or None when a value needs the general path
+        self._canonical_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str], str | None] | None] = {}
+        self._signatures: dict[int | str | None, str | None] = {}  # raw resultSignature → clean (or UNUSUAL)
+        #: Whether bodies in the canonical shape take the typed one-pass decode (`_process_canonical`);
+        #: False sends every body the general way (the reference, for the differential tests).
+        self.canonical = True
         self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds)
         self._seen: ExpiringMap[int, None] = ExpiringMap(settings.duplicates_max_entries, settings.duplicates_max_age_seconds)
         metrics.collector.gauge(
@@ -116,6 +142,11 @@ class Pipeline:
             if context.enqueued_time is not None:
                 m.event_age.observe((), max(0.0, now - context.enqueued_time))
 
+        if self.canonical and len(body) <= self.settings.max_body_bytes:
+            canonical = decode_canonical(body)
+            if canonical:  # an empty records array is a decode error: the general path says so
+                return self._process_canonical(body, canonical, now)
+
         decoded = decode_body(body, self.settings.max_body_bytes)
         result = BodyResult(records=len(decoded.records), repaired=decoded.repaired)
         if decoded.error is not None:
@@ -126,37 +157,195 @@ class Pipeline:
         if decoded.repaired:
             m.repaired_bodies.inc(())
 
-        records = m.records
         for raw in decoded.records:
-            outcome = normalise(raw)
-            if type(outcome) is SmsOperational:
-                time = outcome.time
-                stamp = None if time is None else time.timestamp()  # once per record: it is not cheap
-                if self._is_duplicate(outcome, now, stamp):
-                    records.inc((SMS_OPERATIONAL, "duplicate"))
+            self._apply(normalise(raw), now, result)
+        return result
+
+    def _process_canonical(self, body: bytes, records: list[CanonicalRecord], now: float) -> BodyResult:
+        """`process` of a body `decode_canonical` accepted: the same metric updates and result as the
+        general path, from the typed records. A record with a value only the general path may
+        interpret (see `clean`) is handed to it: the body is then decoded as the general path decodes
+        it (orjson accepts every body msgspec accepts with these types, with the same values) and that
+        one record is normalised and applied, in its place in the order."""
+        m = self.metrics
+        result = BodyResult(records=len(records))
+        counts = m.records.values
+        operations = m.operations.values
+        api_duration = m.api_duration.observe
+        characters = m.message_characters
+        record_age = m.record_age.observe
+        seen = self._seen
+        memo = self._canonical_sms
+        signatures = self._signatures
+        general: list[Any] | None = None
+        sms_age, usage_age = (SMS_OPERATIONAL,), (USAGE,)
+        for index, record in enumerate(records):
+            category = record.category
+            if category == SMS_OPERATIONAL:
+                properties = record.properties or NO_PROPERTIES
+                raw = (record.operationName, record.resultType, properties.NumberType, properties.Country)
+                resolved = memo.get(raw, False)
+                if resolved is False:
+                    resolved = self._resolve_sms(raw)
+                signature = record.resultSignature
+                signature = signatures.get(signature, UNUSUAL) if signature is not None else None
+                if signature is UNUSUAL:
+                    signature = self._resolve_signature(record.resultSignature)
+                message_id = properties.MessageId
+                if message_id is not None:
+                    message_id = clean(message_id)
+                if resolved is None or signature is UNUSUAL or message_id is UNUSUAL:
+                    if general is None:
+                        general = decode_body(body, self.settings.max_body_bytes).records
+                    self._apply(normalise(general[index]), now, result)
+                    continue
+                labels, result_type = resolved
+                stamp, microsecond = time_stamp(record.time)
+                attempts = properties.DeliveryAttempts
+                if message_id is not None and not seen.add(
+                    hash((raw[0], message_id, stamp, microsecond, result_type, signature, attempts)), None, now
+                ):
+                    counts[_SMS_DUPLICATE] = counts.get(_SMS_DUPLICATE, 0.0) + 1.0
                     result.duplicate += 1
                     continue
-                self._sms(outcome, now, stamp)
-                records.inc((SMS_OPERATIONAL, "processed"))
+                # `_sms`, from the clean values
+                operation, result_label, number_type, where = labels
+                operations[labels] = operations.get(labels, 0.0) + 1.0
+                if result_type is not None and result_label != SUCCEEDED:
+                    m.failures.inc((operation, self._result_signature(signature), number_type, where))
+                duration = record.durationMs
+                if duration is not None:
+                    api_duration((operation,), duration / 1000.0)
+                length = properties.OutgoingMessageLength
+                if length:
+                    characters.inc(_OUTGOING, length)
+                length = properties.IncomingMessageLength
+                if length:
+                    characters.inc(_INCOMING, length)
+                if stamp is not None:
+                    record_age(sms_age, max(0.0, now - stamp))
+                if operation == DELIVERY_REPORT:
+                    if attempts is not None:
+                        m.delivery_attempts.observe((result_label,), attempts)
+                    if message_id is None or stamp is None:
+                        m.unmatched_reports.inc((result_label,))
+                        match = evicted = None
+                    else:
+                        match, evicted = self.correlator.report(message_id, stamp, result_label, number_type, now)
+                elif operation == SENT and result_label == SUCCEEDED and message_id is not None and stamp is not None:
+                    match, evicted = self.correlator.sent(message_id, stamp, number_type, now)
+                else:
+                    match = evicted = None
+                if match is not None:
+                    m.delivery_latency.observe((match.result, match.number_type), match.latency)
+                if evicted:
+                    self._count_evictions(evicted)
+                counts[_SMS_PROCESSED] = counts.get(_SMS_PROCESSED, 0.0) + 1.0
                 result.processed += 1
-            elif type(outcome) is Usage:
-                if self._is_duplicate(outcome, now, None):
-                    records.inc((USAGE, "duplicate"))
+            elif category == USAGE:
+                properties = record.properties or NO_PROPERTIES
+                quantity = properties.Quantity
+                record_id = clean(properties.RecordId)
+                usage_type = clean(properties.UsageType)
+                unit_type = clean(properties.UnitType)
+                if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL or usage_type is UNUSUAL
+                        or unit_type is UNUSUAL):
+                    if general is None:
+                        general = decode_body(body, self.settings.max_body_bytes).records
+                    self._apply(normalise(general[index]), now, result)
+                    continue
+                if record_id is not None and not seen.add(hash((USAGE, record_id, usage_type, quantity)), None, now):
+                    counts[_USAGE_DUPLICATE] = counts.get(_USAGE_DUPLICATE, 0.0) + 1.0
                     result.duplicate += 1
                     continue
-                self._usage(outcome, now)
-                records.inc((USAGE, "processed"))
+                # `_usage`, from the clean values
+                pair = (usage_type, unit_type)
+                key = self._usage_labels.get(pair)
+                if key is None:
+                    key = (self._usage_type(usage_type), self._unit_type(unit_type))
+                    if len(self._usage_labels) >= LABEL_MEMO_SIZE:
+                        self._usage_labels.clear()
+                    self._usage_labels[pair] = key
+                usage_records = m.usage_records.values
+                usage_records[key] = usage_records.get(key, 0.0) + 1.0
+                usage_quantity = m.usage_quantity.values
+                usage_quantity[key] = usage_quantity.get(key, 0.0) + quantity
+                stamp, _ = time_stamp(record.time)
+                if stamp is not None:
+                    record_age(usage_age, max(0.0, now - stamp))
+                counts[_USAGE_PROCESSED] = counts.get(_USAGE_PROCESSED, 0.0) + 1.0
                 result.processed += 1
-            elif type(outcome) is Skipped:
-                records.inc((self._category(outcome.category), "skipped"))
+            elif (category not in _NULLS and category.strip() is category
+                  and category.lower() not in _CATEGORIES):
+                # `Skipped(category)`: a category this service does not parse, spelled plainly
+                key = (self._category(category), "skipped")
+                counts[key] = counts.get(key, 0.0) + 1.0
                 result.skipped += 1
             else:
-                assert isinstance(outcome, Invalid)
-                records.inc((self._category(outcome.category), "invalid"))
-                result.invalid += 1
-                if len(result.invalid_reasons) < MAX_REASONS:
-                    result.invalid_reasons.append(outcome.reason)
+                if general is None:
+                    general = decode_body(body, self.settings.max_body_bytes).records
+                self._apply(normalise(general[index]), now, result)
         return result
+
+    def _resolve_sms(
+        self, raw: tuple[str | None, ...]
+    ) -> tuple[tuple[str, str, str, str], str | None] | None:
+        """Fill `_canonical_sms` for `raw`: the labels `_sms` gives the clean values, or None."""
+        operation, result_type, number_type, where = raw
+        assert operation is not None
+        if operation in _NULLS or operation.strip() is not operation:
+            resolved = None
+        else:
+            result_type, number_type, where = clean(result_type), clean(number_type), clean(where)
+            if UNUSUAL in (result_type, number_type, where):
+                resolved = None
+            else:
+                labels = (self._operation(operation), self._result(result_type), self._number_type(number_type),
+                          country(where))
+                resolved = (labels, result_type)
+        if len(self._canonical_sms) >= LABEL_MEMO_SIZE:
+            self._canonical_sms.clear()
+        self._canonical_sms[raw] = resolved
+        return resolved
+
+    def _resolve_signature(self, raw: int | str) -> str | None:
+        """Fill `_signatures` for `raw`: what the model makes of it (a number becomes its text)."""
+        value = str(raw) if type(raw) is int else clean(raw)
+        if len(self._signatures) >= LABEL_MEMO_SIZE:
+            self._signatures.clear()
+        self._signatures[raw] = value
+        return value
+
+    def _apply(self, outcome: SmsOperational | Usage | Skipped | Invalid, now: float, result: BodyResult) -> None:
+        """Reflect one normalised record in the metrics and in `result` (the general path)."""
+        records = self.metrics.records
+        if type(outcome) is SmsOperational:
+            time = outcome.time
+            stamp = None if time is None else time.timestamp()  # once per record: it is not cheap
+            if self._is_duplicate(outcome, now, stamp):
+                records.inc((SMS_OPERATIONAL, "duplicate"))
+                result.duplicate += 1
+                return
+            self._sms(outcome, now, stamp)
+            records.inc((SMS_OPERATIONAL, "processed"))
+            result.processed += 1
+        elif type(outcome) is Usage:
+            if self._is_duplicate(outcome, now, None):
+                records.inc((USAGE, "duplicate"))
+                result.duplicate += 1
+                return
+            self._usage(outcome, now)
+            records.inc((USAGE, "processed"))
+            result.processed += 1
+        elif type(outcome) is Skipped:
+            records.inc((self._category(outcome.category), "skipped"))
+            result.skipped += 1
+        else:
+            assert isinstance(outcome, Invalid)
+            records.inc((self._category(outcome.category), "invalid"))
+            result.invalid += 1
+            if len(result.invalid_reasons) < MAX_REASONS:
+                result.invalid_reasons.append(outcome.reason)
 
     def expire(self, now: float) -> None:
         """Evict what has waited too long even when no new records arrive (call now and then)."""

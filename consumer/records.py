@@ -22,10 +22,12 @@ This module is pure: no I/O, no clock, no logging.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import SchemaValidator
@@ -437,3 +439,136 @@ def _describe(exc: ValidationError) -> str:
         message = "is missing" if error["type"] == "missing" else error["msg"].lower()
         parts.append(f"{field} {message}")
     return "; ".join(parts)
+
+
+# --- canonical bodies: one typed decode of a whole Event Hubs body (msgspec) ---------------------
+#
+# Azure Monitor writes `{"records": [...]}` in one exact spelling of the common schema. Such a body is
+# decoded in one pass into the Structs below (msgspec: ~1.2 µs a record against ~2 µs for a bare
+# orjson decode plus the per-record normalising above). The Structs are strict on purpose, so that a
+# body they accept gives the same values as the general path (orjson → `normalise`) would:
+# - every key, at every level, is one the Structs name (unknown fields are refused: another spelling
+#   of a field — other casing, `TimeGenerated`, a field in both places — takes the general path,
+#   which resolves precedence);
+# - keys both paths ignore are typed too (`str | None`), because msgspec does not check what it skips
+#   as orjson does (invalid UTF-8, 1e400);
+# - numbers are numbers (no strings), counts are ints in 0..2**63-1 (orjson turns bigger ones into
+#   floats), amounts are floats ≥ 0; NaN/Infinity, control characters, lone surrogates, single
+#   quotes, trailing commas and BOMs are refused by msgspec as by orjson.
+# What the types cannot say — null spellings ("null", "", ...), padded strings, categories spelled
+# otherwise — the caller checks per value (`clean`) and sends the record the general way.
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Amount = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class CanonicalProperties(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """`properties` of the Event Hubs shape, as Azure spells it (SMS, Usage and Chat fields)."""
+
+    NumberType: str | None = None
+    Country: str | None = None
+    MessageId: str | None = None
+    DeliveryAttempts: _Count | None = None
+    OutgoingMessageLength: _Count | None = None
+    IncomingMessageLength: _Count | None = None
+    RecordId: str | None = None
+    UsageType: str | None = None
+    UnitType: str | None = None
+    Quantity: _Amount | None = None
+    # ignored by both paths
+    PhoneNumber: str | None = None
+    SdkType: str | None = None
+    PlatformType: str | None = None
+    Method: str | None = None
+    URI: str | None = None
+    Properties: str | None = None
+    ChatThreadId: str | None = None
+
+
+NO_PROPERTIES = CanonicalProperties()
+
+
+class CanonicalRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One record of the Event Hubs shape (Azure resource-log common schema), as Azure spells it."""
+
+    operationName: str
+    category: str
+    time: str | None = None
+    resultType: str | None = None
+    resultSignature: _Int64 | str | None = None
+    durationMs: _Amount | None = None
+    properties: CanonicalProperties | None = None
+    # ignored by both paths
+    resourceId: str | None = None
+    operationVersion: str | None = None
+    resultDescription: str | None = None
+    callerIpAddress: str | None = None
+    correlationId: str | None = None
+    level: str | None = None
+    location: str | None = None
+
+
+class _CanonicalBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    records: list[CanonicalRecord]
+
+
+_CANONICAL = msgspec.json.Decoder(_CanonicalBody).decode
+
+
+def decode_canonical(body: bytes) -> list[CanonicalRecord] | None:
+    """The records of a body in the canonical shape, or None when it is not one (then the general
+    path decides everything, errors included). Never raises."""
+    try:
+        return _CANONICAL(body).records
+    except (msgspec.DecodeError, ValueError):  # ValueError: UnicodeDecodeError of a str that is not UTF-8
+        return None
+
+
+UNUSUAL = "\0unusual"  # `clean`: a value only the general path may interpret
+
+
+def clean(value: str | None) -> str | None:
+    """What `_normalise` + the model make of a string value: None for a null spelling, the value
+    itself when it has nothing to strip; UNUSUAL when it has (pydantic strips a subset of what
+    `str.strip` does, so a value `str.strip` leaves alone is left alone by both)."""
+    if value is None or value in _NULLS:
+        return None
+    if value.strip() is not value:
+        return UNUSUAL
+    return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+_SECOND_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_whole_seconds: dict[str, int | None] = {}  # `YYYY-MM-DDThh:mm:ss` → µs since the epoch (None: not parseable)
+
+
+def time_stamp(value: str | None) -> tuple[float | None, int | None]:
+    """(`time.timestamp()`, `time.microsecond`) of the time `_normalise` makes of a string `time`
+    value (None, None when it has none). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
+    from a cache of whole seconds: `datetime.fromisoformat` truncates the fraction to 6 digits and
+    `timestamp()` of an aware datetime is its µs since the epoch / 10**6 (one correctly rounded int
+    division), which is what this computes; anything else goes through `_parse_time` itself."""
+    if value is None or value in _NULLS:
+        return None, None
+    if len(value) == 28 and value[19] == "." and value[27] == "Z" and value.isascii() and value[20:27].isdigit():
+        prefix = value[:19]
+        base = _whole_seconds.get(prefix, -1)
+        if base == -1:
+            base = None
+            if _SECOND_PREFIX.fullmatch(prefix):
+                parsed, _ = _parse_time(prefix + "Z")
+                if parsed is not None:
+                    base = (parsed - _EPOCH) // _ONE_MICROSECOND
+            if len(_whole_seconds) >= 4096:
+                _whole_seconds.clear()
+            _whole_seconds[prefix] = base
+        if base is not None:
+            micro = int(value[20:26])
+            return (base + micro) / 1_000_000, micro
+    parsed, _ = _parse_time(value)
+    if parsed is None:
+        return None, None
+    return parsed.timestamp(), parsed.microsecond

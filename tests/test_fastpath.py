@@ -257,3 +257,231 @@ def test_the_model_classes_still_validate_by_field_name() -> None:
     record = SmsOperational.model_validate({"operation_name": "SMSMessagesSent", "category": "SMSOperational"})
     assert record.operation_name == "SMSMessagesSent"
     assert SmsOperational.__pydantic_complete__ and Usage.__pydantic_complete__
+
+
+# --- canonical bodies: the one-pass typed decode (`Pipeline._process_canonical`) ------------------
+#
+# Differential: every body goes through two fresh pipelines, one with the canonical path and one
+# without (`canonical = False`: decode_body + normalise per record, the reference). Each BodyResult
+# and the whole rendered exposition (every family, every series, in order) must be identical.
+
+import json  # noqa: E402
+import math  # noqa: E402
+import string  # noqa: E402
+import unicodedata  # noqa: E402
+from datetime import UTC, datetime, timedelta, timezone  # noqa: E402
+from typing import Annotated  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from pydantic import StringConstraints, TypeAdapter  # noqa: E402
+
+from consumer.config import PipelineSettings  # noqa: E402
+from consumer.metrics import Metrics  # noqa: E402
+from consumer.pipeline import EventContext, Pipeline  # noqa: E402
+from consumer.records import _parse_time, decode_canonical, time_stamp  # noqa: E402
+
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+
+
+class _Pair:
+    """The same bodies through the canonical path and through the general path."""
+
+    def __init__(self, **pipeline_settings: Any) -> None:
+        self.fast_metrics = Metrics(PipelineSettings().buckets, "t")
+        self.slow_metrics = Metrics(PipelineSettings().buckets, "t")
+        self.fast = Pipeline(PipelineSettings(**pipeline_settings), self.fast_metrics.domain)
+        self.slow = Pipeline(PipelineSettings(**pipeline_settings), self.slow_metrics.domain)
+        self.slow.canonical = False
+        self.canonical_bodies = 0
+
+    def process(self, body: bytes, now: float, context: EventContext | None = None) -> None:
+        self.canonical_bodies += bool(decode_canonical(body))
+        got = self.fast.process(body, now, context)
+        expected = self.slow.process(body, now, context)
+        assert got == expected
+        assert len(self.fast.correlator) == len(self.slow.correlator)
+        assert len(self.fast._seen) == len(self.slow._seen)
+
+    def check(self) -> None:
+        assert self.fast_metrics.render().decode() == self.slow_metrics.render().decode()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 11])
+def test_generated_corpora_agree_and_take_the_canonical_path(seed: int) -> None:
+    pair = _Pair()
+    bodies = generate_corpus(3_000, records_per_body=50, seed=seed)
+    now = T0 + 60
+    for body in bodies:
+        now += 0.05
+        pair.process(body, now, EventContext(partition="0"))
+    pair.check()
+    assert pair.canonical_bodies == len(bodies)
+
+
+def test_small_windows_agree() -> None:
+    # Evictions by capacity and age, duplicates forgotten and seen again.
+    pair = _Pair(correlation_max_entries=20, duplicates_max_entries=30, correlation_max_age_seconds=2.0)
+    bodies = generate_corpus(2_000, records_per_body=20, seed=5)
+    now = T0
+    for body in bodies + bodies[::3]:
+        now += 0.5
+        pair.process(body, now, EventContext(partition="1", enqueued_time=now - 3))
+    pair.check()
+
+
+def test_samples_and_quirks_agree() -> None:
+    pair = _Pair()
+    now = T0 + 3600
+    for path in sorted(SAMPLES.iterdir()):
+        if path.suffix == ".jsonl":
+            for line in path.read_bytes().splitlines():
+                pair.process(line, now)
+        else:
+            pair.process(path.read_bytes(), now)
+            pair.process(path.read_bytes(), now)  # duplicates
+    pair.check()
+
+
+def _body(*records: Any) -> bytes:
+    return json.dumps({"records": list(records)}).encode()
+
+
+def test_each_odd_value_agrees_in_a_body_of_plain_records() -> None:
+    chat = _with(_with(EVENTHUBS_SMS, ("category",), "ChatOperational"), ("properties",), {"ChatThreadId": "19:x"})
+    for base in (EVENTHUBS_SMS, EVENTHUBS_USAGE, chat):
+        pair = _Pair()
+        for path in _field_paths(base):
+            for value in [*ODD_VALUES, *TIMES, 2**63, 2**63 - 1, 2**64, 2**64 + 1, -(2**63) - 1, 10**30, 1e308, -0.0,
+                          "SMSOperational", "Usage", "usage", "Chat Operational"]:
+                if isinstance(value, float) and not math.isfinite(value):
+                    continue
+                pair.process(_body(EVENTHUBS_SMS, _with(base, path, value), EVENTHUBS_USAGE), T0)
+            pair.process(_body(_without(base, path), EVENTHUBS_SMS), T0)
+        pair.check()
+
+
+def test_bodies_that_are_not_quite_canonical_agree() -> None:
+    pair = _Pair(max_body_bytes=4096)
+    plain = _body(EVENTHUBS_SMS)
+    for body in (
+        plain, b"\xef\xbb\xbf" + plain, plain + b" ", b" " + plain, plain[:-1] + b',"other":1}', b'{"records": []}',
+        b'{"records": {}}', b'{"Records": ' + plain[12:], b"[" + plain + b"]", plain.replace(b"131", b"NaN"),
+        plain.replace(b"131", b"1e400"), plain.replace(b'"level": "Informational"', b'"level": 1e400'),
+        plain.replace(b'"level": "Informational"', b'"level": "\xff"'),
+        plain.replace(b'"level": "Informational"', b'"level": "\\ud800"'),
+        plain.replace(b"Informational", b"Info\x01rmational"), plain.replace(b'"level"', b"'level'"),
+        plain.replace(b'"level": "Informational"', b'"level": 123456789012345678901234567890'),
+        plain.replace(b"131", b"123456789012345678901234567890"), plain.replace(b"131", b"131.5"),
+        plain.replace(b"131", b"1e2"), plain.replace(b'"DeliveryAttempts": 0', b'"DeliveryAttempts": 1.0'),
+        plain.replace(b'"category"', b'"category": "Usage", "category"'),
+        plain.replace(b'"category"', b'"Category": "Usage", "category"'),
+        plain.replace(b"202", b"18446744073709551616"), plain.replace(b"202", b"-9223372036854775809"),
+        plain.replace(b"202", b"true"), plain.replace(b'"MessageId": "', b'"MessageId": "\\u00e9'),
+        _body(*[EVENTHUBS_SMS] * 60), b'{"records": [' + b",".join([plain[13:-2]] * 40) + b"]}",
+    ):
+        pair.process(body, T0 + 10)
+    pair.check()
+
+
+# Times in every form the general path accepts or rejects.
+_ZONES = [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30)), timezone(timedelta(hours=14))]
+
+
+@st.composite
+def _times(draw: st.DrawFn) -> Any:
+    moment = draw(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))
+    digits = draw(st.integers(0, 9))
+    zone = draw(st.sampled_from([*_ZONES, None]))
+    text = moment.isoformat(timespec="seconds")
+    if digits:
+        text += "." + "".join(draw(st.lists(st.sampled_from(string.digits), min_size=digits, max_size=digits)))
+    if zone is UTC:
+        text += draw(st.sampled_from(["Z", "+00:00"]))
+    elif zone is not None:
+        offset = datetime(2000, 1, 1, tzinfo=zone).strftime("%z")
+        text += offset[:3] + ":" + offset[3:]
+    return draw(st.sampled_from([text, text, text, " " + text, text.replace("T", " "), text.lower(), text[:-1]]))
+
+
+@given(_times())
+@settings(max_examples=500, deadline=None)
+def test_time_stamp_is_parse_time(text: str) -> None:
+    parsed, _ = _parse_time(text)
+    if parsed is None:
+        assert time_stamp(text) == (None, None)
+    else:
+        assert time_stamp(text) == (parsed.timestamp(), parsed.microsecond)
+
+
+def test_time_stamp_of_azure_times_is_parse_time() -> None:
+    import random
+
+    rng = random.Random(3)
+    for _ in range(20_000):
+        moment = datetime.fromtimestamp(rng.uniform(-62135596800 + 86400, 253402214400), UTC)
+        text = moment.isoformat(timespec="seconds")[:19] + f".{rng.randrange(10**7):07d}Z"
+        parsed, _ = _parse_time(text)
+        assert time_stamp(text) == (parsed.timestamp(), parsed.microsecond)
+
+
+def test_python_strip_covers_what_pydantic_strips() -> None:
+    # `clean` relies on it: a value str.strip leaves alone, pydantic leaves alone.
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    stripped = TypeAdapter(list[Annotated[str, StringConstraints(strip_whitespace=True)]]).validate_python(
+        ["x" + c for c in chars])
+    for c, value in zip(chars, stripped, strict=True):
+        if value != "x" + c:
+            assert c.isspace(), (hex(ord(c)), unicodedata.name(c, "?"))
+
+
+_KEYS_TOP = ["time", "operationName", "category", "resultType", "resultSignature", "durationMs", "level", "properties"]
+_KEYS_PROPERTIES = ["NumberType", "Country", "MessageId", "DeliveryAttempts", "OutgoingMessageLength",
+                    "IncomingMessageLength", "RecordId", "UsageType", "UnitType", "Quantity", "PhoneNumber",
+                    "Properties"]
+_VALUES = st.one_of(
+    st.sampled_from(ODD_VALUES + ["SMSMessagesSent", "SMSDeliveryReportsReceived", "Succeeded", "Failed", "US",
+                                  "LongCodeNumber", "m-1", "m-2", "SMSOperational", "Usage", "ChatOperational"]),
+    st.integers(-(2**65), 2**65), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+    _times(),
+)
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> dict[str, Any]:
+    record = copy.deepcopy(draw(st.sampled_from([EVENTHUBS_SMS, EVENTHUBS_USAGE, EVENTHUBS_SMS])))
+    record["time"] = draw(_times())
+    props = record["properties"]
+    if "MessageId" in props:
+        props["MessageId"] = draw(st.sampled_from(["m-1", "m-2", "m-3"]))
+        record["operationName"] = draw(st.sampled_from(["SMSMessagesSent", "SMSDeliveryReportsReceived",
+                                                        "SMSMessagesReceived"]))
+        record["resultType"] = draw(st.sampled_from(["Succeeded", "Failed"]))
+    for _ in range(draw(st.integers(0, 3))):
+        action = draw(st.sampled_from(["set", "set-prop", "del", "del-prop", "recase", "extra"]))
+        if action == "set":
+            record[draw(st.sampled_from(_KEYS_TOP))] = draw(_VALUES)
+        elif action == "set-prop" and isinstance(record.get("properties"), dict):
+            record["properties"][draw(st.sampled_from(_KEYS_PROPERTIES))] = draw(_VALUES)
+        elif action == "del":
+            record.pop(draw(st.sampled_from(_KEYS_TOP)), None)
+        elif action == "del-prop" and isinstance(record.get("properties"), dict):
+            record["properties"].pop(draw(st.sampled_from(_KEYS_PROPERTIES)), None)
+        elif action == "recase":
+            key = draw(st.sampled_from(_KEYS_TOP))
+            if key in record:
+                record[draw(st.sampled_from([key.lower(), key.upper(), key[:1].upper() + key[1:]]))] = record.pop(key)
+        else:
+            record[draw(st.sampled_from(["Extra", "TimeGenerated", "MessageId", "x"]))] = draw(_VALUES)
+    return record
+
+
+@given(st.lists(st.lists(_records(), min_size=1, max_size=6), min_size=1, max_size=5))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_generated_variations_of_canonical_records_agree(bodies: list[list[dict[str, Any]]]) -> None:
+    pair = _Pair()
+    now = T0 + 30
+    for records in bodies:
+        now += 1
+        pair.process(json.dumps({"records": records}).encode(), now)  # NaN/Infinity stay bare, as Azure writes them
+    pair.check()
