@@ -19,6 +19,7 @@ Which records count where:
 
 from __future__ import annotations
 
+from bisect import bisect_left as _bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +176,11 @@ class Pipeline:
         characters = m.message_characters
         record_age = m.record_age.observe
         seen = self._seen
+        seen_entries = seen._entries  # `ExpiringMap.add`, inlined below (hot path)
+        oldest_seen = now - seen.max_age
+        max_seen = seen.max_entries
+        api_children, api_bounds = m.api_duration.children, m.api_duration.bounds
+        age_children, age_bounds = m.record_age.children, m.record_age.bounds
         memo = self._canonical_sms
         signatures = self._signatures
         general: list[Any] | None = None
@@ -192,7 +198,7 @@ class Pipeline:
                 if signature is UNUSUAL:
                     signature = self._resolve_signature(record.resultSignature)
                 message_id = properties.MessageId
-                if message_id is not None:
+                if message_id is not None and (message_id in _NULLS or message_id.strip() is not message_id):
                     message_id = clean(message_id)
                 if resolved is None or signature is UNUSUAL or message_id is UNUSUAL:
                     if general is None:
@@ -202,12 +208,15 @@ class Pipeline:
                 labels, result_type = resolved
                 stamp, microsecond = time_stamp(record.time)
                 attempts = properties.DeliveryAttempts
-                if message_id is not None and not seen.add(
-                    hash((raw[0], message_id, stamp, microsecond, result_type, signature, attempts)), None, now
-                ):
-                    counts[_SMS_DUPLICATE] = counts.get(_SMS_DUPLICATE, 0.0) + 1.0
-                    result.duplicate += 1
-                    continue
+                if message_id is not None:
+                    key = hash((raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
+                    if key in seen_entries:
+                        counts[_SMS_DUPLICATE] = counts.get(_SMS_DUPLICATE, 0.0) + 1.0
+                        result.duplicate += 1
+                        continue
+                    seen_entries[key] = (now, None)
+                    if len(seen_entries) > max_seen or next(iter(seen_entries.values()))[0] < oldest_seen:
+                        seen.expire(now)
                 # `_sms`, from the clean values
                 operation, result_label, number_type, where = labels
                 operations[labels] = operations.get(labels, 0.0) + 1.0
@@ -215,7 +224,13 @@ class Pipeline:
                     m.failures.inc((operation, self._result_signature(signature), number_type, where))
                 duration = record.durationMs
                 if duration is not None:
-                    api_duration((operation,), duration / 1000.0)
+                    seconds = duration / 1000.0
+                    child = api_children.get((operation,))
+                    if child is None:
+                        api_duration((operation,), seconds)
+                    else:
+                        child[_bisect_left(api_bounds, seconds)] += 1
+                        child[-1] += seconds
                 length = properties.OutgoingMessageLength
                 if length:
                     characters.inc(_OUTGOING, length)
@@ -223,7 +238,15 @@ class Pipeline:
                 if length:
                     characters.inc(_INCOMING, length)
                 if stamp is not None:
-                    record_age(sms_age, max(0.0, now - stamp))
+                    age = now - stamp
+                    if age <= 0.0:  # as max(0.0, age), -0.0 included
+                        age = 0.0
+                    child = age_children.get(sms_age)
+                    if child is None:
+                        record_age(sms_age, age)
+                    else:
+                        child[_bisect_left(age_bounds, age)] += 1
+                        child[-1] += age
                 if operation == DELIVERY_REPORT:
                     if attempts is not None:
                         m.delivery_attempts.observe((result_label,), attempts)
@@ -254,10 +277,15 @@ class Pipeline:
                         general = decode_body(body, self.settings.max_body_bytes).records
                     self._apply(normalise(general[index]), now, result)
                     continue
-                if record_id is not None and not seen.add(hash((USAGE, record_id, usage_type, quantity)), None, now):
-                    counts[_USAGE_DUPLICATE] = counts.get(_USAGE_DUPLICATE, 0.0) + 1.0
-                    result.duplicate += 1
-                    continue
+                if record_id is not None:
+                    key = hash((USAGE, record_id, usage_type, quantity))
+                    if key in seen_entries:
+                        counts[_USAGE_DUPLICATE] = counts.get(_USAGE_DUPLICATE, 0.0) + 1.0
+                        result.duplicate += 1
+                        continue
+                    seen_entries[key] = (now, None)
+                    if len(seen_entries) > max_seen or next(iter(seen_entries.values()))[0] < oldest_seen:
+                        seen.expire(now)
                 # `_usage`, from the clean values
                 pair = (usage_type, unit_type)
                 key = self._usage_labels.get(pair)
