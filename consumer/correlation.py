@@ -14,6 +14,7 @@ records. Pure: no I/O; the caller passes `now`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 K = TypeVar("K")
@@ -92,6 +93,9 @@ class Waiting(NamedTuple):
     number_type: str  # bounded `number_type` label
 
 
+_new_tuple = tuple.__new__  # Waiting(...) without the Python-level __new__ of a NamedTuple
+
+
 class Match(NamedTuple):
     """A completed pair: observe `latency` seconds under the report's labels."""
 
@@ -117,12 +121,14 @@ class DeliveryCorrelator:
         return dict(self._pending)
 
     def sent(self, message_id: str, time: float, number_type: str, now: float) -> tuple[Match | None, list[tuple[str, Waiting]]]:
-        return self._arrive(message_id, Waiting("sent", time, "", number_type), now)
+        match, evicted = self.arrive(message_id, "sent", time, "", number_type, now)
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)
 
     def report(
         self, message_id: str, time: float, result: str, number_type: str, now: float
     ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
-        return self._arrive(message_id, Waiting("delivery_report", time, result, number_type), now)
+        match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now)
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)
 
     def expire(self, now: float) -> list[tuple[str, Waiting]]:
         return self._forget(self._waiting.expire(now))
@@ -132,23 +138,37 @@ class DeliveryCorrelator:
             self._pending[gone.side] -= 1
         return evicted
 
-    def _arrive(self, message_id: str, arriving: Waiting, now: float) -> tuple[Match | None, list[tuple[str, Waiting]]]:
+    def arrive(
+        self, message_id: str, side: str, time: float, result: str, number_type: str, now: float
+    ) -> tuple[tuple[float, tuple[str, str]] | None, Sequence[tuple[str, Waiting]]]:
+        """`sent` (side `sent`, result "") or `report` (side `delivery_report`) in one call, for the hot
+        path: the match as a plain (latency, (result, number_type)) tuple (the value and the labels of
+        the latency histogram), and what was evicted (an empty tuple when nothing was, the common
+        case). A `Waiting` is built only when one waits."""
         waiting = self._waiting
-        entry = waiting._entries.pop(message_id, None)  # ExpiringMap.pop, without the call (hot path)
-        partner = None if entry is None else entry[1]
-        if partner is not None:
-            self._pending[partner.side] -= 1
-            if partner.side != arriving.side:
-                sent, report = (partner, arriving) if arriving.side == "delivery_report" else (arriving, partner)
+        entries = waiting._entries  # ExpiringMap.pop and .put, inlined (hot path)
+        entry = entries.pop(message_id, None)
+        pending = self._pending
+        if entry is not None:
+            partner = entry[1]
+            partner_side = partner[0]
+            pending[partner_side] -= 1
+            if partner_side != side:
                 # Clock skew between Azure components can put a report a hair before its send.
-                latency = max(0.0, report.time - sent.time)
-                return Match(latency, report.result, report.number_type or sent.number_type), []
+                if side == "delivery_report":
+                    latency = time - partner[1]
+                    return (latency if latency > 0.0 else 0.0, (result, number_type or partner[3])), ()
+                latency = partner[1] - time
+                return (latency if latency > 0.0 else 0.0, (partner[2], partner[3] or number_type)), ()
         # No partner (or a second record of the same side, e.g. a resend with the same id: the
         # newer one replaces the older, which is reported as evicted).
-        self._pending[arriving.side] += 1
-        evicted = waiting.put(message_id, arriving, now)
-        if evicted:
-            self._forget(evicted)
-        if partner is not None:
-            evicted.insert(0, ("replaced", partner))
+        pending[side] += 1
+        entries[message_id] = (now, _new_tuple(Waiting, (side, time, result, number_type)))
+        if len(entries) <= waiting.max_entries and next(iter(entries.values()))[0] >= now - waiting.max_age:
+            if entry is None:
+                return None, ()
+            return None, [("replaced", entry[1])]
+        evicted = self._forget(waiting.expire(now))
+        if entry is not None:
+            evicted.insert(0, ("replaced", entry[1]))
         return None, evicted

@@ -70,6 +70,7 @@ LABEL_MEMO_SIZE = 4096
 _SMS_PROCESSED, _SMS_DUPLICATE = (SMS_OPERATIONAL, "processed"), (SMS_OPERATIONAL, "duplicate")
 _USAGE_PROCESSED, _USAGE_DUPLICATE = (USAGE, "processed"), (USAGE, "duplicate")
 _OUTGOING, _INCOMING = ("outgoing",), ("incoming",)
+_SENT, _REPORT = "sent", "delivery_report"  # the sides of `DeliveryCorrelator.arrive`
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,9 @@ class Pipeline:
         signatures = self._signatures
         general: list[Any] | None = None
         sms_age, usage_age = (SMS_OPERATIONAL,), (USAGE,)
+        attempts_children, attempts_bounds = m.delivery_attempts.children, m.delivery_attempts.bounds
+        latency_children, latency_bounds = m.delivery_latency.children, m.delivery_latency.bounds
+        arrive = self.correlator.arrive
         whole_seconds = _whole_seconds  # `time_stamp`'s cache, read inline for Azure's own form (below)
         for index, record in enumerate(records):
             category = record.category
@@ -264,18 +268,29 @@ class Pipeline:
                         child[-1] += age
                 if operation == DELIVERY_REPORT:
                     if attempts is not None:
-                        m.delivery_attempts.observe((result_label,), attempts)
+                        child = attempts_children.get((result_label,))
+                        if child is None:
+                            m.delivery_attempts.observe((result_label,), attempts)
+                        else:
+                            child[_bisect_left(attempts_bounds, attempts)] += 1
+                            child[-1] += attempts
                     if message_id is None or stamp is None:
                         m.unmatched_reports.inc((result_label,))
                         match = evicted = None
                     else:
-                        match, evicted = self.correlator.report(message_id, stamp, result_label, number_type, now)
+                        match, evicted = arrive(message_id, _REPORT, stamp, result_label, number_type, now)
                 elif operation == SENT and result_label == SUCCEEDED and message_id is not None and stamp is not None:
-                    match, evicted = self.correlator.sent(message_id, stamp, number_type, now)
+                    match, evicted = arrive(message_id, _SENT, stamp, "", number_type, now)
                 else:
                     match = evicted = None
                 if match is not None:
-                    m.delivery_latency.observe((match.result, match.number_type), match.latency)
+                    latency, key = match
+                    child = latency_children.get(key)
+                    if child is None:
+                        m.delivery_latency.observe(key, latency)
+                    else:
+                        child[_bisect_left(latency_bounds, latency)] += 1
+                        child[-1] += latency
                 if evicted:
                     self._count_evictions(evicted)
                 counts[_SMS_PROCESSED] = counts.get(_SMS_PROCESSED, 0.0) + 1.0

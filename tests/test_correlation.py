@@ -141,3 +141,18 @@ def test_random_operations_keep_bounds_and_pending_totals(operations, max_entrie
         waiting_sides = [w.side for _, w in c._waiting._entries.values()]
         assert pending == {"sent": waiting_sides.count("sent"), "delivery_report": waiting_sides.count("delivery_report")}
         model = {k: v for k, v in model.items() if k in c._waiting}
+
+
+def test_arrive_is_sent_and_report_in_plain_tuples() -> None:
+    c = DeliveryCorrelator(max_entries=2, max_age=60.0)
+    assert c.arrive("a", "sent", 10.0, "", "LongCodeNumber", now=0.0) == (None, ())
+    assert c.arrive("a", "delivery_report", 13.5, "Succeeded", "", now=1.0) == ((3.5, ("Succeeded", "LongCodeNumber")), ())
+    assert c.arrive("b", "delivery_report", 5.0, "Failed", "x", now=2.0) == (None, ())
+    assert c.arrive("b", "sent", 6.0, "", "y", now=3.0) == ((0.0, ("Failed", "x")), ())  # skew: latency 0, not < 0
+    assert c.arrive("c", "sent", 1.0, "", "x", now=4.0) == (None, ())
+    assert c.arrive("c", "sent", 2.0, "", "x", now=5.0) == (None, [("replaced", Waiting("sent", 1.0, "", "x"))])
+    c.arrive("d", "sent", 3.0, "", "x", now=6.0)
+    match, evicted = c.arrive("e", "delivery_report", 4.0, "Failed", "x", now=7.0)
+    assert match is None and evicted == [("capacity", Waiting("sent", 2.0, "", "x"))]
+    assert all(type(w) is Waiting for _, w in c._waiting._entries.values())
+    assert c.pending() == {"sent": 1, "delivery_report": 1}
