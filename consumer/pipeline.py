@@ -258,7 +258,7 @@ class Pipeline:
                     characters.inc(_INCOMING, length)
                 if stamp is not None:
                     age = now - stamp
-                    if age <= 0.0:  # as max(0.0, age), -0.0 included
+                    if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
                         age = 0.0
                     child = age_children.get(sms_age)
                     if child is None:
@@ -298,9 +298,16 @@ class Pipeline:
             elif category == USAGE:
                 properties = record.properties or NO_PROPERTIES
                 quantity = properties.Quantity
-                record_id = clean(properties.RecordId)
-                usage_type = clean(properties.UsageType)
-                unit_type = clean(properties.UnitType)
+                # `clean` of each, inlined for the plain value (itself)
+                record_id = properties.RecordId
+                if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
+                    record_id = clean(record_id)
+                usage_type = properties.UsageType
+                if usage_type is not None and (usage_type in _NULLS or usage_type.strip() is not usage_type):
+                    usage_type = clean(usage_type)
+                unit_type = properties.UnitType
+                if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
+                    unit_type = clean(unit_type)
                 if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL or usage_type is UNUSUAL
                         or unit_type is UNUSUAL):
                     if general is None:
@@ -339,7 +346,15 @@ class Pipeline:
                 else:
                     stamp, _ = time_stamp(value)
                 if stamp is not None:
-                    record_age(usage_age, max(0.0, now - stamp))
+                    age = now - stamp
+                    if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
+                        age = 0.0
+                    child = age_children.get(usage_age)
+                    if child is None:
+                        record_age(usage_age, age)
+                    else:
+                        child[_bisect_left(age_bounds, age)] += 1
+                        child[-1] += age
                 counts[_USAGE_PROCESSED] = counts.get(_USAGE_PROCESSED, 0.0) + 1.0
                 result.processed += 1
             elif (category not in _NULLS and category.strip() is category
