@@ -175,12 +175,16 @@ class Pipeline:
         counts = m.records.values
         operations = m.operations.values
         api_duration = m.api_duration.observe
-        characters = m.message_characters
+        characters = m.message_characters.values  # `FastCounter.inc`, inlined below
         record_age = m.record_age.observe
         seen = self._seen
         seen_entries = seen._entries  # `ExpiringMap.add`, inlined below (hot path)
         oldest_seen = now - seen.max_age
         max_seen = seen.max_entries
+        # Whether the oldest (first) duplicate-window entry is known to be within the age: once checked,
+        # it stays so until something removes entries (`expire`, or the general path's `_seen.add`),
+        # because this loop only appends; so `add`'s age check is made again only after those.
+        seen_fresh = False
         api_children, api_bounds = m.api_duration.children, m.api_duration.bounds
         age_children, age_bounds = m.record_age.children, m.record_age.bounds
         memo = self._canonical_sms
@@ -210,6 +214,7 @@ class Pipeline:
                     if general is None:
                         general = decode_body(body, self.settings.max_body_bytes).records
                     self._apply(normalise(general[index]), now, result)
+                    seen_fresh = False
                     continue
                 labels, result_type = resolved
                 # `time_stamp(record.time)`, inlined for Azure's own form `YYYY-MM-DDThh:mm:ss.fffffffZ`
@@ -234,8 +239,12 @@ class Pipeline:
                         result.duplicate += 1
                         continue
                     seen_entries[key] = (now, None)
-                    if len(seen_entries) > max_seen or next(iter(seen_entries.values()))[0] < oldest_seen:
+                    if len(seen_entries) > max_seen or (
+                            not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
                         seen.expire(now)
+                        seen_fresh = False
+                    else:
+                        seen_fresh = True
                 # `_sms`, from the clean values
                 operation, result_label, number_type, where = labels
                 operations[labels] = operations.get(labels, 0.0) + 1.0
@@ -252,10 +261,10 @@ class Pipeline:
                         child[-1] += seconds
                 length = properties.OutgoingMessageLength
                 if length:
-                    characters.inc(_OUTGOING, length)
+                    characters[_OUTGOING] = characters.get(_OUTGOING, 0.0) + length
                 length = properties.IncomingMessageLength
                 if length:
-                    characters.inc(_INCOMING, length)
+                    characters[_INCOMING] = characters.get(_INCOMING, 0.0) + length
                 if stamp is not None:
                     age = now - stamp
                     if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
@@ -313,6 +322,7 @@ class Pipeline:
                     if general is None:
                         general = decode_body(body, self.settings.max_body_bytes).records
                     self._apply(normalise(general[index]), now, result)
+                    seen_fresh = False
                     continue
                 if record_id is not None:
                     key = hash((USAGE, record_id, usage_type, quantity))
@@ -321,8 +331,12 @@ class Pipeline:
                         result.duplicate += 1
                         continue
                     seen_entries[key] = (now, None)
-                    if len(seen_entries) > max_seen or next(iter(seen_entries.values()))[0] < oldest_seen:
+                    if len(seen_entries) > max_seen or (
+                            not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
                         seen.expire(now)
+                        seen_fresh = False
+                    else:
+                        seen_fresh = True
                 # `_usage`, from the clean values
                 pair = (usage_type, unit_type)
                 key = self._usage_labels.get(pair)
@@ -367,6 +381,7 @@ class Pipeline:
                 if general is None:
                     general = decode_body(body, self.settings.max_body_bytes).records
                 self._apply(normalise(general[index]), now, result)
+                seen_fresh = False
         return result
 
     def _resolve_sms(

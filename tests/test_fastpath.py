@@ -330,6 +330,25 @@ def test_small_windows_agree() -> None:
     pair.check()
 
 
+def test_small_windows_with_a_clock_that_jumps_and_general_records_agree() -> None:
+    # The duplicate window's age check after each insert: entries stamped out of order (the caller's
+    # clock going back and forth), capacity and age evictions, and records the general path takes in
+    # the middle of canonical bodies (they add to the same window).
+    pair = _Pair(correlation_max_entries=7, duplicates_max_entries=9, duplicates_max_age_seconds=1.5,
+                 correlation_max_age_seconds=1.0)
+    bodies = generate_corpus(600, records_per_body=12, seed=9)
+    odd = _with(EVENTHUBS_USAGE, ("properties", "UsageType"), " padded ")
+    now = T0
+    for i, body in enumerate(bodies + bodies[::2]):
+        now += (0.7, -1.1, 2.3, -0.4, 0.0)[i % 5]
+        if i % 3 == 0:
+            records = orjson.loads(body)["records"]
+            records.insert(i % len(records), odd)
+            body = _body(*records)
+        pair.process(body, now)
+    pair.check()
+
+
 def test_samples_and_quirks_agree() -> None:
     pair = _Pair()
     now = T0 + 3600
