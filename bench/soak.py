@@ -11,10 +11,12 @@ prints a line:
 
     t, records/s counted in the interval, events published − events counted (exact lag),
     the consumer's own lag gauge (sum over partitions), p99 batch processing time in the interval
-    (from the histogram's buckets), RSS, checkpoint errors.
+    (from the histogram's buckets), the consumer's CPU (share of one core), RSS, checkpoint errors.
 
 At the end it stops publishing, waits for the consumer to catch up, sends SIGTERM, and prints the
-summary: throughput, p99 batch time over the whole run, RSS after warm-up and at the end (growth),
+summary: throughput, p99 batch time over the whole run, CPU, RSS after warm-up, at half time and at
+the end (growth over the run and over its second half: the duplicate and correlation windows fill in
+the first minutes at 5,000 records/s, so the second half shows whether anything else grows),
 lag (first, max, last report), events lost (published − counted: must be 0), shutdown time and exit
 code. Bounded: publishing stops after `--minutes`, catching up waits at most 120 s, shutdown 60 s.
 """
@@ -170,11 +172,12 @@ def soak(args: argparse.Namespace, duration: float, endpoint: EventHubsEndpoint,
     first = scrape(port)
     batch_name = "acs_consumer_batch_processing_seconds"
     rows: list[dict[str, float]] = []
-    previous = {"t": 0.0, "records": total(first, "acs_consumer_records_total"), "buckets": buckets(first, batch_name)}
+    previous = {"t": 0.0, "records": total(first, "acs_consumer_records_total"), "buckets": buckets(first, batch_name),
+                "cpu": total(first, "process_cpu_seconds_total")}
     published_records = 0
     started = time.monotonic()
     next_report = started + args.report_every
-    print(f"{'t':>6} {'records/s':>10} {'lag events':>10} {'lag gauge':>9} {'p99 batch':>10} {'RSS':>9} "
+    print(f"{'t':>6} {'records/s':>10} {'lag events':>10} {'lag gauge':>9} {'p99 batch':>10} {'CPU':>5} {'RSS':>9} "
           f"{'ckpt err':>8}")
 
     def report(now: float) -> None:
@@ -182,19 +185,21 @@ def soak(args: argparse.Namespace, duration: float, endpoint: EventHubsEndpoint,
         t = now - started
         records = total(samples, "acs_consumer_records_total")
         counted = total(samples, "acs_consumer_events_total")
+        cpu = total(samples, "process_cpu_seconds_total")
         row = {
             "t": t,
             "rate": (records - previous["records"]) / (t - previous["t"]),
             "lag": endpoint.event_count() - counted,
             "gauge": total(samples, "acs_consumer_partition_lag_events"),
             "p99": quantile(0.99, buckets(samples, batch_name), previous["buckets"]),  # type: ignore[arg-type]
+            "cpu": (cpu - previous["cpu"]) / (t - previous["t"]),  # type: ignore[operator]
             "rss": total(samples, "process_resident_memory_bytes"),
             "errors": total(samples, "acs_consumer_checkpoints_total", outcome="error"),
         }
         rows.append(row)
-        previous.update(t=t, records=records, buckets=buckets(samples, batch_name))
+        previous.update(t=t, records=records, buckets=buckets(samples, batch_name), cpu=cpu)
         print(f"{t:6.0f} {row['rate']:10,.0f} {row['lag']:10,.0f} {row['gauge']:9,.0f} {1000 * row['p99']:8.1f}ms "
-              f"{mb(row['rss']):>9} {row['errors']:8.0f}", flush=True)
+              f"{100 * row['cpu']:4.0f}% {mb(row['rss']):>9} {row['errors']:8.0f}", flush=True)
 
     for body in generator.bodies():
         due = started + body.at
@@ -232,7 +237,9 @@ def soak(args: argparse.Namespace, duration: float, endpoint: EventHubsEndpoint,
     records = total(final, "acs_consumer_records_total")
     processed = total(final, "acs_consumer_records_total", outcome="processed")
     warm = next((r for r in rows if r["t"] >= args.warm_up), rows[0])
+    half = next((r for r in rows if r["t"] >= publishing / 2), rows[-1])
     end = rows[-1]
+    cpu_run = (total(final, "process_cpu_seconds_total") - total(first, "process_cpu_seconds_total")) / publishing
     p99_all = quantile(0.99, buckets(final, batch_name), buckets(first, batch_name))
     batch_sum = total(final, f"{batch_name}_sum") - total(first, f"{batch_name}_sum")
     batch_count = total(final, f"{batch_name}_count") - total(first, f"{batch_name}_count")
@@ -246,8 +253,10 @@ def soak(args: argparse.Namespace, duration: float, endpoint: EventHubsEndpoint,
     print(f"throughput: {records / publishing:,.0f} records/s sustained over the run")
     print(f"batch processing: p99 {1000 * p99_all:.1f} ms, mean {1000 * batch_sum / max(batch_count, 1):.1f} ms "
           f"over {batch_count:,.0f} batches")
-    print(f"RSS: {mb(warm['rss'])} at {warm['t']:.0f} s (after warm-up), {mb(end['rss'])} at the end: "
-          f"growth {100 * (end['rss'] / warm['rss'] - 1):+.1f}%")
+    print(f"consumer CPU: {100 * cpu_run:.0f}% of one core over the run")
+    print(f"RSS: {mb(warm['rss'])} at {warm['t']:.0f} s (after warm-up), {mb(half['rss'])} at {half['t']:.0f} s, "
+          f"{mb(end['rss'])} at the end: growth {100 * (end['rss'] / warm['rss'] - 1):+.1f}% since warm-up, "
+          f"{100 * (end['rss'] / half['rss'] - 1):+.1f}% over the second half")
     print(f"lag (published − counted events) at the reports: first {lags[0]:,.0f}, max {max(lags):,.0f}, "
           f"last {lags[-1]:,.0f}")
     print(f"checkpoint errors: {end['errors']:.0f}; shutdown after SIGTERM {shutdown:.1f} s, exit code {code}")
