@@ -29,7 +29,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,37 +36,18 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.devtools.azurite import Azurite
 from consumer.devtools.eventhubs import EventHubsEndpoint
+from consumer.devtools.scrape import Samples, free_port, total
+from consumer.devtools.scrape import scrape as scrape_url
 from consumer.devtools.traffic import TrafficGenerator, TrafficOptions
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+    return scrape_url(f"http://127.0.0.1:{port}/metrics")
 
 
 def buckets(samples: Samples, name: str) -> dict[float, float]:

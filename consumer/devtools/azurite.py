@@ -23,6 +23,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from consumer.devtools.scrape import free_port
+
 __all__ = [
     "Azurite",
     "AzuriteError",
@@ -78,12 +80,6 @@ def _port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class Azurite:
     """A running ``azurite-blob`` process.
 
@@ -106,7 +102,7 @@ class Azurite:
         startup_timeout: float = 30.0,
     ) -> None:
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.executable = executable or find_azurite_blob()
         self.in_memory = in_memory
         self.startup_timeout = startup_timeout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from consumer.devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
 
 
 def write_config(path: Path, eventhub_connection_string: str, hub: str, storage_connection_string: str,
@@ -80,14 +74,10 @@ class ConsumerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Samples:
         """Every sample as {(name, sorted labels): value}."""
         _, body = self.get("/metrics")
-        samples = {}
-        for family in text_string_to_metric_families(body.decode()):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
+        return parse(body.decode())
 
     def total(self, name: str, **labels: str) -> float:
         """Sum of the samples of `name` whose labels include `labels`."""
@@ -95,8 +85,7 @@ class ConsumerProcess:
             samples = self.metrics()
         except (urllib.error.URLError, ConnectionError, OSError):
             return float("nan")
-        want = set(labels.items())
-        return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+        return total(samples, name, **labels)
 
     def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -153,9 +142,6 @@ def owned_partitions(process: ConsumerProcess) -> set[str]:
     return owned
 
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
 def events_by_partition(source: ConsumerProcess | Samples) -> dict[str, float]:
     """`acs_consumer_events_total` per partition (of a process, scraped now, or of a scrape)."""
     samples = source.metrics() if isinstance(source, ConsumerProcess) else source
@@ -165,10 +151,6 @@ def events_by_partition(source: ConsumerProcess | Samples) -> dict[str, float]:
             partition = dict(labels).get("partition", "")
             counts[partition] = counts.get(partition, 0) + value
     return counts
-
-
-def sample_total(samples: Samples, name: str) -> float:
-    return sum(value for (n, _), value in samples.items() if n == name)
 
 
 def scrape_then_kill(process: ConsumerProcess) -> Samples:

@@ -17,6 +17,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
+from consumer.devtools.scrape import total as sample_total
 from consumer.devtools.traffic import generate_corpus
 from tests.e2e.support import (
     ConsumerProcess,
@@ -25,7 +26,6 @@ from tests.e2e.support import (
     free_port,
     log_lines,
     owned_partitions,
-    sample_total,
     scrape_then_kill,
     write_config,
 )

@@ -115,7 +115,7 @@ def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhub
 
         consumer.wait_until(checkpoints_caught_up, 30, "checkpoints after storage returned")
         blobs = checkpoint_blobs(azurite.connection_string, blob_container, eventhubs)
-        ready_again = consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready again")
+        consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready again")
         ready_again_after = time.monotonic() - returned
         published = stream.stop()
         stream = None

@@ -1,0 +1,42 @@
+"""Reading a running consumer from outside: a free local port to give it, and its /metrics as samples.
+
+Shared by the soak run (`bench/soak.py`) and the end-to-end tests (`tests/e2e/support.py`).
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+#: Every sample of a scrape: {(name, sorted (label, value) pairs): value}.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def parse(text: str) -> Samples:
+    """The samples of a Prometheus text exposition."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def scrape(url: str, timeout: float = 10) -> Samples:
+    """GET `url` (a /metrics endpoint) and parse it."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return parse(response.read().decode())
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(value for (n, pairs), value in samples.items() if n == name and want <= set(pairs))
