@@ -40,13 +40,20 @@ log = logging.getLogger("consumer.app")
 
 STORE_PROBE_SECONDS = 10.0
 #: Storage calls of the consumer fail fast and are retried by us, not held for minutes by the SDK.
+#: The storage SDK's own `ExponentialRetry` reads `initial_backoff`/`increment_base`/
+#: `random_jitter_range` (not azure-core's `retry_backoff_*`); its defaults wait 15 s ± 3 before the
+#: first retry and 18 s ± 3 before the second. Here: 0–2 s, then 2–4 s.
 STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
-    "retry_backoff_factor": 0.5,
-    "retry_backoff_max": 2,
+    "initial_backoff": 1,
+    "increment_base": 2,
+    "random_jitter_range": 1,
     "connection_timeout": 5,
     "read_timeout": 10,
 }
+#: After the client has stopped its partitions (final checkpoints written, ownership released), how
+#: long the SDK's load-balancing loop may take to notice; it may be inside a storage call.
+RECEIVE_LOOP_GRACE_SECONDS = 2.0
 
 
 def check_config(path: str) -> int:
@@ -198,6 +205,13 @@ class Service:
 
     async def _shutdown(self, receiver: Receiver, receiving: asyncio.Task[None], deadletters: DeadLetterWriter | None) -> None:
         await receiver.close()  # cancels receiving, waits for batches in hand, final checkpoints, releases ownership
+        # What may still run is `receive_batch`'s load-balancing loop, which only sees the stop once its
+        # current storage call returns (retries and timeouts included). Nothing is left to save.
+        done, _ = await asyncio.wait([receiving], timeout=RECEIVE_LOOP_GRACE_SECONDS)
+        if not done:
+            log.warning("event hubs load-balancing loop still in a storage call %.0f s after the partitions "
+                        "were released: cancelled", RECEIVE_LOOP_GRACE_SECONDS)
+            receiving.cancel()
         await asyncio.gather(receiving, return_exceptions=True)
         if deadletters is not None:
             await deadletters.close(timeout=max(1.0, self.settings.shutdown_timeout_seconds / 4))
