@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from . import minikustomize
-from .helpers import DEPLOY, KUSTOMIZE_BASE, ROOT
+from .helpers import KUSTOMIZE_BASE, ROOT
 from .record_kustomize import BUILDS, inputs_digest, real_kustomize, record_path, recorded_digest
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")  # AKS' supported range, oldest and newest schemas used here
