@@ -47,13 +47,18 @@ def inputs_digest() -> str:
     return digest.hexdigest()
 
 
+class KustomizeError(RuntimeError):
+    pass
+
+
 def real_build(name: str) -> str:
+    """The real kustomize's build of `BUILDS[name]`, as the YAML text it prints."""
     command = real_kustomize()
     if command is None:
-        raise SystemExit("no kustomize or kubectl on PATH: nothing to record with")
+        raise KustomizeError("no kustomize or kubectl on PATH")
     proc = subprocess.run([*command, str(BUILDS[name])], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} {BUILDS[name]} failed:\n{proc.stderr}")
+        raise KustomizeError(f"{' '.join(command)} {BUILDS[name]} failed:\n{proc.stderr}")
     return proc.stdout
 
 
@@ -78,6 +83,9 @@ def recorded_digest(name: str) -> str | None:
 
 
 def main() -> int:
+    if real_kustomize() is None:
+        print("no kustomize or kubectl on PATH: nothing to record with", file=sys.stderr)
+        return 1
     RECORDS.mkdir(exist_ok=True)
     digest, version = inputs_digest(), kustomize_version()
     for name in BUILDS:

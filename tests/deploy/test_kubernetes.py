@@ -28,7 +28,7 @@ import yaml
 
 from . import minikustomize
 from .helpers import KUSTOMIZE_BASE, ROOT
-from .record_kustomize import BUILDS, inputs_digest, real_kustomize, record_path, recorded_digest
+from .record_kustomize import BUILDS, inputs_digest, real_build, real_kustomize, record_path, recorded_digest
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")  # AKS' supported range, oldest and newest schemas used here
 CONFIG = yaml.safe_load((KUSTOMIZE_BASE / "config.yaml").read_text(encoding="utf-8"))
@@ -37,11 +37,7 @@ HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
 
 @functools.cache
 def build_real(name: str) -> tuple[dict, ...]:
-    command = real_kustomize()
-    assert command is not None
-    proc = subprocess.run([*command, str(BUILDS[name])], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
+    return tuple(d for d in yaml.safe_load_all(real_build(name)) if d)
 
 
 @functools.cache
