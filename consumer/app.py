@@ -18,6 +18,7 @@ letters, exit 0 — all within `shutdown_timeout_seconds`, else exit 1. A second
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -175,6 +176,12 @@ class Service:
         self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})
 
+        # What start-up made (modules, the SDK's and storage clients, pydantic models, metric families)
+        # lives as long as the process: frozen, it is no longer traversed by every full collection,
+        # which otherwise pauses the event loop for tens of milliseconds and costs ~5% of throughput.
+        gc.collect()
+        gc.freeze()
+
         background = [
             asyncio.create_task(self._probe_store(store), name="store-probe"),
             asyncio.create_task(self._progress(receiver), name="progress"),
@@ -200,6 +207,7 @@ class Service:
         await asyncio.gather(*background, stop, return_exceptions=True)
         await http.stop()
         await _close_quietly(store, service, credential)
+        gc.unfreeze()  # a process that serves again (tests, the benchmark) collects this service's objects
         log.info("stopped", extra={"seconds": round(time.monotonic() - started, 3), "exit_code": exit_code})
         return exit_code
 
