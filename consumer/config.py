@@ -13,19 +13,43 @@ with these models.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "ACS_SMS_CONSUMER_"
 ENV_NESTING = "__"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+
+_CONTAINER_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _check_container_name(value: str) -> str:
+    """Azure's rule for blob container names, checked here rather than by the first request to storage
+    (which would fail only after start-up, with `OutOfRangeInput` or `InvalidResourceName`)."""
+    if not 3 <= len(value) <= 63 or not _CONTAINER_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a blob container name: 3 to 63 lowercase letters, digits and "
+                         "hyphens, starting and ending with a letter or digit, no two hyphens in a row")
+    return value
+
+
+ContainerName = Annotated[str, AfterValidator(_check_container_name)]
 
 
 class _Section(BaseModel):
@@ -135,7 +159,7 @@ class EventHubSettings(_Section):
 class CheckpointStoreSettings(_Section):
     connection_string: SecretStr | None = None
     account_url: str | None = None
-    container: str = "eventhub-checkpoints"
+    container: ContainerName = "eventhub-checkpoints"
 
     @model_validator(mode="after")
     def _auth(self) -> CheckpointStoreSettings:
@@ -153,7 +177,7 @@ class CheckpointSettings(_Section):
 
 class DeadLetterSettings(_Section):
     enabled: bool = True
-    container: str = "acs-sms-deadletter"
+    container: ContainerName = "acs-sms-deadletter"
     max_body_bytes: PositiveInt = 1_048_576
     max_blobs_per_minute: PositiveInt = 60
 

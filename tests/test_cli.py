@@ -69,7 +69,7 @@ def test_environment_overrides_win_and_are_parsed(tmp_path: Path) -> None:
         (f"checkpoint_store:\n  connection_string: '{ST}'\n", {}, "eventhub: is required"),
         (f"eventhub:\n  name: hub\ncheckpoint_store:\n  connection_string: '{ST}'\n", {},
          "set eventhub.connection_string, or eventhub.fully_qualified_namespace"),
-        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  container: x\n", {},
+        (f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  container: checkpoints\n", {},
          "set exactly one of checkpoint_store.connection_string and checkpoint_store.account_url"),
         (f"eventhub:\n  connection_string: '{EH}'\n  initial_position: yesterday\ncheckpoint_store:\n  connection_string: '{ST}'\n", {},
          "eventhub.initial_position: must be 'latest', 'earliest' or an ISO 8601 timestamp"),
