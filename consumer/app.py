@@ -52,9 +52,6 @@ STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 10,
 }
-#: After the client has stopped its partitions (final checkpoints written, ownership released), how
-#: long the SDK's load-balancing loop may take to notice; it may be inside a storage call.
-RECEIVE_LOOP_GRACE_SECONDS = 2.0
 
 
 def check_config(path: str) -> int:
@@ -213,13 +210,13 @@ class Service:
 
     async def _shutdown(self, receiver: Receiver, receiving: asyncio.Task[None], deadletters: DeadLetterWriter | None) -> None:
         await receiver.close()  # cancels receiving, waits for batches in hand, final checkpoints, releases ownership
-        # What may still run is `receive_batch`'s load-balancing loop, which only sees the stop once its
-        # current storage call returns (retries and timeouts included). Nothing is left to save.
-        done, _ = await asyncio.wait([receiving], timeout=RECEIVE_LOOP_GRACE_SECONDS)
-        if not done:
-            log.warning("event hubs load-balancing loop still in a storage call %.0f s after the partitions "
-                        "were released: cancelled", RECEIVE_LOOP_GRACE_SECONDS)
+        # What may still run is `receive_batch`'s load-balancing loop: the SDK's loop only sees the stop
+        # after its sleep between rounds (up to 1.2 × load_balancing_interval) or its current storage
+        # call (retries included). Every partition is closed and released by now, and a round that ran
+        # on could claim partitions again, so it is cancelled.
+        if not receiving.done():
             receiving.cancel()
+            log.debug("event hubs load-balancing loop cancelled after the partitions were released")
         await asyncio.gather(receiving, return_exceptions=True)
         if deadletters is not None:
             await deadletters.close(timeout=max(1.0, self.settings.shutdown_timeout_seconds / 4))

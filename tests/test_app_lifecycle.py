@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import time
 
 from consumer.app import Service
 from consumer.config import Settings
@@ -12,15 +14,25 @@ from consumer.devtools.azurite import Azurite
 from consumer.devtools.eventhubs import EventHubsEndpoint
 
 
-def settings_for(eventhubs: EventHubsEndpoint, azurite: Azurite, container: str) -> Settings:
+def settings_for(eventhubs: EventHubsEndpoint, azurite: Azurite, container: str, **eventhub: object) -> Settings:
     return Settings.model_validate({
         "eventhub": {"connection_string": eventhubs.connection_string, "name": "eventhub",
-                     "max_wait_time_seconds": 0.2, "load_balancing_interval_seconds": 1},
+                     "max_wait_time_seconds": 0.2, "load_balancing_interval_seconds": 1, **eventhub},
         "checkpoint_store": {"connection_string": azurite.connection_string, "container": container},
         "deadletter": {"enabled": False},
         "http": {"host": "127.0.0.1", "port": 0},
         "shutdown_timeout_seconds": 10,
     })
+
+
+async def serve_until_ready(service: Service) -> asyncio.Task[int]:
+    serving = asyncio.create_task(service.serve())
+    for _ in range(200):
+        if service.http_port is not None and service.health.ready()[0]:
+            return serving
+        assert not serving.done(), "the service stopped during start-up"
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not ready after 10 s: {service.health.ready()[1]}")
 
 
 def test_start_up_objects_are_frozen_while_serving_and_released_after(eventhubs, azurite, blob_container):
@@ -31,14 +43,7 @@ def test_start_up_objects_are_frozen_while_serving_and_released_after(eventhubs,
 
     async def main() -> int:
         assert gc.get_freeze_count() == 0
-        serving = asyncio.create_task(service.serve())
-        for _ in range(200):
-            if service.http_port is not None and service.health.ready()[0]:
-                break
-            assert not serving.done(), "the service stopped during start-up"
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"not ready after 10 s: {service.health.ready()[1]}")
+        serving = await serve_until_ready(service)
         frozen_while_serving.append(gc.get_freeze_count())
         service.request_stop()
         return await asyncio.wait_for(serving, 20)
@@ -46,3 +51,25 @@ def test_start_up_objects_are_frozen_while_serving_and_released_after(eventhubs,
     assert asyncio.run(main()) == 0
     assert frozen_while_serving[0] > 10_000  # modules, SDK clients, pydantic models: tens of thousands
     assert gc.get_freeze_count() == 0
+
+
+def test_a_healthy_shutdown_does_not_wait_for_the_load_balancing_interval(eventhubs, azurite, blob_container, caplog):
+    """With storage up, shutdown takes the SDK's partition close (it polls its tasks every second),
+    not the rest of the load-balancing loop's sleep (10 s by default), and warns of nothing."""
+    service = Service(settings_for(eventhubs, azurite, blob_container, load_balancing_interval_seconds=10))
+
+    async def main() -> tuple[int, float]:
+        serving = await serve_until_ready(service)
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        service.request_stop()
+        code = await asyncio.wait_for(serving, 20)
+        return code, time.monotonic() - started
+
+    with caplog.at_level(logging.INFO, logger="consumer"):
+        code, took = asyncio.run(main())
+    assert code == 0
+    assert took < 2.5, f"shutdown took {took:.1f} s"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    released = [r for r in caplog.records if r.getMessage() == "partition released"]
+    assert len(released) == 4  # every partition closed (final checkpoint, ownership released) first
