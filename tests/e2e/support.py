@@ -9,7 +9,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,22 @@ def events_by_partition(source: ConsumerProcess | Samples) -> dict[str, float]:
     return counts
 
 
-def scrape_then_kill(process: ConsumerProcess) -> Samples:
-    """Scrape /metrics, then SIGKILL at once (back to back, well under a millisecond: less than one
-    checkpoint write to blob storage takes, so nothing it checkpoints is missing from the scrape)."""
-    samples = process.metrics()
+def kill_once_counted(process: ConsumerProcess, expected: dict[str, int], timeout: float) -> Samples:
+    """SIGKILL `process` right after a scrape that shows it has counted `expected` events in each of
+    those partitions, and return that scrape. In a hub that does not grow meanwhile (`Stream.paused`)
+    the scrape is then exact: the process has nothing more to count, so every checkpoint it wrote, or
+    writes before it dies, names an event the scrape counted. A scrape and a kill alone are not: in
+    between, the process goes on counting and checkpointing (seen: a checkpoint two events past the
+    scrape, in one run of five)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = process.metrics()
+        counts = events_by_partition(samples)
+        if all(counts.get(p, 0) >= n for p, n in expected.items()):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {timeout} s the process had counted {counts}, not {expected}")
+        time.sleep(0.01)
     process.process.send_signal(signal.SIGKILL)
     process.process.wait()
     process._log.close()
@@ -166,7 +179,8 @@ def scrape_then_kill(process: ConsumerProcess) -> Samples:
 class Stream:
     """A steady stream of events into every partition of a local endpoint (stored directly, no AMQP
     producer), `per_second` events per partition, in ticks of `tick` seconds, until `stop()`.
-    The endpoint's own event counts are the ground truth of what was published."""
+    The endpoint's own event counts are the ground truth of what was published. `paused()` holds it
+    still (the ticks go on, publishing nothing) for a moment that must see a hub that does not grow."""
 
     def __init__(self, endpoint: Any, per_second: float, bodies: list[bytes], tick: float = 0.1) -> None:
         import threading
@@ -179,6 +193,8 @@ class Stream:
         self.records = 0  # records in the bodies published so far
         self._records_per_body = [_records_in(body) for body in bodies]
         self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._tick_lock = threading.Lock()  # held while a tick publishes
         self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
 
     def start(self) -> Stream:
@@ -188,14 +204,31 @@ class Stream:
     def _run(self) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
-            for partition in self.endpoint.partition_ids:
-                indexes = [(self._next + i) % len(self.bodies) for i in range(self.per_tick)]
-                chunk = [self.bodies[i] for i in indexes]
-                self.records += sum(self._records_per_body[i] for i in indexes)
-                self._next += self.per_tick
-                self.endpoint.publish(partition, chunk)
+            with self._tick_lock:
+                if not self._paused.is_set():
+                    self._publish_tick()
             next_tick += self.tick
             self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def _publish_tick(self) -> None:
+        for partition in self.endpoint.partition_ids:
+            indexes = [(self._next + i) % len(self.bodies) for i in range(self.per_tick)]
+            chunk = [self.bodies[i] for i in indexes]
+            self.records += sum(self._records_per_body[i] for i in indexes)
+            self._next += self.per_tick
+            self.endpoint.publish(partition, chunk)
+
+    @contextmanager
+    def paused(self) -> Iterator[dict[str, int]]:
+        """Publish nothing inside the block (a tick under way finishes first); yields the events per
+        partition the hub holds, which stay so until the block ends."""
+        self._paused.set()
+        with self._tick_lock:
+            counts = self.endpoint.event_counts()
+        try:
+            yield counts
+        finally:
+            self._paused.clear()
 
     def stop(self) -> dict[str, int]:
         """Stop publishing; returns the events per partition the hub holds."""

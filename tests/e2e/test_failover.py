@@ -24,9 +24,9 @@ from tests.e2e.support import (
     Stream,
     events_by_partition,
     free_port,
+    kill_once_counted,
     log_lines,
     owned_partitions,
-    scrape_then_kill,
     write_config,
 )
 
@@ -56,8 +56,10 @@ def start_replicas(count: int, endpoint: Any, storage: Any, container: str, tmp_
     return replicas
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, replicas: list[ConsumerProcess]) -> float:
-    """Poll until `condition()`; returns the monotonic time it first held."""
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, replicas: list[ConsumerProcess],
+             details: Callable[[], str] | None = None) -> float:
+    """Poll until `condition()`; returns the monotonic time it first held. On a timeout the message
+    holds `details()` and the replicas' last log lines."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for replica in replicas:
@@ -71,7 +73,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, replicas:
             pass
         time.sleep(0.1)
     tails = "\n---\n".join(replica.logs()[-2000:] for replica in replicas)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{details() if details else ''}\n{tails}")
 
 
 def wait_balanced(replicas: list[ConsumerProcess], partitions: int, stable_for: float, timeout: float) -> list[set[str]]:
@@ -88,6 +90,19 @@ def wait_balanced(replicas: list[ConsumerProcess], partitions: int, stable_for: 
             return owned
         time.sleep(0.2)
     raise AssertionError(f"ownership did not settle: {last}")
+
+
+def read_checkpoints(storage: Any, container: str, endpoint: Any) -> dict[str, int]:
+    """Events checkpointed per partition (the checkpoint blob's sequence number + 1), where there is one."""
+    service = BlobServiceClient.from_connection_string(storage.connection_string)
+    prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default/checkpoint/".lower()
+    try:
+        found = {}
+        for blob in service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"]):
+            found[blob.name[len(prefix):]] = int(blob.metadata["sequencenumber"]) + 1
+        return found
+    finally:
+        service.close()
 
 
 def counted(scrapes: list[dict[str, float]]) -> dict[str, float]:
@@ -116,16 +131,26 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
         stream = Stream(endpoint, RATE, BODIES).start()
         wait_for(lambda: all(replica.total("acs_consumer_events_total") > 0 for replica in replicas), 20,
                  "every replica counting", replicas)
-        time.sleep(3)
+        # Half-way between two checkpoints (each partition writes one about every CHECKPOINT_INTERVAL,
+        # in step with the stream's start), so the kill leaves events counted and not checkpointed.
+        time.sleep(3 + CHECKPOINT_INTERVAL / 2)
 
-        # 3. kill -9 the replica with the most partitions, mid-stream.
+        # 3. kill -9 the replica with the most partitions, mid-stream: the stream pauses for the moment
+        # it takes the victim to count what its partitions hold (tens of milliseconds, far less than a
+        # checkpoint interval), so the scrape before the kill is exactly what it counted.
         index = max(range(3), key=lambda i: len(owned[i]))
         victim, survivors = replicas[index], [r for i, r in enumerate(replicas) if i != index]
         victim_partitions = owned[index]
-        victim_samples = scrape_then_kill(victim)
-        killed_at = time.monotonic()
+        with stream.paused() as held:
+            paused_at = time.monotonic()
+            victim_samples = kill_once_counted(victim, {p: held[p] for p in victim_partitions}, timeout=10)
+            killed_at = time.monotonic()
         victim_counts = events_by_partition(victim_samples)
         before = counted([events_by_partition(s) for s in survivors])
+        # The victim's last checkpoints (no one else writes them before its ownership expires): every
+        # event it checkpointed, it had counted (at-least-once), so the survivors start after them.
+        checkpointed = {p: n for p, n in read_checkpoints(azurite, blob_container, endpoint).items() if p in victim_partitions}
+        assert all(n <= victim_counts.get(p, 0) for p, n in checkpointed.items()), (checkpointed, victim_counts)
 
         # 4. Its partitions are claimed by the survivors, and their counts move again.
         claimed_at = wait_for(lambda: victim_partitions <= set().union(*(owned_partitions(s) for s in survivors)),
@@ -143,7 +168,9 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
             total = counted([victim_counts, *(events_by_partition(s) for s in survivors)])
             return all(total.get(p, 0) >= n for p, n in published.items())
 
-        wait_for(caught_up, 30, "survivors catching up", survivors)
+        wait_for(caught_up, 30, "survivors catching up", survivors, lambda: (
+            f"published {published}; counted by the victim {victim_counts}, checkpointed by it {checkpointed}; "
+            f"by the survivors {[events_by_partition(s) for s in survivors]}"))
         time.sleep(1.5)  # late replays would show up as more
         final = [s.metrics() for s in survivors]
         total = counted([victim_counts, *(events_by_partition(s) for s in final)])
@@ -154,8 +181,10 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
         takeover = claimed_at - killed_at
         resumed = resumed_at - killed_at
         one_interval = math.ceil(RATE * CHECKPOINT_INTERVAL)
-        print(f"victim owned {sorted(victim_partitions)}; takeover {takeover:.2f} s, processing resumed "
-              f"{resumed:.2f} s after kill -9 (ownership expiry {expiry} s, load-balancing interval {LB_INTERVAL} s)")
+        print(f"victim owned {sorted(victim_partitions)}; stream paused {killed_at - paused_at:.3f} s for the kill; "
+              f"takeover {takeover:.2f} s, processing resumed {resumed:.2f} s after kill -9 (ownership expiry "
+              f"{expiry} s, load-balancing interval {LB_INTERVAL} s); the victim's last checkpoints {checkpointed} "
+              f"of its counts {victim_counts}")
         print(f"published {sum(published.values())} events ({records_published} records); duplicates per "
               f"partition {duplicates} (taken over: {sorted(victim_partitions)}; one checkpoint interval = "
               f"{one_interval} events)")
@@ -235,15 +264,8 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
             assert counts[p] == published[p] - 1 - last[p], (p, counts[p], published[p], last[p])
         for p in owned[1]:
             assert counts[p] == published[p], (p, counts[p], published[p])
-        service = BlobServiceClient.from_connection_string(azurite.connection_string)
-        try:
-            prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default".lower()
-            container = service.get_container_client(blob_container)
-            for p in endpoint.partition_ids:  # checkpoints now at the end of every partition
-                metadata = container.get_blob_client(f"{prefix}/checkpoint/{p}").get_blob_properties().metadata
-                assert int(metadata["sequencenumber"]) == published[p] - 1
-        finally:
-            service.close()
+        # Checkpoints now at the end of every partition.
+        assert read_checkpoints(azurite, blob_container, endpoint) == published
     finally:
         if stream is not None:
             stream.stop()
