@@ -15,13 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from azure.storage.blob import BlobServiceClient
-
 from consumer.devtools.scrape import total as sample_total
 from consumer.devtools.traffic import generate_corpus
 from tests.e2e.support import (
     ConsumerProcess,
     Stream,
+    checkpoint_blobs,
     events_by_partition,
     free_port,
     kill_once_counted,
@@ -92,19 +91,6 @@ def wait_balanced(replicas: list[ConsumerProcess], partitions: int, stable_for: 
     raise AssertionError(f"ownership did not settle: {last}")
 
 
-def read_checkpoints(storage: Any, container: str, endpoint: Any) -> dict[str, int]:
-    """Events checkpointed per partition (the checkpoint blob's sequence number + 1), where there is one."""
-    service = BlobServiceClient.from_connection_string(storage.connection_string)
-    prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default/checkpoint/".lower()
-    try:
-        found = {}
-        for blob in service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"]):
-            found[blob.name[len(prefix):]] = int(blob.metadata["sequencenumber"]) + 1
-        return found
-    finally:
-        service.close()
-
-
 def counted(scrapes: list[dict[str, float]]) -> dict[str, float]:
     total: dict[str, float] = {}
     for scrape in scrapes:
@@ -149,7 +135,9 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
         before = counted([events_by_partition(s) for s in survivors])
         # The victim's last checkpoints (no one else writes them before its ownership expires): every
         # event it checkpointed, it had counted (at-least-once), so the survivors start after them.
-        checkpointed = {p: n for p, n in read_checkpoints(azurite, blob_container, endpoint).items() if p in victim_partitions}
+        checkpointed = {p: sequence_number + 1  # events up to and including the one named
+                        for p, sequence_number in checkpoint_blobs(azurite.connection_string, blob_container, endpoint).items()
+                        if p in victim_partitions}
         assert all(n <= victim_counts.get(p, 0) for p, n in checkpointed.items()), (checkpointed, victim_counts)
 
         # 4. Its partitions are claimed by the survivors, and their counts move again.
@@ -265,7 +253,7 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
         for p in owned[1]:
             assert counts[p] == published[p], (p, counts[p], published[p])
         # Checkpoints now at the end of every partition.
-        assert read_checkpoints(azurite, blob_container, endpoint) == published
+        assert checkpoint_blobs(azurite.connection_string, blob_container, endpoint) == {p: n - 1 for p, n in published.items()}
     finally:
         if stream is not None:
             stream.stop()

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from azure.eventhub.aio import EventHubConsumerClient
-from azure.storage.blob import BlobServiceClient
 
 from consumer.devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
 from tests.e2e.support import (
     ConsumerProcess,
     Stream,
+    checkpoint_blobs,
     events_by_partition,
     free_port,
     log_lines,
@@ -56,17 +56,6 @@ def checkpoints(samples: dict, outcome: str) -> dict[str, float]:  # type: ignor
         if name == "acs_consumer_checkpoints_total" and dict(labels).get("outcome") == outcome:
             found[dict(labels)["partition"]] = value
     return found
-
-
-def checkpoint_blobs(storage_connection_string: str, container: str, endpoint: Any) -> dict[str, int]:
-    service = BlobServiceClient.from_connection_string(storage_connection_string)
-    try:
-        prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default/checkpoint/".lower()
-        return {blob.name.rsplit("/", 1)[-1]: int(blob.metadata["sequencenumber"])
-                for blob in service.get_container_client(container).list_blobs(name_starts_with=prefix,
-                                                                               include=["metadata"])}
-    finally:
-        service.close()
 
 
 def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhubs, azurite, blob_container,
