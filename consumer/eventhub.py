@@ -16,6 +16,8 @@ the SDK's other consumers read them). For each received batch:
 
 A batch in hand is finished even when the SDK cancels the partition's task (shutdown, ownership
 lost): it runs as a shielded task that `on_partition_close` waits for before the final checkpoint.
+`close()` returns only when every partition's close (final checkpoint, then the SDK's release of
+ownership) has run, which the SDK's own `close()` does not guarantee (see `Receiver.close`).
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class Receiver:
         self.partitions: dict[str, PartitionProgress] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._checkpointing: dict[str, asyncio.Task[None]] = {}
+        self._closing: set[asyncio.Task[Any]] = set()  # the SDK's tasks running a partition's close
         self._error_kind = FirstSeen(50)
         self.running = False
         self.events_processed = 0
@@ -144,8 +147,17 @@ class Receiver:
             self.running = False
 
     async def close(self) -> None:
-        """Stop receiving, finish batches in hand, write final checkpoints, release ownership."""
+        """Stop receiving, finish batches in hand, write final checkpoints, release ownership.
+
+        The SDK's `close()` waits for its partition tasks, but its load-balancing loop, when it runs
+        a round meanwhile, drops from that wait every partition whose link is already closed, so
+        `close()` can return while `on_partition_close` is still writing the final checkpoint, and
+        the SDK's release of ownership comes after it. Left there, both would be cancelled when the
+        process ends (no final checkpoint, ownership held until it expires, nothing logged). So the
+        tasks running those closes are awaited too; the shutdown timeout bounds the wait."""
         await self.client.close()
+        while self._closing:
+            await asyncio.wait(list(self._closing))
 
     # --- SDK callbacks ------------------------------------------------------------------------
 
@@ -157,6 +169,10 @@ class Receiver:
 
     async def _on_close(self, context: PartitionContext, reason: CloseReason) -> None:
         partition = context.partition_id
+        closing = asyncio.current_task()  # the SDK's (shielded) task that releases ownership after this
+        if closing is not None:
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         inflight = self._inflight.get(partition)
         if inflight is not None and not inflight.done():
             await asyncio.wait([inflight])  # finish the batch in hand

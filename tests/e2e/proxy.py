@@ -10,6 +10,8 @@ Modes (`proxy.mode = ...`, effective at once, synchronous):
   during a blackhole are closed when the mode changes, never resumed with stale bytes.
 
 The port is kept across modes, so clients configured with `proxy.port` see one address throughout.
+`proxy.delay = seconds` (any mode that pipes) holds every chunk that long before forwarding it, both
+ways: a slow service that still answers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class TcpProxy:
                 port = sock.getsockname()[1]
         self.port = port
         self._mode = "pass"
+        self.delay = 0.0  # seconds each forwarded chunk waits
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
         self._loop = asyncio.new_event_loop()
@@ -115,6 +118,8 @@ class TcpProxy:
                 await asyncio.sleep(0.05)  # stalled: bytes neither forwarded nor answered
             if entry not in self._connections:
                 break
+            if self.delay > 0:
+                await asyncio.sleep(self.delay)
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
