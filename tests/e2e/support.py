@@ -157,10 +157,22 @@ def events_by_partition(source: ConsumerProcess | Samples) -> dict[str, float]:
 
 def checkpoint_blobs(storage_connection_string: str, container: str, endpoint: Any) -> dict[str, int]:
     """The sequence number each partition's checkpoint blob names (the SDK's layout), where there is one."""
+    return {partition: int(metadata["sequencenumber"])
+            for partition, metadata in _partition_blobs(storage_connection_string, container, endpoint, "checkpoint").items()}
+
+
+def ownership_blobs(storage_connection_string: str, container: str, endpoint: Any) -> dict[str, str]:
+    """The owner id of each partition's ownership blob: "" once released (the SDK writes an empty owner
+    id, which storage gives back as no value)."""
+    return {partition: metadata.get("ownerid") or ""
+            for partition, metadata in _partition_blobs(storage_connection_string, container, endpoint, "ownership").items()}
+
+
+def _partition_blobs(storage_connection_string: str, container: str, endpoint: Any, kind: str) -> dict[str, dict[str, str]]:
     service = BlobServiceClient.from_connection_string(storage_connection_string)
     try:
-        prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default/checkpoint/".lower()
-        return {blob.name.rsplit("/", 1)[-1]: int(blob.metadata["sequencenumber"])
+        prefix = f"{endpoint.fully_qualified_namespace}/{endpoint.hub.name}/$default/{kind}/".lower()
+        return {blob.name.rsplit("/", 1)[-1]: blob.metadata
                 for blob in service.get_container_client(container).list_blobs(name_starts_with=prefix,
                                                                                include=["metadata"])}
     finally:

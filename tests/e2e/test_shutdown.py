@@ -21,7 +21,14 @@ from typing import Any
 
 from consumer.devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
-from tests.e2e.support import ConsumerProcess, Stream, checkpoint_blobs, events_by_partition, log_lines
+from tests.e2e.support import (
+    ConsumerProcess,
+    Stream,
+    checkpoint_blobs,
+    events_by_partition,
+    log_lines,
+    ownership_blobs,
+)
 from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, RATE
 from tests.e2e.test_faults import start_consumer
 
@@ -29,10 +36,13 @@ from tests.e2e.test_faults import start_consumer
 @contextmanager
 def counting_through_proxy(eventhubs: Any, azurite: Any, container: str, tmp_path: Path,
                            shutdown_timeout: float) -> Iterator[tuple[ConsumerProcess, TcpProxy]]:
-    """A ready consumer counting a stream, its storage account behind a proxy for the test to spoil."""
+    """A ready consumer counting a stream, its storage account behind a proxy for the test to spoil.
+    Ownership expires after 30 s, so a shutdown of seconds releases ownership that is still its own
+    (the SDK releases only unexpired ownership)."""
     proxy = TcpProxy("127.0.0.1", azurite.port).start()
     consumer = start_consumer(eventhubs, development_connection_string("127.0.0.1", proxy.port), container,
-                              tmp_path, shutdown_timeout_seconds=shutdown_timeout)
+                              tmp_path, shutdown_timeout_seconds=shutdown_timeout,
+                              eventhub__partition_ownership_expiration_interval_seconds=30)
     stream = Stream(eventhubs, RATE, BODIES).start()
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
@@ -109,6 +119,7 @@ def test_slow_storage_at_shutdown_still_gets_every_final_checkpoint(eventhubs, a
     released = {line["partition"]: line["sequence_number"] for line in lines[shutting:]
                 if line.get("message") == "partition released"}
     saved = checkpoint_blobs(azurite.connection_string, blob_container, eventhubs)
+    owners = ownership_blobs(azurite.connection_string, blob_container, eventhubs)
     print(f"\nSIGTERM with every storage chunk held 1 s: exit {code} after {took:.2f} s (shutdown timeout "
           f"{timeout} s); released at {released}, checkpoints at {saved}")
     assert code == 0, consumer.logs()[-3000:]
@@ -116,3 +127,4 @@ def test_slow_storage_at_shutdown_still_gets_every_final_checkpoint(eventhubs, a
     assert not [line for line in lines if line.get("message", "").startswith("checkpoint failed")]
     assert set(released) == set(eventhubs.partition_ids), released
     assert saved == released  # every partition's last counted event, nothing after, nothing before
+    assert owners == {p: "" for p in eventhubs.partition_ids}, owners  # released, for the next replica at once
