@@ -144,6 +144,12 @@ def owned_partitions(process: ConsumerProcess) -> set[str]:
     return owned
 
 
+def released_at_shutdown(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The "partition released" log line of each partition after "shutting down" (the last one)."""
+    shutting = next(i for i, line in enumerate(lines) if line.get("message") == "shutting down")
+    return {line["partition"]: line for line in lines[shutting:] if line.get("message") == "partition released"}
+
+
 def events_by_partition(source: ConsumerProcess | Samples) -> dict[str, float]:
     """`acs_consumer_events_total` per partition (of a process, scraped now, or of a scrape)."""
     samples = source.metrics() if isinstance(source, ConsumerProcess) else source

@@ -26,6 +26,7 @@ from tests.e2e.support import (
     kill_once_counted,
     log_lines,
     owned_partitions,
+    released_at_shutdown,
     write_config,
 )
 
@@ -224,8 +225,7 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
         stream = None
 
         lines = log_lines(leaving)
-        shutting = next(i for i, line in enumerate(lines) if line.get("message") == "shutting down")
-        released = {line["partition"]: line for line in lines[shutting:] if line.get("message") == "partition released"}
+        released = released_at_shutdown(lines)
         assert set(released) == handed, released
         assert all(line["reason"] == "shutdown" for line in released.values()), released
         last = {p: released[p]["sequence_number"] for p in handed}

@@ -28,6 +28,7 @@ from tests.e2e.support import (
     events_by_partition,
     log_lines,
     ownership_blobs,
+    released_at_shutdown,
 )
 from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, RATE
 from tests.e2e.test_faults import start_consumer
@@ -115,9 +116,7 @@ def test_slow_storage_at_shutdown_still_gets_every_final_checkpoint(eventhubs, a
         consumer.process.send_signal(signal.SIGTERM)
         code, took = wait_exit(consumer, timeout + 10)
         lines = log_lines(consumer)
-    shutting = next(i for i, line in enumerate(lines) if line.get("message") == "shutting down")
-    released = {line["partition"]: line["sequence_number"] for line in lines[shutting:]
-                if line.get("message") == "partition released"}
+    released = {p: line["sequence_number"] for p, line in released_at_shutdown(lines).items()}
     saved = checkpoint_blobs(azurite.connection_string, blob_container, eventhubs)
     owners = ownership_blobs(azurite.connection_string, blob_container, eventhubs)
     print(f"\nSIGTERM with every storage chunk held 1 s: exit {code} after {took:.2f} s (shutdown timeout "
