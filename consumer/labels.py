@@ -1,6 +1,6 @@
 """Bounded label values: every label value the metrics carry comes through here.
 
-The contract (`metrics.md`): each label has a bounded set of values; anything unexpected maps to
+The contract (README.md, "Metric reference"): each label has a bounded set of values; anything unexpected maps to
 `other`, a missing value to `unknown` where the contract says so. Known values keep the spelling
 Azure writes (`SMSMessagesSent`, `Succeeded`, `LongCodeNumber`), so a metric can be matched to a log
 line, but are recognised case-insensitively and with stray whitespace.

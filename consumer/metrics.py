@@ -1,4 +1,4 @@
-"""Every metric family of the contract (`metrics.md`), on an explicit registry (no global state).
+"""Every metric family of the contract (README.md, "Metric reference"), on an explicit registry (no global state).
 
 Two kinds of families live here:
 

@@ -6,7 +6,7 @@
 
 Every panel and every query uses the `datasource` template variable (type prometheus), so the
 dashboard works with any Prometheus data source, imported by hand or provisioned
-(provisioning/dashboards/acs-sms-consumer.yaml). Metric names: shared metrics.md, the public contract.
+(provisioning/dashboards/acs-sms-consumer.yaml). Metric names: README.md "Metric reference", the public contract.
 """
 
 from __future__ import annotations
