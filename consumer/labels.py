@@ -7,7 +7,10 @@ line, but are recognised case-insensitively and with stray whitespace.
 
 `FirstSeen` admits the first N distinct values of an open-ended label (usage types, result
 signatures, categories) and maps the rest to `other`: cardinality is bounded however hostile the
-input, at the cost that which N values are admitted depends on arrival order (documented in README).
+input. Which of the *unknown* values are admitted depends on arrival order, so two replicas (or one
+process before and after a restart) may disagree on them; the values ACS documents (its result
+codes, usage and unit types: `DOCUMENTED_SIGNATURES`, `USAGE_TYPES`, `UNIT_TYPES`) are therefore
+always their own value, on every replica, and take no first-N slot.
 """
 
 from __future__ import annotations
@@ -43,8 +46,35 @@ NUMBER_TYPES: tuple[str, ...] = (
     "AlphaSenderID",
 )
 
+#: HTTP statuses of the ACS SMS API (the status of the REST call is the ResultSignature of a send):
+#: 202 for an accepted send, 200/201/204 for other successful calls, and the error statuses the ACS
+#: REST APIs answer with (bad request, unauthorized, forbidden, not found, timeout, conflict, payload
+#: too large, unsupported media type, too many requests, server errors).
+HTTP_STATUSES: tuple[int, ...] = (200, 201, 202, 204, 400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 502, 503, 504)
+#: Delivery status codes ACS documents for delivery reports (Event Grid `DeliveryStatusDetails`, the
+#: SMS error-code page): 2000 delivered; 4000-4020 rejected (fraud, bad From/To, unsupported,
+#: non-existent, carrier block, unreachable, opted out, rate limit, entitlement, unverified
+#: toll-free, volumetric...; the whole range, so a code Microsoft adds inside it is covered too);
+#: 5000-5002 carrier issues; 9999 unknown.
+DELIVERY_STATUSES: tuple[int, ...] = (2000, *range(4000, 4021), 5000, 5001, 5002, 9999)
+#: Every `result_signature` value that is its own label value on every replica.
+DOCUMENTED_SIGNATURES: tuple[str, ...] = tuple(str(code) for code in (*HTTP_STATUSES, *DELIVERY_STATUSES))
+
+#: Usage and unit types ACS names in its Usage log docs (`Usage Type`: Chat, PSTN, NAT, ...; SMS
+#: usage is `SMS`; `Unit Type`: minutes, megabytes, messages), spelled as the records spell them.
+USAGE_TYPES: tuple[str, ...] = ("SMS", "PSTN", "Chat", "NAT")
+UNIT_TYPES: tuple[str, ...] = ("Message", "Minute", "Megabyte")
+
 SMS_OPERATIONAL = "SMSOperational"
 USAGE = "Usage"
+#: Log categories a Communication Services resource emits (`sms-logs.md`): the two parsed ones and
+#: the others that share a hub and are counted as skipped.
+CATEGORIES: tuple[str, ...] = (
+    SMS_OPERATIONAL, USAGE, "ChatOperational", "AuthOperational", "CallSummary", "CallDiagnostics",
+    "CallAutomationOperational", "CallRecordingSummary", "EmailSendMailOperational",
+    "EmailStatusUpdateOperational", "EmailUserEngagementOperational", "NetworkTraversalOperational",
+    "JobRouterOperational", "RoomsOperational", "AdvancedMessagingOperational",
+)
 
 #: ISO 3166-1 alpha-2 codes (officially assigned), the only values of the `country` label.
 ISO_COUNTRIES: frozenset[str] = frozenset(
@@ -89,13 +119,17 @@ class KnownValues:
 
 class FirstSeen:
     """Admits the first `limit` distinct values (compared case-insensitively, first spelling kept);
-    later new values map to `other`. Values that are too long or not printable are never admitted."""
+    later new values map to `other`. Values that are too long or not printable are never admitted.
+    `known` values are always admitted, in their own spelling, and take none of the `limit` slots:
+    they are the same label value on every replica whatever the arrival order."""
 
-    __slots__ = ("_by_key", "_limit", "_missing")
+    __slots__ = ("_by_key", "_limit", "_missing", "_known")
 
-    def __init__(self, limit: int, missing: str = UNKNOWN) -> None:
-        self._by_key: dict[str, str] = {}  # lower-cased value → first spelling; at most `limit` entries
-        self._limit = limit
+    def __init__(self, limit: int, missing: str = UNKNOWN, known: Iterable[str] = ()) -> None:
+        # lower-cased value → spelling; the known values, then at most `limit` first-seen ones
+        self._by_key: dict[str, str] = {v.lower(): v for v in known}
+        self._known = frozenset(self._by_key.values())
+        self._limit = limit + len(self._by_key)
         self._missing = missing
 
     def __call__(self, raw: str | None) -> str:
@@ -118,7 +152,8 @@ class FirstSeen:
         return True
 
     def admitted(self) -> set[str]:
-        return set(self._by_key.values())
+        """The values admitted on first sight (the known values not included)."""
+        return set(self._by_key.values()) - self._known
 
 
 #: What a name Azure gives (a category, a usage or unit type) looks like: a letter, then letters,
@@ -138,7 +173,8 @@ def looks_like_name(value: str) -> bool:
 class Names(FirstSeen):
     """`FirstSeen` for labels whose values are names (`category`, `usage_type`, `unit_type`): a value
     that does not look like a name is never admitted (it maps to `other`), so a phone number, an id,
-    an address or a URI written into one of these fields cannot become a label value."""
+    an address or a URI written into one of these fields cannot become a label value. (`known`:
+    `USAGE_TYPES`, `UNIT_TYPES`.)"""
 
     __slots__ = ()
 
@@ -147,10 +183,14 @@ class Names(FirstSeen):
 
 
 class ResultSignatures(FirstSeen):
-    """`result_signature`: numeric status codes only (HTTP statuses, ACS delivery codes), the first
-    N distinct; anything non-numeric is `other`."""
+    """`result_signature`: numeric status codes only. The codes ACS documents (`DOCUMENTED_SIGNATURES`:
+    HTTP statuses of the SMS API, delivery status codes) always; other numeric codes, the first N
+    distinct; anything non-numeric is `other`."""
 
     __slots__ = ()
+
+    def __init__(self, limit: int, missing: str = UNKNOWN, known: Iterable[str] = DOCUMENTED_SIGNATURES) -> None:
+        super().__init__(limit, missing, known)
 
     def __call__(self, raw: str | None) -> str:
         if raw is None:

@@ -27,6 +27,7 @@ from consumer.config import PipelineSettings
 from consumer.correlation import DeliveryCorrelator, ExpiringMap, Waiting
 from consumer.decode import DecodeError, decode_body
 from consumer.labels import (
+    CATEGORIES,
     DELIVERY_REPORT,
     NUMBER_TYPES,
     OTHER,
@@ -35,7 +36,9 @@ from consumer.labels import (
     SMS_OPERATIONAL,
     SMS_OPERATIONS,
     SUCCEEDED,
+    UNIT_TYPES,
     USAGE,
+    USAGE_TYPES,
     FirstSeen,
     KnownValues,
     Names,
@@ -109,11 +112,10 @@ class Pipeline:
         self._result = KnownValues(RESULTS)
         self._number_type = KnownValues(NUMBER_TYPES, missing="unknown")
         self._result_signature = ResultSignatures(limits.result_signatures, missing=OTHER)
-        self._usage_type = Names(limits.usage_types, missing=OTHER)
-        self._unit_type = Names(limits.unit_types, missing=OTHER)
-        self._category = Names(limits.categories)
-        self._category(SMS_OPERATIONAL)  # the parsed categories always have their own label value
-        self._category(USAGE)
+        # The values ACS documents are their own label value on every replica (no first-N slot).
+        self._usage_type = Names(limits.usage_types, missing=OTHER, known=USAGE_TYPES)
+        self._unit_type = Names(limits.unit_types, missing=OTHER, known=UNIT_TYPES)
+        self._category = Names(limits.categories, known=CATEGORIES)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
         # raw (operation_name, result_type, number_type, country) → bounded labels of acs_sms_operations
         # (the mapping is a pure function of the raw values, so memoising it changes nothing)

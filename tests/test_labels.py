@@ -7,13 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.labels import (
+    DELIVERY_STATUSES,
+    DOCUMENTED_SIGNATURES,
+    HTTP_STATUSES,
     ISO_COUNTRIES,
     MAX_LABEL_LENGTH,
     NUMBER_TYPES,
     OTHER,
     RESULTS,
     SMS_OPERATIONS,
+    UNIT_TYPES,
     UNKNOWN,
+    USAGE_TYPES,
     FirstSeen,
     KnownValues,
     ResultSignatures,
@@ -164,8 +169,48 @@ def test_result_signatures_numeric_only(raw, expected):
 
 def test_result_signatures_bounded():
     signatures = ResultSignatures(3, missing=OTHER)
-    assert [signatures(str(code)) for code in (200, 202, 4006, 500, 200, "0200")] == ["200", "202", "4006", OTHER, "200", "200"]
-    assert signatures.admitted() == {"200", "202", "4006"}
+    codes = (200, 202, 4006, 500, 200, "0200", 7, 4711, 123, 99, 460, 7)
+    assert [signatures(str(code)) for code in codes] == [
+        "200", "202", "4006", "500", "200", "200", "7", "4711", "123", OTHER, OTHER, "7"]
+    # the documented codes take no slot: the first three undocumented ones do
+    assert signatures.admitted() == {"7", "4711", "123"}
+
+
+@pytest.mark.parametrize("code", [*HTTP_STATUSES, *DELIVERY_STATUSES])
+def test_documented_signatures_are_always_their_own_value(code):
+    signatures = ResultSignatures(1, missing=OTHER)
+    assert signatures("1") == "1" and signatures("2") == OTHER  # the one first-N slot is used up
+    assert signatures(str(code)) == str(code)
+    assert signatures(f" 0{code}.0 ") == str(code)
+
+
+def test_documented_signatures_cover_what_acs_documents():
+    assert {2000, 4000, 4010, 4020, 5000, 5001, 5002, 9999} <= set(DELIVERY_STATUSES)
+    assert {200, 202, 400, 401, 429, 500} <= set(HTTP_STATUSES)
+    assert set(DOCUMENTED_SIGNATURES) == {str(c) for c in (*HTTP_STATUSES, *DELIVERY_STATUSES)}
+
+
+def test_known_names_keep_their_spelling_and_take_no_slot():
+    from consumer.labels import Names
+
+    usage = Names(1, missing=OTHER, known=USAGE_TYPES)
+    assert usage("Calling") == "Calling" and usage("Email") == OTHER
+    assert [usage(v) for v in ("sms", " PSTN ", "chat", "NAT")] == ["SMS", "PSTN", "Chat", "NAT"]
+    assert usage.admitted() == {"Calling"}
+    units = Names(1, missing=OTHER, known=UNIT_TYPES)
+    assert [units(v) for v in ("Second", "message", "MINUTE", "Megabyte", "Hour")] == [
+        "Second", "Message", "Minute", "Megabyte", OTHER]
+
+
+@given(st.permutations([*(str(c) for c in (200, 202, 400, 429, 500, 2000, 4001, 4006, 5001, 9999)),
+                        "1", "2", "3", "4", "5"]))
+@settings(max_examples=50)
+def test_documented_signatures_do_not_depend_on_arrival_order(order):
+    signatures = ResultSignatures(2, missing=OTHER)
+    mapped = {raw: signatures(raw) for raw in order}
+    for raw, value in mapped.items():
+        if raw in DOCUMENTED_SIGNATURES:
+            assert value == raw
 
 
 @given(st.lists(st.one_of(st.text(max_size=8), st.integers(0, 10**7).map(str)), max_size=300))
