@@ -6,7 +6,9 @@ and dead-letter containers if missing, serves HTTP, then starts receiving.
 Readiness (`/readyz`) passes when both hold:
 - `eventhub`: the Event Hubs receive loop is running (it has started and not stopped or crashed);
 - `checkpoint_store`: the checkpoint storage account answered a request (a checkpoint write or the
-  periodic probe every `STORE_PROBE_SECONDS`) within `readiness_checkpoint_store_max_age_seconds`.
+  periodic probe every `STORE_PROBE_SECONDS`) within `readiness_checkpoint_store_max_age_seconds`;
+- `partitions`: no owned partition has had events waiting without processing one for longer than
+  `readiness_partition_stalled_max_seconds` (the detail names the stalled partitions).
 While storage is unreachable the consumer keeps processing (checkpoints are retried), but reports not
 ready so the outage is visible. Liveness (`/healthz`) only needs the event loop to answer.
 
@@ -167,6 +169,7 @@ class Service:
                             on_store_answer=self._store_answered)
         self.health.add("eventhub", lambda: (receiver.running, "receiving" if receiver.running else "not receiving"))
         self.health.add("checkpoint_store", self._store_check)
+        self.health.add("partitions", lambda: self._partitions_check(receiver))
 
         http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port)
         await http.start()
@@ -245,6 +248,14 @@ class Service:
         if age > limit:
             return False, f"checkpoint store last answered {age:.0f} s ago (limit {limit:.0f} s)"
         return True, f"checkpoint store answered {age:.0f} s ago"
+
+    def _partitions_check(self, receiver: Receiver) -> tuple[bool, str]:
+        limit = self.settings.readiness_partition_stalled_max_seconds
+        stalled = {p: s for p, s in receiver.stalled().items() if s > limit}
+        if stalled:
+            names = ", ".join(f"{p} ({s:.0f} s)" for p, s in sorted(stalled.items()))
+            return False, f"no progress while events wait on partition {names} (limit {limit:.0f} s)"
+        return True, f"{len(receiver.partitions)} owned partitions progressing or idle"
 
     async def _progress(self, receiver: Receiver) -> None:
         interval = self.settings.logging.progress_interval_seconds

@@ -209,6 +209,7 @@ class Settings(_Section):
     pipeline: PipelineSettings = PipelineSettings()
     shutdown_timeout_seconds: PositiveFloat = 20
     readiness_checkpoint_store_max_age_seconds: PositiveFloat = 60
+    readiness_partition_stalled_max_seconds: PositiveFloat = 120
 
 
 class ConfigError(Exception):

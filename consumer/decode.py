@@ -35,6 +35,9 @@ class DecodeError(StrEnum):
     NOT_RECORDS = "not_records"
     TOO_LARGE = "too_large"
     ENCODING = "encoding"
+    #: Never returned by `decode_body`: the shell's reason for a body whose processing raised (a bug,
+    #: an input nobody thought of); the event is counted, logged, dead-lettered and passed.
+    INTERNAL = "internal"
 
 
 @dataclass(frozen=True, slots=True)

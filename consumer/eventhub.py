@@ -14,6 +14,14 @@ the SDK's other consumers read them). For each received batch:
    checkpoints, never the counting;
 4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`).
 
+One event never stops its partition: whatever raises while it is processed (a bug, an input nobody
+thought of) is caught at that event, counted as decode error `internal`, logged with the partition,
+sequence number and exception type (never the message, which may quote the body), dead-lettered, and
+passed like any other event. A partition that still makes no progress while events wait on it (a
+batch that never finishes, a handler that fails and is restarted by the SDK again and again) shows in
+`acs_consumer_partition_stalled_seconds` and, past `readiness_partition_stalled_max_seconds`, in
+`/readyz` (see `Receiver.stalled`).
+
 A batch in hand is finished even when the SDK cancels the partition's task (shutdown, ownership
 lost): it runs as a shielded task that `on_partition_close` waits for before the final checkpoint.
 `close()` returns only when every partition's close (final checkpoint, then the SDK's release of
@@ -25,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +43,11 @@ from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
 from consumer.checkpoints import CheckpointPolicy, PartitionProgress
 from consumer.config import Settings, connection_string_parts
 from consumer.deadletter import DeadLetter, DeadLetterWriter
+from consumer.decode import DecodeError
 from consumer.labels import FirstSeen
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
-from consumer.pipeline import EventContext, Pipeline
+from consumer.pipeline import BodyResult, EventContext, Pipeline
 
 log = logging.getLogger("consumer.eventhub")
 
@@ -69,6 +79,27 @@ def enqueued_seconds(event: Any) -> float | None:
     datetime it builds at every access (the annotation holds milliseconds)."""
     milliseconds = event.raw_amqp_message.annotations.get(ENQUEUED_TIME_ANNOTATION)
     return float(milliseconds) / 1000 if milliseconds else None
+
+
+def failure_detail(error: BaseException) -> str:
+    """The exception's type and where it was raised (file, line, function), never its message: a
+    message may quote the input (`ValueError: invalid literal ... '<body text>'`)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    frame = frames[-1]
+    return f"{type(error).__name__} at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+
+
+def process_guarded(pipeline: Pipeline, body: bytes, now: float, context: EventContext) -> BodyResult:
+    """`pipeline.process`, with whatever it raises turned into a rejection of this one body for reason
+    `internal` (counted in `acs_consumer_decode_errors_total`). What the pipeline counted of the body
+    before it raised stays counted."""
+    try:
+        return pipeline.process(body, now, context)
+    except Exception as error:  # a bug or an unforeseen input: this event fails, never its partition
+        pipeline.metrics.decode_errors.inc((DecodeError.INTERNAL.value,))
+        return BodyResult(decode_error=DecodeError.INTERNAL, detail=failure_detail(error))
 
 
 def eventhub_name(settings: Settings) -> str:
@@ -107,6 +138,11 @@ class Receiver:
         self._checkpointing: dict[str, asyncio.Task[None]] = {}
         self._closing: set[asyncio.Task[Any]] = set()  # the SDK's tasks running a partition's close
         self._error_kind = FirstSeen(50)
+        # Stall detection (monotonic clock): when each partition last processed an event or had
+        # nothing waiting; kept across a close caused by an error so a partition that the SDK closes
+        # and claims again and again still shows how long it has not moved.
+        self._advanced_at: dict[str, float] = {}
+        self._errored: dict[str, float] = {}  # partition → when an error closed it
         self.running = False
         self.events_processed = 0
         self.records_processed = 0
@@ -164,6 +200,14 @@ class Receiver:
     async def _on_initialize(self, context: PartitionContext) -> None:
         partition = context.partition_id
         self.partitions[partition] = PartitionProgress(partition, last_attempt=self.clock())
+        now = time.monotonic()
+        errored_at = self._errored.pop(partition, None)
+        # Claimed again soon after an error closed it: the stall goes on (else it starts afresh).
+        recent = self.settings.eventhub.partition_ownership_expiration_interval_seconds * 2
+        if errored_at is None or now - errored_at > recent or partition not in self._advanced_at:
+            self._advanced_at[partition] = now
+        self.metrics.consumer.partition_stalled.labels(partition).set_function(
+            lambda: self._stalled_seconds(partition, time.monotonic()))
         self.metrics.consumer.owned_partitions.set(len(self.partitions))
         log.info("partition claimed", extra=event_fields(partition, None))
 
@@ -183,8 +227,16 @@ class Receiver:
         if progress is not None:
             await self._checkpoint(context, progress, final=True)
         self.metrics.consumer.owned_partitions.set(len(self.partitions))
+        if partition in self._errored:
+            self._errored[partition] = time.monotonic()
+        else:
+            self._advanced_at.pop(partition, None)
         if self.last_enqueued.pop(partition, None) is not None:
             self.metrics.consumer.partition_lag.remove(partition)
+        try:
+            self.metrics.consumer.partition_stalled.remove(partition)
+        except KeyError:  # a close without an initialize before it
+            pass
         log.info("partition released", extra=event_fields(
             partition, progress.last_sequence_number if progress else None, reason=reason.name.lower()))
 
@@ -192,6 +244,8 @@ class Receiver:
         kind = self._error_kind(type(error).__name__)
         self.metrics.consumer.errors.labels(kind).inc()
         partition = context.partition_id if context is not None else ""
+        if context is not None:  # the SDK closes the partition after this (and may claim it again)
+            self._errored[partition] = time.monotonic()
         log.warning("event hubs client error: %s: %s", type(error).__name__, _short(error),
                     extra=event_fields(partition, None, kind=kind))
 
@@ -205,6 +259,8 @@ class Receiver:
             self._inflight[partition] = task
             await asyncio.shield(task)
         self._update_lag(context, progress)
+        if not self._waiting(partition, progress):
+            self._advanced_at[partition] = time.monotonic()
         writing = self._checkpointing.get(partition)
         if (writing is None or writing.done()) and self.policy.due(progress, self.clock()):
             self._checkpointing[partition] = asyncio.ensure_future(self._checkpoint(context, progress))
@@ -220,27 +276,35 @@ class Receiver:
         records = 0
         last_event_timestamp = consumer_metrics.last_event_timestamp.labels(partition)
         last_enqueued_ts: float | None = None
-        for event in events:
-            sequence_number = event.sequence_number
-            enqueued_ts = enqueued_seconds(event)
-            body = body_bytes(event)
-            context = EventContext(partition, sequence_number, str(event.offset), enqueued_ts)
-            result = pipeline.process(body, self.clock(), context)
-            records += result.records
-            if result.decode_error is not None:
-                self._rejected(body, context, result.decode_error.value, result.detail)
-            elif result.invalid:
-                log.warning("invalid records: %d of %d", result.invalid, result.records,
-                            extra=event_fields(partition, sequence_number, reasons=result.invalid_reasons))
-            progress.processed(event, sequence_number)
-            if enqueued_ts is not None:
-                last_enqueued_ts = enqueued_ts
-            now = time.perf_counter()
-            if now - slice_started >= YIELD_EVERY_SECONDS:
-                if last_enqueued_ts is not None:  # a scrape while the batch is in hand sees where it is
-                    last_event_timestamp.set(last_enqueued_ts)
-                await asyncio.sleep(0)
-                slice_started = time.perf_counter()
+        try:
+            for event in events:
+                sequence_number = event.sequence_number
+                try:
+                    enqueued_ts = enqueued_seconds(event)
+                    body = body_bytes(event)
+                    context = EventContext(partition, sequence_number, str(event.offset), enqueued_ts)
+                    result = process_guarded(pipeline, body, self.clock(), context)
+                    records += result.records
+                    if result.decode_error is not None:
+                        self._rejected(body, context, result.decode_error.value, result.detail)
+                    elif result.invalid:
+                        log.warning("invalid records: %d of %d", result.invalid, result.records,
+                                    extra=event_fields(partition, sequence_number, reasons=result.invalid_reasons))
+                except Exception as error:  # the shell's own part of this event failed: the event fails, not the partition
+                    self._failed(event, partition, error)
+                else:
+                    if enqueued_ts is not None:
+                        last_enqueued_ts = enqueued_ts
+                progress.processed(event, sequence_number)
+                now = time.perf_counter()
+                if now - slice_started >= YIELD_EVERY_SECONDS:
+                    self._advanced_at[partition] = time.monotonic()
+                    if last_enqueued_ts is not None:  # a scrape while the batch is in hand sees where it is
+                        last_event_timestamp.set(last_enqueued_ts)
+                    await asyncio.sleep(0)
+                    slice_started = time.perf_counter()
+        finally:
+            self._advanced_at[partition] = time.monotonic()
         if last_enqueued_ts is not None:
             last_event_timestamp.set(last_enqueued_ts)
         self.events_processed += len(events)
@@ -248,11 +312,60 @@ class Receiver:
         consumer_metrics.batch_duration.observe(time.perf_counter() - started)
 
     def _rejected(self, body: bytes, context: EventContext, reason: str, detail: str) -> None:
-        log.warning("body rejected: %s: %s", reason, detail, extra=event_fields(
-            context.partition, context.sequence_number, offset=context.offset, reason=reason, size=len(body)))
+        fields = event_fields(context.partition, context.sequence_number, offset=context.offset, reason=reason,
+                              size=len(body))
+        if reason == DecodeError.INTERNAL:
+            log.error("event processing failed: %s", detail, extra=fields)
+        else:
+            log.warning("body rejected: %s: %s", reason, detail, extra=fields)
         if self.deadletters is not None:
             self.deadletters.submit(DeadLetter(body, context.partition, context.sequence_number, context.offset,
                                                context.enqueued_time, reason, detail))
+
+    def _failed(self, event: Any, partition: str, error: Exception) -> None:
+        """An event whose handling failed outside the pipeline (reading the body or its position, the
+        logging of its result): counted and dead-lettered as `internal` with whatever can be read."""
+        self.metrics.domain.decode_errors.inc((DecodeError.INTERNAL.value,))
+        detail = failure_detail(error)
+        try:
+            try:
+                body = body_bytes(event)
+            except Exception:  # the body itself is what cannot be read
+                body = b""
+            offset = getattr(event, "offset", None)
+            context = EventContext(partition, event.sequence_number, None if offset is None else str(offset), None)
+            self._rejected(body, context, DecodeError.INTERNAL.value, detail)
+        except Exception as again:  # not even that: the line below is all that is left of the event
+            log.error("event processing failed: %s; dead letter not submitted: %s", detail, failure_detail(again),
+                      extra=event_fields(partition, getattr(event, "sequence_number", None), reason="internal"))
+
+    # --- stall detection -------------------------------------------------------------------------
+
+    def _waiting(self, partition: str, progress: PartitionProgress) -> bool:
+        """Whether events wait on this partition: a batch is in hand, or the hub holds events after
+        the last processed one."""
+        inflight = self._inflight.get(partition)
+        if inflight is not None and not inflight.done():
+            return True
+        last = self.last_enqueued.get(partition)
+        if last is None:
+            return False
+        processed = progress.last_sequence_number
+        return processed is None or last > processed
+
+    def stalled(self, now: float | None = None) -> dict[str, float]:
+        """Seconds each owned partition has gone without progress while events wait on it (0 when it
+        keeps up or nothing waits). Progress is an event processed; a partition with nothing waiting
+        is refreshed at every (empty) batch the SDK hands over, at least every `max_wait_time`."""
+        now = time.monotonic() if now is None else now
+        return {partition: self._stalled_seconds(partition, now) for partition in list(self.partitions)}
+
+    def _stalled_seconds(self, partition: str, now: float) -> float:
+        progress = self.partitions.get(partition)
+        since = self._advanced_at.get(partition)
+        if progress is None or since is None or not self._waiting(partition, progress):
+            return 0.0
+        return max(0.0, now - since)
 
     def _update_lag(self, context: PartitionContext, progress: PartitionProgress) -> None:
         properties = context.last_enqueued_event_properties

@@ -222,6 +222,12 @@ class ConsumerMetrics:
             "Last enqueued sequence number minus last processed sequence number, per partition.",
             ("partition",), registry=registry,
         )
+        self.partition_stalled = Gauge(
+            "acs_consumer_partition_stalled_seconds",
+            "Seconds an owned partition with waiting events has gone without processing one (0 while it "
+            "keeps up or nothing waits).",
+            ("partition",), registry=registry,
+        )
         self.last_event_timestamp = Gauge(
             "acs_consumer_last_event_timestamp_seconds", "Enqueued time of the last processed event, per partition.",
             ("partition",), registry=registry,

@@ -38,3 +38,165 @@ def test_enqueued_seconds_is_utc():
 def test_body_bytes_of_data_bodies(body, expected):
     assert body_bytes(EventData(body)) == expected
 
+
+
+# --- the receiver's per-event path (no server: the SDK's callbacks called directly) -------------
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+
+from consumer.config import Settings  # noqa: E402
+from consumer.eventhub import Receiver  # noqa: E402
+from consumer.metrics import Metrics  # noqa: E402
+from consumer.pipeline import Pipeline  # noqa: E402
+
+BOOM = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "boom"}}]}'
+GOOD = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "SMS"}}]}'
+
+
+class RaisingPipeline(Pipeline):
+    """A pipeline with a bug that one body reaches: it counts the event, then raises with a message
+    that quotes the body (as `ValueError`s of parsers do)."""
+
+    def process(self, body, now, context=None):
+        if b"boom" in body:
+            self.metrics.events.inc((context.partition,))
+            raise ValueError(f"cannot use {body[:40]!r}")
+        return super().process(body, now, context)
+
+
+class Letters:
+    def __init__(self):
+        self.letters = []
+
+    def submit(self, letter, *args, **kwargs):
+        self.letters.append(letter)
+
+
+class FakeContext:
+    def __init__(self, partition, last_enqueued):
+        self.partition_id = partition
+        self.last_enqueued_event_properties = {"sequence_number": last_enqueued}
+        self.checkpoints = []
+
+    async def update_checkpoint(self, event):
+        self.checkpoints.append(event.sequence_number)
+
+
+def hub_event(body: bytes, sequence_number: int) -> EventData:
+    event = EventData(body)
+    annotations = event.raw_amqp_message.annotations
+    annotations[b"x-opt-sequence-number"] = sequence_number
+    annotations[b"x-opt-offset"] = str(1000 + sequence_number).encode()
+    annotations[ENQUEUED_TIME_ANNOTATION] = 1_700_000_000_000 + sequence_number
+    return event
+
+
+def receiver_with(pipeline_class=Pipeline, **settings):
+    config = Settings.model_validate({
+        "eventhub": {"connection_string": "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=k;SharedAccessKey=s;EntityPath=hub"},
+        "checkpoint_store": {"connection_string": "UseDevelopmentStorage=true"},
+        **settings,
+    })
+    metrics = Metrics(config.pipeline.buckets, "test")
+    letters = Letters()
+    receiver = Receiver(config, pipeline_class(config.pipeline, metrics.domain), metrics, None, letters)
+    return receiver, metrics, letters
+
+
+def test_an_event_whose_processing_raises_is_counted_logged_dead_lettered_and_passed(caplog):
+    receiver, metrics, letters = receiver_with(RaisingPipeline)
+    context = FakeContext("3", last_enqueued=12)
+    events = [hub_event(GOOD, 10), hub_event(BOOM, 11), hub_event(GOOD, 12)]
+
+    async def scenario():
+        await receiver._on_initialize(context)
+        with caplog.at_level(logging.INFO, logger="consumer.eventhub"):
+            await receiver._on_batch(context, events)
+        await receiver._checkpoint(context, receiver.partitions["3"], final=True)
+
+    asyncio.run(scenario())
+    domain = metrics.domain
+    assert domain.decode_errors.values == {("internal",): 1}
+    assert domain.records.get("Usage", "processed") == 2  # the events after it were processed
+    assert domain.events.get("3") == 3
+    assert receiver.partitions["3"].last_sequence_number == 12
+    assert context.checkpoints == [12]  # the checkpoint passes the failed event
+    assert metrics.registry.get_sample_value("acs_consumer_partition_lag_events", {"partition": "3"}) == 0
+    [letter] = letters.letters
+    assert (letter.partition, letter.sequence_number, letter.offset, letter.reason) == ("3", 11, "1011", "internal")
+    assert letter.body == BOOM
+    assert letter.detail.startswith("ValueError at test_eventhub.py:") and letter.detail.endswith("in process")
+    [line] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert (line.partition, line.sequence_number, line.reason) == ("3", 11, "internal")
+    text = line.getMessage() + json.dumps({k: str(v) for k, v in vars(line).items()})
+    assert "ValueError" in text and "boom" not in text and "cannot use" not in text
+
+
+def test_a_failure_outside_the_pipeline_fails_only_that_event(caplog):
+    receiver, metrics, letters = receiver_with()
+    context = FakeContext("0", last_enqueued=2)
+    bad = hub_event(GOOD, 1)
+    bad.raw_amqp_message.annotations[ENQUEUED_TIME_ANNOTATION] = b"not a number"  # enqueued_seconds raises
+    asyncio.run(receiver._on_initialize(context))
+    asyncio.run(receiver._on_batch(context, [hub_event(GOOD, 0), bad, hub_event(GOOD, 2)]))
+    assert metrics.domain.decode_errors.values == {("internal",): 1}
+    assert metrics.domain.records.get("Usage", "processed") == 2
+    assert receiver.partitions["0"].last_sequence_number == 2
+    [letter] = letters.letters
+    assert (letter.sequence_number, letter.reason, letter.body) == (1, "internal", GOOD)
+
+
+def test_stalled_seconds_grow_only_while_events_wait_without_progress():
+    receiver, metrics, _ = receiver_with()
+    context = FakeContext("1", last_enqueued=5)
+
+    async def scenario():
+        await receiver._on_initialize(context)
+        start = receiver._advanced_at["1"]
+        assert receiver.stalled(start + 100) == {"1": 0.0}  # nothing known to wait yet
+        await receiver._on_batch(context, [hub_event(GOOD, 0)])
+        moved = receiver._advanced_at["1"]
+        assert moved >= start
+        assert receiver.stalled(moved + 7) == {"1": pytest.approx(7.0)}  # events 1..5 wait, none processed since
+        context.last_enqueued_event_properties = {"sequence_number": 0}
+        await receiver._on_batch(context, [])  # nothing waits: refreshed
+        assert receiver.stalled(receiver._advanced_at["1"] + 50) == {"1": 0.0}
+        # A batch in hand that does not finish: stalled from the last progress on.
+        never = asyncio.get_running_loop().create_future()
+        receiver._inflight["1"] = never
+        since = receiver._advanced_at["1"]
+        assert receiver.stalled(since + 30) == {"1": pytest.approx(30.0)}
+        samples = {s.labels["partition"]: s.value for f in metrics.registry.collect()
+                   if f.name == "acs_consumer_partition_stalled_seconds" for s in f.samples}
+        assert set(samples) == {"1"} and samples["1"] >= 0
+        never.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_closed_by_an_error_and_claimed_again_stays_stalled():
+    from azure.eventhub import CloseReason
+
+    receiver, _, _ = receiver_with()
+    context = FakeContext("2", last_enqueued=9)
+
+    async def scenario():
+        await receiver._on_initialize(context)
+        await receiver._on_batch(context, [hub_event(GOOD, 0)])
+        since = receiver._advanced_at["2"]
+        await receiver._on_error(context, RuntimeError("handler failed"))
+        await receiver._on_close(context, CloseReason.OWNERSHIP_LOST)
+        assert "2" not in receiver.partitions and receiver.stalled() == {}
+        await receiver._on_initialize(context)  # the SDK claims it again at once
+        assert receiver._advanced_at["2"] == since
+        receiver._inflight["2"] = asyncio.get_running_loop().create_future()  # the replay, in hand
+        assert receiver.stalled(since + 60) == {"2": pytest.approx(60.0)}
+        # A close without an error (shutdown, rebalancing) forgets it: a later claim starts afresh.
+        receiver._inflight["2"].cancel()
+        await receiver._on_close(context, CloseReason.SHUTDOWN)
+        await receiver._on_initialize(context)
+        assert receiver._advanced_at["2"] > since
+
+    asyncio.run(scenario())

@@ -67,7 +67,7 @@ def contract_violations(text: str, partitions: Iterable[str], *, result_signatur
         "country": set(ISO_COUNTRIES) | {OTHER, UNKNOWN},
         "partition": set(partitions),
         "outcome": {"processed", "invalid", "skipped", "duplicate", "written", "error", "dropped", "ok"},
-        "reason": {"invalid_json", "not_records", "too_large", "encoding", "age", "capacity", "replaced"},
+        "reason": {"invalid_json", "not_records", "too_large", "encoding", "internal", "age", "capacity", "replaced"},
         "side": {"sent", "delivery_report"},
         "direction": {"outgoing", "incoming"},
     }

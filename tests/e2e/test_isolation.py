@@ -1,0 +1,125 @@
+"""Per-event isolation through the real receive path: `Service.serve` in this process against the
+local Event Hubs endpoint and Azurite, with a pipeline that has a bug one body reaches.
+
+The bug is a `Pipeline` subclass (there is no known input that makes the real pipeline raise, and the
+production code has no hook to fake one), so the service runs in this process, not as a subprocess:
+everything around the pipeline is the real `run` path (SDK receive loop, checkpoints in Azurite, the
+dead-letter writer, /metrics over HTTP).
+
+Asserted: the event that raised is counted (`acs_consumer_decode_errors_total{reason="internal"}`),
+logged with partition, sequence number and exception type but not the body or the exception's
+message, dead-lettered byte for byte with reason `internal`; the events after it are processed, the
+checkpoint passes it, the lag gauge keeps being set, and the partition goes on with later events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.request
+
+from azure.storage.blob import BlobServiceClient
+
+from consumer.app import Service
+from consumer.config import Settings
+from consumer.logs import JsonFormatter
+from consumer.pipeline import Pipeline
+from tests.e2e.support import checkpoint_blobs, parse, total
+
+SECRET = "+15551234567"
+GOOD = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "SMS"}}]}'
+BOOM = (b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, '
+        b'"UsageType": "boom", "To": "' + SECRET.encode() + b'"}}]}')
+
+
+class BuggyPipeline(Pipeline):
+    """Raises on one body after counting its event, with a message that quotes the body."""
+
+    def process(self, body, now, context=None):
+        if b'"boom"' in body:
+            self.metrics.events.inc((context.partition,))
+            raise KeyError(body.decode())
+        return super().process(body, now, context)
+
+
+def settings_for(eventhubs, azurite, container: str) -> Settings:
+    return Settings.model_validate({
+        "eventhub": {"connection_string": eventhubs.connection_string, "name": eventhubs.hub.name,
+                     "initial_position": "earliest", "max_wait_time_seconds": 0.2,
+                     "load_balancing_interval_seconds": 1, "partition_ownership_expiration_interval_seconds": 5},
+        "checkpoint_store": {"connection_string": azurite.connection_string, "container": container},
+        "checkpoint": {"interval_seconds": 0.5, "every_events": 1},
+        "deadletter": {"container": f"{container}-dl"},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "shutdown_timeout_seconds": 10,
+    })
+
+
+def scrape(service: Service) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}/metrics", timeout=5) as response:
+        return parse(response.read().decode())
+
+
+async def until(condition, timeout: float, what: str) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_an_event_that_makes_the_pipeline_raise_is_isolated(eventhubs, azurite, blob_container, caplog):
+    service = Service(settings_for(eventhubs, azurite, blob_container))
+    service.pipeline.__class__ = BuggyPipeline
+    ckpt = lambda: checkpoint_blobs(azurite.connection_string, blob_container, eventhubs).get("0")  # noqa: E731
+
+    async def main() -> int:
+        serving = asyncio.create_task(service.serve())
+        await until(lambda: service.http_port is not None, 20, "http")
+        eventhubs.publish("0", [GOOD, BOOM, GOOD])  # sequence numbers 0, 1, 2
+        await until(lambda: total(scrape(service), "acs_consumer_events_total", partition="0") == 3, 30, "3 events")
+        await until(lambda: ckpt() == 2, 20, "the checkpoint past the failed event")
+        samples = await asyncio.to_thread(scrape, service)
+        assert total(samples, "acs_consumer_decode_errors_total", reason="internal") == 1
+        assert total(samples, "acs_consumer_decode_errors_total") == 1
+        assert total(samples, "acs_consumer_records_total", outcome="processed") == 2
+        assert total(samples, "acs_consumer_partition_lag_events", partition="0") == 0
+        assert total(samples, "acs_consumer_partition_stalled_seconds", partition="0") == 0
+        await until(lambda: total(scrape(service), "acs_consumer_dead_letters_total", outcome="written") == 1, 20,
+                    "the dead letter")
+        # The partition goes on: later events are processed, checkpointed, and the lag is set again.
+        eventhubs.publish("0", [GOOD, BOOM, GOOD, GOOD])  # 3..6
+        await until(lambda: ckpt() == 6, 20, "the checkpoint after later events")
+        samples = await asyncio.to_thread(scrape, service)
+        assert total(samples, "acs_consumer_events_total", partition="0") == 7
+        assert total(samples, "acs_consumer_decode_errors_total", reason="internal") == 2
+        assert total(samples, "acs_consumer_records_total", outcome="processed") == 5
+        assert total(samples, "acs_consumer_partition_lag_events", partition="0") == 0
+        await until(lambda: total(scrape(service), "acs_consumer_dead_letters_total", outcome="written") == 2, 20,
+                    "the second dead letter")
+        assert service.health.ready()[0], service.health.ready()[1]
+        service.request_stop()
+        return await asyncio.wait_for(serving, 20)
+
+    with caplog.at_level(logging.INFO, logger="consumer"):
+        assert asyncio.run(main()) == 0
+
+    failed = [r for r in caplog.records if r.getMessage().startswith("event processing failed")]
+    assert [(r.partition, r.sequence_number, r.reason, r.levelname) for r in failed] == \
+        [("0", 1, "internal", "ERROR"), ("0", 4, "internal", "ERROR")]
+    for record in failed:
+        line = JsonFormatter().format(record)
+        assert "KeyError at test_isolation.py:" in line
+        assert SECRET not in line and "boom" not in line and "records" not in line, line
+
+    service_client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    try:
+        container = service_client.get_container_client(f"{blob_container}-dl")
+        letters = {blob.name: blob.metadata for blob in container.list_blobs(include=["metadata"])}
+        assert sorted(letters) == [f"{eventhubs.hub.name}/Default/0/1.body", f"{eventhubs.hub.name}/Default/0/4.body"]
+        for name, meta in letters.items():
+            assert (meta["partition"], meta["reason"]) == ("0", "internal")
+            assert meta["detail"].startswith("KeyError at test_isolation.py:") and SECRET not in meta["detail"]
+            assert container.download_blob(name).readall() == BOOM
+    finally:
+        service_client.close()
