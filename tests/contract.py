@@ -34,3 +34,17 @@ def readme_families(readme: Path = README) -> dict[str, tuple[str, frozenset[str
     if not families:
         raise AssertionError("README has no metric table under '## Metric reference'")
     return families
+
+
+_SET = re.compile(r"`(?P<label>[a-z_]+)`\s*∈\s*\{(?P<values>[^}]*)\}")
+
+
+def readme_vocabularies(readme: Path = README) -> dict[str, frozenset[str]]:
+    """{label: values} of the closed vocabularies the Metric reference states as `label` ∈ {a, b, ...}."""
+    text = readme.read_text(encoding="utf-8")
+    section = text[text.index("\n## Metric reference"):]
+    section = " ".join(section.split())  # the sets wrap over lines
+    found = {m["label"]: frozenset(v.strip() for v in m["values"].split(",")) for m in _SET.finditer(section)}
+    if not found:
+        raise AssertionError("README's metric reference states no `label` ∈ {...} vocabulary")
+    return found

@@ -235,3 +235,14 @@ def test_names_never_admit_personal_data():
     for value in ("ChatOperational", "CallSummary", "SMS", "PSTN", "Message", "Megabyte", "Calling-Audio v2"):
         assert names(value) == value
     assert names.admitted() == {"ChatOperational", "CallSummary", "SMS", "PSTN", "Message", "Megabyte", "Calling-Audio v2"}
+
+
+def test_closed_vocabularies_are_the_readme_ones():
+    """The README's metric reference states each closed vocabulary; the code must use exactly it."""
+    from consumer.labels import NUMBER_TYPES, RESULTS, SMS_OPERATIONS
+    from tests.contract import readme_vocabularies
+
+    stated = readme_vocabularies()
+    assert stated["operation"] == frozenset(SMS_OPERATIONS)
+    assert stated["result"] == frozenset(RESULTS)
+    assert stated["number_type"] == frozenset(NUMBER_TYPES)
