@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel
 
 from consumer.config import (
+    CheckpointSettings,
     ConfigError,
     PipelineSettings,
     Settings,
@@ -257,3 +258,35 @@ def test_example_config_loads_and_validates_with_secrets_from_environment():
     assert settings.pipeline == PipelineSettings()
     assert settings.http.port == 9464
     assert settings.eventhub.name == "acs-diagnostics"
+
+
+def test_every_value_of_the_example_is_the_default():
+    """config.example.yaml shows the defaults: a user who copies it changes nothing by accident."""
+    settings = load_settings(EXAMPLE, {
+        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH_CS,
+        "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST_CS,
+    })
+    examples_only = {"eventhub": {"connection_string", "fully_qualified_namespace", "name"},
+                     "checkpoint_store": {"connection_string", "account_url"}}
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for field, field_info in type(value).model_fields.items():
+                if field not in examples_only.get(name, set()):
+                    assert getattr(value, field) == field_info.get_default(call_default_factory=True), f"{name}.{field}"
+        else:
+            assert value == info.get_default(call_default_factory=True), name
+
+
+def test_the_defaults_the_readme_states():
+    """The README quotes these defaults in prose; both sides are pinned so neither drifts alone."""
+    readme = " ".join((EXAMPLE.parent / "README.md").read_text(encoding="utf-8").split())
+    pipeline, checkpoint = PipelineSettings(), CheckpointSettings()
+    assert (pipeline.correlation_max_entries, pipeline.correlation_max_age_seconds) == (200_000, 7200)
+    assert (pipeline.duplicates_max_entries, pipeline.duplicates_max_age_seconds) == (200_000, 7200)
+    assert "(200,000 entries / 2 h by default)" in readme
+    assert "identical to one seen in the last 2 hours" in readme
+    assert (checkpoint.interval_seconds, checkpoint.every_events) == (10, 1000)
+    assert "`checkpoint.interval_seconds` (10 s) or every `checkpoint.every_events` (1,000) events" in readme
+    assert Settings.model_fields["readiness_checkpoint_store_max_age_seconds"].default == 60
+    assert "`readiness_checkpoint_store_max_age_seconds` (60 s)" in readme
