@@ -67,9 +67,9 @@ class HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server  # the bound socket tells the real port when 0 was asked for
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        addresses = self._runner.addresses  # the bound socket tells the real port when 0 was asked for
+        if addresses:
+            self.port = addresses[0][1]
 
     async def stop(self) -> None:
         await self._runner.cleanup()
