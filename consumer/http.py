@@ -1,6 +1,7 @@
 """HTTP endpoints for Prometheus and Kubernetes: /metrics, /healthz, /readyz; anything else is 404.
 
-- `GET /metrics`: the registry in Prometheus text format.
+- `GET /metrics`: the registry in OpenMetrics 1.0 when the `Accept` header asks for it, else in the
+  0.0.4 text format; gzip-compressed when `Accept-Encoding` allows it (as Prometheus' scrapes do).
 - `GET /healthz` (liveness): 200 while the process and its event loop run — the answer itself is
   served by the event loop, so a blocked or dead loop fails the probe by not answering.
 - `GET /readyz` (readiness): 200 when every readiness check passes, else 503; the JSON body lists
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from consumer.metrics import Metrics
 
@@ -36,9 +36,18 @@ class Health:
         return all(item["ok"] for item in report.values()), report
 
 
+def metrics_response(metrics: Metrics, request: web.Request) -> web.Response:
+    """The exposition in the negotiated format. aiohttp compresses it when the request's
+    Accept-Encoding names gzip (or deflate), in a worker thread above 4 KiB, off the event loop."""
+    body, content_type = metrics.render_for(request.headers.get("Accept"))
+    response = web.Response(body=body, headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"})
+    response.enable_compression()
+    return response
+
+
 def application(metrics: Metrics, health: Health) -> web.Application:
-    async def get_metrics(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def get_metrics(request: web.Request) -> web.Response:
+        return metrics_response(metrics, request)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -29,6 +29,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -269,3 +270,10 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+    def render_for(self, accept: str | None) -> tuple[bytes, str]:
+        """The registry in the format an HTTP `Accept` header asks for, and its content type:
+        OpenMetrics 1.0 when `application/openmetrics-text` is accepted (Prometheus asks for it first),
+        else the 0.0.4 text format. prometheus_client's own chooser decides."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type

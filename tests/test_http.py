@@ -1,0 +1,118 @@
+"""consumer.http: /metrics over real HTTP negotiates OpenMetrics or the 0.0.4 text format from the
+Accept header and compresses with gzip when Accept-Encoding allows it; both formats carry the same values."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from consumer.config import Buckets
+from consumer.http import Health, HttpServer
+from consumer.metrics import Metrics
+
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+# What Prometheus 2.x sends on every scrape (scrape.go, acceptHeader), and Prometheus 3's default.
+PROMETHEUS_2_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                       "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+PROMETHEUS_3_ACCEPT = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+                       "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+                       "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+
+
+def populated() -> Metrics:
+    """Counters, histograms and gauges, with label values and non-integer values."""
+    m = Metrics(Buckets(), "1.2.3")
+    d = m.domain
+    d.operations.inc(tuple(f"op{i}" for i in range(len(d.operations.labelnames))), 3)
+    d.operations.inc(tuple(f"other{i}" for i in range(len(d.operations.labelnames))), 0.5)
+    for value in (0.01, 0.3, 2.0, 40.0):
+        d.delivery_latency.observe(tuple("v" for _ in d.delivery_latency.labelnames), value)
+    c = m.consumer
+    c.checkpoints.labels("0", "ok").inc(7)
+    c.partition_lag.labels("1").set(42)
+    c.owned_partitions.set(2)
+    c.batch_duration.observe(0.02)
+    return m
+
+
+@pytest.fixture
+async def server():
+    metrics = populated()
+    http_server = HttpServer(metrics, Health(), "127.0.0.1", 0)
+    await http_server.start()
+    try:
+        yield metrics, http_server.port
+    finally:
+        await http_server.stop()
+
+
+async def get(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """A real request from another thread (http.client neither negotiates nor decompresses anything itself)."""
+    import asyncio
+
+    def request() -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/metrics", headers=headers)
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(request)
+
+
+def samples(families) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
+async def test_without_headers_the_text_format_uncompressed(server) -> None:
+    metrics, port = server
+    status, headers, body = await get(port, {})
+    assert status == 200
+    assert headers["content-type"] == TEXT
+    assert "content-encoding" not in headers
+    assert body == metrics.render()
+    values = samples(parse_text(body.decode()))
+    assert values[("acs_consumer_checkpoints_total", (("outcome", "ok"), ("partition", "0")))] == 7.0
+
+
+@pytest.mark.parametrize("accept", [PROMETHEUS_2_ACCEPT, PROMETHEUS_3_ACCEPT,
+                                    "application/openmetrics-text; version=1.0.0"])
+async def test_openmetrics_when_accepted_with_the_same_values(server, accept: str) -> None:
+    _, port = server
+    _, _, text_body = await get(port, {"Accept": "text/plain"})
+    status, headers, body = await get(port, {"Accept": accept})
+    assert status == 200
+    assert headers["content-type"].startswith(OPENMETRICS), headers["content-type"]
+    assert body.endswith(b"# EOF\n")
+    openmetrics_values = samples(parse_openmetrics(body.decode()))
+    text_values = samples(parse_text(text_body.decode()))
+    assert openmetrics_values == text_values
+    assert len(text_values) >= 20
+    assert text_values[("acs_consumer_partition_lag_events", (("partition", "1"),))] == 42.0
+
+
+@pytest.mark.parametrize("accept, content_type", [("", TEXT), (PROMETHEUS_2_ACCEPT, OPENMETRICS)])
+async def test_gzip_when_accepted(server, accept: str, content_type: str) -> None:
+    _, port = server
+    _, _, plain = await get(port, {"Accept": accept})
+    status, headers, body = await get(port, {"Accept": accept, "Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+    assert headers["content-type"].startswith(content_type)
+    assert int(headers["content-length"]) == len(body) < len(plain)
+    assert gzip.decompress(body) == plain
+    assert "accept-encoding" in headers["vary"].lower()
+
+
+async def test_identity_only_is_not_compressed(server) -> None:
+    _, port = server
+    _, headers, body = await get(port, {"Accept-Encoding": "identity"})
+    assert "content-encoding" not in headers
+    assert body.startswith(b"# HELP")
