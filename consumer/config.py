@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from consumer.connection_strings import check_eventhub, check_storage
+
 ENV_PREFIX = "ACS_SMS_CONSUMER_"
 ENV_NESTING = "__"
 
@@ -133,9 +135,7 @@ class EventHubSettings(_Section):
         if self.connection_string is not None and self.fully_qualified_namespace:
             raise ValueError("set only one of eventhub.connection_string and eventhub.fully_qualified_namespace")
         if self.connection_string is not None:
-            parts = connection_string_parts(self.connection_string.get_secret_value())
-            if "endpoint" not in parts:
-                raise ValueError("eventhub.connection_string has no Endpoint=sb://... part")
+            parts = check_eventhub(self.connection_string.get_secret_value(), self.name)
             if not self.name and not parts.get("entitypath"):
                 raise ValueError("set eventhub.name, or EntityPath in eventhub.connection_string")
         elif not self.name:
@@ -167,6 +167,8 @@ class CheckpointStoreSettings(_Section):
             raise ValueError(
                 "set exactly one of checkpoint_store.connection_string and checkpoint_store.account_url"
             )
+        if self.connection_string is not None:
+            check_storage(self.connection_string.get_secret_value())
         return self
 
 

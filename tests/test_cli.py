@@ -38,7 +38,8 @@ def test_check_config_prints_effective_config_with_secrets_redacted(tmp_path: Pa
 
 
 def test_example_config_is_valid_once_secrets_come_from_the_environment() -> None:
-    env = {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH, "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST}
+    env = {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH.replace("EntityPath=hub", "EntityPath=acs-diagnostics"),
+           "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST}
     result = cli("check-config", "--config", str(REPO / "config.example.yaml"), env=env)
     assert result.returncode == 0, result.stderr
     assert "secret-key-value" not in result.stdout
@@ -100,3 +101,20 @@ def test_version() -> None:
     result = cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("acs-sms-consumer ")
+
+
+def test_credentials_that_can_never_work_stop_check_config_and_run_with_the_same_message(tmp_path: Path) -> None:
+    # The first user: a storage key that is not base64, and a hub-level key for another hub.
+    bad_key = "c2VjcmV0LXN0b3JhZ2Uta2V5!not-base64"
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\n  name: acs-diagnostics\n"
+                           f"checkpoint_store:\n  connection_string: '{ST.replace('c2VjcmV0LXN0b3JhZ2Uta2V5', bad_key)}'\n"
+                           "http:\n  port: 0\n")
+    checked = cli("check-config", "--config", str(path))
+    started = cli("run", "--config", str(path))  # would retry forever if it got past the configuration
+    for result in (checked, started):
+        assert result.returncode == 2, result.stderr
+        assert "eventhub: eventhub.connection_string has EntityPath=hub, but eventhub.name is acs-diagnostics" in result.stderr
+        assert "checkpoint_store: checkpoint_store.connection_string: AccountKey is not valid base64" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        assert "secret-key-value" not in result.stderr and bad_key not in result.stderr
+    assert started.stderr == checked.stderr

@@ -140,6 +140,7 @@ def test_environment_overrides_nesting_and_types(tmp_path):
         "ACS_SMS_CONSUMER_DEADLETTER__ENABLED": "false",
         "ACS_SMS_CONSUMER_EVENTHUB__CONSUMER_GROUP": "metrics",
         "ACS_SMS_CONSUMER_EVENTHUB__NAME": "123",  # looks like a number, stays a string
+        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH_CS.removesuffix(";EntityPath=acs"),  # no other hub's EntityPath
         "ACS_SMS_CONSUMER_LOGGING__LEVEL": "debug",
         "ACS_SMS_CONSUMER_SHUTDOWN_TIMEOUT_SECONDS": "7",
         "ACS_SMS_CONSUMER_HTTP__HOST": "   ",  # blank values are ignored
@@ -204,7 +205,7 @@ def test_connection_string_parts():
         ({}, "set eventhub.connection_string, or eventhub.fully_qualified_namespace"),
         ({"connection_string": EH_CS, "fully_qualified_namespace": "ns.servicebus.windows.net"}, "set only one of"),
         ({"connection_string": "SharedAccessKey=x"}, "has no Endpoint=sb://"),
-        ({"connection_string": "Endpoint=sb://ns/;SharedAccessKey=x"}, "set eventhub.name, or EntityPath"),
+        ({"connection_string": "Endpoint=sb://ns/;SharedAccessKeyName=k;SharedAccessKey=x"}, "set eventhub.name, or EntityPath"),
         ({"fully_qualified_namespace": "ns.servicebus.windows.net"}, "eventhub.name is required"),
         ({"connection_string": EH_CS, "load_balancing_interval_seconds": 60}, "must be longer than"),
     ],
@@ -251,7 +252,7 @@ def test_example_config_documents_every_key():
 
 def test_example_config_loads_and_validates_with_secrets_from_environment():
     settings = load_settings(EXAMPLE, {
-        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH_CS,
+        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH_CS.replace("EntityPath=acs", "EntityPath=acs-diagnostics"),
         "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST_CS,
     })
     # The example shows the defaults.
