@@ -80,11 +80,37 @@ def test_multi_stage_with_pinned_slim_python_base() -> None:
         assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
 
 
-def test_first_stage_builds_a_wheel_into_a_venv() -> None:
-    build = " ".join(args for keyword, args in stages()[0] if keyword == "RUN")
-    assert "pip wheel" in build
+def test_first_stage_installs_the_lock_with_hashes_then_the_wheel_without_dependencies() -> None:
+    runs = [args for keyword, args in stages()[0] if keyword == "RUN"]
+    build = " ".join(runs)
     assert "-m venv /opt/venv" in build
-    assert re.search(r"/opt/venv/bin/python -m pip install /wheels/\S*\.whl", build)
+    assert any(k == "COPY" and a.split() == ["deploy/requirements.lock", "./"] for k, a in stages()[0])
+    # Every dependency from the lock, verified against its hashes; nothing resolved beyond it.
+    locked = re.search(r"/opt/venv/bin/python -m pip install (.*?)-r requirements\.lock", build)
+    assert locked and {"--require-hashes", "--no-deps"} <= set(locked.group(1).split()), build
+    assert "pip wheel --no-deps" in build
+    assert re.search(r"/opt/venv/bin/python -m pip install --no-deps /wheels/\S*\.whl", build)
+    # No other install in the venv: each one would resolve versions at build time.
+    installs = re.findall(r"/opt/venv/bin/python -m pip install [^&]*", build)
+    assert len(installs) == 2, installs
+    # The lock is installed before the sources are copied: its layer is cached across code changes.
+    order = [a for k, a in stages()[0] if k in {"COPY", "RUN"}]
+    lock_install = next(i for i, a in enumerate(order) if "requirements.lock" in a and "install" in a)
+    sources = next(i for i, a in enumerate(order) if a.startswith("consumer "))
+    assert lock_install < sources
+
+
+def test_oci_labels_come_from_build_arguments() -> None:
+    import tomllib
+
+    final = stages()[-1]
+    arguments = dict(a.partition("=")[::2] for k, a in final if k == "ARG")
+    labels = " ".join(a for k, a in final if k == "LABEL")
+    for key, argument in (("source", "SOURCE"), ("version", "VERSION"), ("revision", "REVISION")):
+        assert f'org.opencontainers.image.{key}="${{{argument}}}"' in labels, key
+        assert argument in arguments, f"ARG {argument} must be declared in the final stage"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert arguments["VERSION"] == version, "the default VERSION build argument is pyproject.toml's version"
 
 
 def test_final_stage_is_lean_and_non_root() -> None:
