@@ -9,13 +9,60 @@ which counts it (an evicted report is an unmatched report).
 Ages are measured on the caller's clock (processing time), not on record times, so a replay of
 old captures and a live stream behave the same. Latency itself is report time − sent time, from the
 records. Pure: no I/O; the caller passes `now`.
+
+With several replicas the two halves of a pair usually land on different replicas (Azure Monitor
+spreads records over partitions without a key), so a report whose send is not waiting here takes its
+send time from its MessageId when it can (`send_time_from_message_id`: ACS writes outgoing ids as
+`Outgoing_<yyyyMMddHHmmss><GUID>_<region>`, the UTC send time to the second) instead of waiting for a
+send that may never come. Each latency says where its send time came from: `paired` (the send record,
+exact) or `message_id` (the id, ±0.5 s).
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Generic, NamedTuple, TypeVar
+
+#: `source` of a latency: from the matching send record, or from the send time in the MessageId.
+PAIRED = "paired"
+MESSAGE_ID = "message_id"
+SOURCES = (PAIRED, MESSAGE_ID)
+
+#: How far the send time in a MessageId may be after the report's time (or the processing time)
+#: before it is refused: clock skew between Azure components, not more.
+MESSAGE_ID_SKEW_SECONDS = 60.0
+
+_OUTGOING = "Outgoing_"
+# `Outgoing_` (9) + 14 digits + GUID (36) + optional `_<region>` (at most 33): anything longer is refused
+# before it is looked at, so parsing is bounded whatever the input.
+_MAX_OUTGOING_ID = 9 + 14 + 36 + 33
+_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_REGION = re.compile(r"_[A-Za-z0-9]{1,32}")
+
+
+def send_time_from_message_id(message_id: str) -> float | None:
+    """The UTC send time ACS embeds in an outgoing MessageId, in seconds since the epoch (the start of
+    its second), or None when `message_id` is not exactly `Outgoing_<yyyyMMddHHmmss><GUID>` with an
+    optional `_<region>` (letters and digits) and a valid date-time. Strict and linear: the length is
+    bounded first, every part is matched in full (fixed-length slices, no backtracking), so an id of
+    any other form (a bare GUID, an incoming id, garbage) is refused and stays opaque."""
+    if len(message_id) > _MAX_OUTGOING_ID or not message_id.startswith(_OUTGOING):
+        return None
+    digits = message_id[9:23]
+    if len(digits) != 14 or not (digits.isascii() and digits.isdigit()):
+        return None
+    if _GUID.fullmatch(message_id, 23, 59) is None:
+        return None
+    if len(message_id) > 59 and _REGION.fullmatch(message_id, 59) is None:
+        return None
+    try:
+        return datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:8]),
+                        int(digits[8:10]), int(digits[10:12]), int(digits[12:14]), tzinfo=UTC).timestamp()
+    except ValueError:  # year 0, month 13, 30 February, hour 24, ...
+        return None
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -97,21 +144,26 @@ _new_tuple = tuple.__new__  # Waiting(...) without the Python-level __new__ of a
 
 
 class Match(NamedTuple):
-    """A completed pair: observe `latency` seconds under the report's labels."""
+    """A latency to observe: `latency` seconds under the report's labels and the `source` of the
+    send time (`paired` or `message_id`)."""
 
     latency: float
     result: str
     number_type: str
+    source: str = PAIRED
 
 
 class DeliveryCorrelator:
-    """Pairs sent records with delivery reports by MessageId, both orders, bounded."""
+    """Pairs sent records with delivery reports by MessageId, both orders, bounded. With
+    `from_message_id`, a report whose send is not waiting gets its latency from the send time in its
+    MessageId when that parses and is plausible (see `estimate`), instead of waiting."""
 
-    __slots__ = ("_waiting", "_pending")
+    __slots__ = ("_waiting", "_pending", "from_message_id")
 
-    def __init__(self, max_entries: int, max_age: float) -> None:
+    def __init__(self, max_entries: int, max_age: float, from_message_id: bool = False) -> None:
         self._waiting: ExpiringMap[str, Waiting] = ExpiringMap(max_entries, max_age)
         self._pending = {"sent": 0, "delivery_report": 0}
+        self.from_message_id = from_message_id
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -122,16 +174,31 @@ class DeliveryCorrelator:
 
     def sent(self, message_id: str, time: float, number_type: str, now: float) -> tuple[Match | None, list[tuple[str, Waiting]]]:
         match, evicted = self.arrive(message_id, "sent", time, "", number_type, now)
-        return (None if match is None else Match(match[0], *match[1])), list(evicted)
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)  # type: ignore[arg-type]
 
     def report(
         self, message_id: str, time: float, result: str, number_type: str, now: float
     ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
         match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now)
-        return (None if match is None else Match(match[0], *match[1])), list(evicted)
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)  # type: ignore[arg-type]
 
     def expire(self, now: float) -> list[tuple[str, Waiting]]:
         return self._forget(self._waiting.expire(now))
+
+    def estimate(self, message_id: str, time: float, now: float) -> float | None:
+        """The latency of a report at record time `time` from the send time in its MessageId, or None
+        when the id has none or it is implausible: after the report's time or the processing time by
+        more than `MESSAGE_ID_SKEW_SECONDS`, or older than the report by more than the correlation
+        window (a pair that far apart would not have been paired either). The id gives the second of
+        the send; the send is taken at the middle of it (error at most ±0.5 s, 0 on average), and the
+        latency is clamped at 0 like a paired one."""
+        sent = send_time_from_message_id(message_id)
+        if sent is None or sent > time + MESSAGE_ID_SKEW_SECONDS or sent > now + MESSAGE_ID_SKEW_SECONDS:
+            return None
+        latency = time - (sent + 0.5)
+        if latency > self._waiting.max_age:
+            return None
+        return latency if latency > 0.0 else 0.0
 
     def _forget(self, evicted: list[tuple[str, Waiting]]) -> list[tuple[str, Waiting]]:
         for _, gone in evicted:
@@ -140,11 +207,11 @@ class DeliveryCorrelator:
 
     def arrive(
         self, message_id: str, side: str, time: float, result: str, number_type: str, now: float
-    ) -> tuple[tuple[float, tuple[str, str]] | None, Sequence[tuple[str, Waiting]]]:
+    ) -> tuple[tuple[float, tuple[str, str, str]] | None, Sequence[tuple[str, Waiting]]]:
         """`sent` (side `sent`, result "") or `report` (side `delivery_report`) in one call, for the hot
-        path: the match as a plain (latency, (result, number_type)) tuple (the value and the labels of
-        the latency histogram), and what was evicted (an empty tuple when nothing was, the common
-        case). A `Waiting` is built only when one waits."""
+        path: the match as a plain (latency, (result, number_type, source)) tuple (the value and the
+        labels of the latency histogram), and what was evicted (an empty tuple when nothing was, the
+        common case). A `Waiting` is built only when one waits."""
         waiting = self._waiting
         entries = waiting._entries  # ExpiringMap.pop and .put, inlined (hot path)
         entry = entries.pop(message_id, None)
@@ -157,11 +224,16 @@ class DeliveryCorrelator:
                 # Clock skew between Azure components can put a report a hair before its send.
                 if side == "delivery_report":
                     latency = time - partner[1]
-                    return (latency if latency > 0.0 else 0.0, (result, number_type or partner[3])), ()
+                    return (latency if latency > 0.0 else 0.0, (result, number_type or partner[3], PAIRED)), ()
                 latency = partner[1] - time
-                return (latency if latency > 0.0 else 0.0, (partner[2], partner[3] or number_type)), ()
+                return (latency if latency > 0.0 else 0.0, (partner[2], partner[3] or number_type, PAIRED)), ()
         # No partner (or a second record of the same side, e.g. a resend with the same id: the
         # newer one replaces the older, which is reported as evicted).
+        if side == "delivery_report" and self.from_message_id:
+            latency = self.estimate(message_id, time, now)
+            if latency is not None:  # done: the report does not wait for a send that may never come
+                match = (latency, (result, number_type, MESSAGE_ID))
+                return (match, ()) if entry is None else (match, [("replaced", entry[1])])
         pending[side] += 1
         entries[message_id] = (now, _new_tuple(Waiting, (side, time, result, number_type)))
         if len(entries) <= waiting.max_entries and next(iter(entries.values()))[0] >= now - waiting.max_age:

@@ -158,13 +158,14 @@ class DomainMetrics:
         )
         self.delivery_latency = f.histogram(
             "acs_sms_delivery_latency_seconds",
-            "Delivery report time minus the time of the sent record with the same MessageId.",
-            ("result", "number_type"), buckets.delivery_latency_seconds,
+            "Delivery report time minus the send time: of the sent record with the same MessageId "
+            "(source=paired), or embedded in the MessageId when the send was not seen here (source=message_id).",
+            ("result", "number_type", "source"), buckets.delivery_latency_seconds,
         )
         self.unmatched_reports = f.counter(
             "acs_sms_delivery_reports_unmatched",
-            "Delivery reports whose sent record was not seen within the correlation window (or that had "
-            "no MessageId or time to match on).",
+            "Delivery reports whose sent record was not seen within the correlation window and whose "
+            "MessageId carries no usable send time (or that had no MessageId or time to match on).",
             ("result",),
         )
         self.correlation_evictions = f.counter(

@@ -8,8 +8,10 @@ logging: the caller passes the processing time and gets back a `BodyResult` that
 Which records count where:
 - every SMSOperational record counts in `acs_sms_operations_total`; those whose ResultType is present
   and not `Succeeded` also in `acs_sms_failures_total`;
-- a successful send and a delivery report with the same MessageId make one latency observation;
-  a report that cannot be matched (no MessageId, no usable time, or its send never seen within the
+- a successful send and a delivery report with the same MessageId make one latency observation
+  (`source="paired"`); a report whose send is not waiting takes the send time from its MessageId
+  when it carries one (`source="message_id"`, `pipeline.latency_from_message_id`); a report that
+  cannot be matched either way (no MessageId, no usable time, or its send never seen within the
   window) counts in `acs_sms_delivery_reports_unmatched_total`;
 - a record identical in category, operation, id (MessageId / RecordId), time and result to one seen
   within the duplicate window is a `duplicate` and adds nothing else: Azure Monitor delivers
@@ -130,7 +132,8 @@ class Pipeline:
         #: Whether bodies in the canonical shape take the typed one-pass decode (`_process_canonical`);
         #: False sends every body the general way (the reference, for the differential tests).
         self.canonical = True
-        self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds)
+        self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds,
+                                             settings.latency_from_message_id)
         self._seen: ExpiringMap[int, None] = ExpiringMap(settings.duplicates_max_entries, settings.duplicates_max_age_seconds)
         metrics.collector.gauge(
             "acs_sms_correlation_pending",
@@ -506,7 +509,7 @@ class Pipeline:
         else:
             return
         if match is not None:
-            m.delivery_latency.observe((match.result, match.number_type), match.latency)
+            m.delivery_latency.observe((match.result, match.number_type, match.source), match.latency)
         if evicted:
             self._count_evictions(evicted)
 

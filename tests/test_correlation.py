@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.correlation import DeliveryCorrelator, ExpiringMap, Match, Waiting
+from consumer.correlation import DeliveryCorrelator, ExpiringMap, Match, Waiting, send_time_from_message_id
 
 
 def test_sent_then_report_matches_once():
@@ -146,9 +149,9 @@ def test_random_operations_keep_bounds_and_pending_totals(operations, max_entrie
 def test_arrive_is_sent_and_report_in_plain_tuples() -> None:
     c = DeliveryCorrelator(max_entries=2, max_age=60.0)
     assert c.arrive("a", "sent", 10.0, "", "LongCodeNumber", now=0.0) == (None, ())
-    assert c.arrive("a", "delivery_report", 13.5, "Succeeded", "", now=1.0) == ((3.5, ("Succeeded", "LongCodeNumber")), ())
+    assert c.arrive("a", "delivery_report", 13.5, "Succeeded", "", now=1.0) == ((3.5, ("Succeeded", "LongCodeNumber", "paired")), ())
     assert c.arrive("b", "delivery_report", 5.0, "Failed", "x", now=2.0) == (None, ())
-    assert c.arrive("b", "sent", 6.0, "", "y", now=3.0) == ((0.0, ("Failed", "x")), ())  # skew: latency 0, not < 0
+    assert c.arrive("b", "sent", 6.0, "", "y", now=3.0) == ((0.0, ("Failed", "x", "paired")), ())  # skew: latency 0, not < 0
     assert c.arrive("c", "sent", 1.0, "", "x", now=4.0) == (None, ())
     assert c.arrive("c", "sent", 2.0, "", "x", now=5.0) == (None, [("replaced", Waiting("sent", 1.0, "", "x"))])
     c.arrive("d", "sent", 3.0, "", "x", now=6.0)
@@ -156,3 +159,100 @@ def test_arrive_is_sent_and_report_in_plain_tuples() -> None:
     assert match is None and evicted == [("capacity", Waiting("sent", 2.0, "", "x"))]
     assert all(type(w) is Waiting for _, w in c._waiting._entries.values())
     assert c.pending() == {"sent": 1, "delivery_report": 1}
+
+
+# --- the send time in the MessageId (fleet: the send was seen by another replica) ----------------
+
+#: Microsoft's published example (SMS logs page): sent 2023-01-18 18:13:00 UTC.
+DOC_ID = "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd_noam"
+DOC_SENT = datetime(2023, 1, 18, 18, 13, 0, tzinfo=UTC).timestamp()  # 1674065580
+
+
+def test_send_time_of_the_documented_examples() -> None:
+    assert DOC_SENT == 1674065580.0
+    assert send_time_from_message_id(DOC_ID) == DOC_SENT
+    assert send_time_from_message_id(DOC_ID[:-5]) == DOC_SENT  # without the region
+    # the Event Grid example's prefix, 2020-09-18 00:22:13 UTC, and the SDK's recorded 2021-03-03 22:17:38
+    assert send_time_from_message_id("Outgoing_202009180022138813a09b-0f95-4a4c-b2b5-6c8d1c4f3a2e") == 1600388533.0
+    assert send_time_from_message_id("Outgoing_20210303221738AABBCCDD-1234-5678-9ABC-DEF012345678_noam") == 1614809858.0
+
+
+@pytest.mark.parametrize("message_id", [
+    "ff00e5c9-876d-4958-86e3-4637484fe5bd",  # a bare GUID: opaque
+    "Incoming_20230118181212" + "11c6ee31-63fe-477c-8d51-f800543c6694",  # incoming, not a send
+    "outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd",  # other casing
+    "Outgoing_2023011818130ff00e5c9-876d-4958-86e3-4637484fe5bd",  # 13 digits
+    "Outgoing_20231318181300ff00e5c9-876d-4958-86e3-4637484fe5bd",  # month 13
+    "Outgoing_20230230181300ff00e5c9-876d-4958-86e3-4637484fe5bd",  # 30 February
+    "Outgoing_20230118241300ff00e5c9-876d-4958-86e3-4637484fe5bd",  # hour 24
+    "Outgoing_00000118181300ff00e5c9-876d-4958-86e3-4637484fe5bd",  # year 0
+    "Outgoing_2023011818130\u0660ff00e5c9-876d-4958-86e3-4637484fe5bd",  # an Arabic-Indic digit
+    "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5b",  # short GUID
+    "Outgoing_20230118181300ff00e5c9x876d-4958-86e3-4637484fe5bd",  # no hyphen
+    "Outgoing_20230118181300gf00e5c9-876d-4958-86e3-4637484fe5bd",  # not hex
+    "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd_",  # empty region
+    "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd_no am",  # space in the region
+    "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bdX",  # trailing garbage
+    "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd_" + "a" * 33,  # region too long
+    "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd\n",
+    "Outgoing_", "", "Outgoing_20230118181300",
+])
+def test_send_time_refuses_anything_else(message_id: str) -> None:
+    assert send_time_from_message_id(message_id) is None
+
+
+def test_send_time_parsing_is_bounded_for_huge_ids() -> None:
+    # a megabyte of a well-formed prefix is refused by its length before anything looks at it
+    assert send_time_from_message_id(DOC_ID + "a" * 1_000_000) is None
+    assert send_time_from_message_id("Outgoing_" + "1" * 1_000_000) is None
+
+
+def test_report_without_its_send_takes_the_send_time_from_the_message_id() -> None:
+    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    report_time = DOC_SENT + 12.25  # 18:13:12.25; the send was within 18:13:00-18:13:01 -> 11.75 s
+    match, evicted = c.report(DOC_ID, report_time, "Succeeded", "LongCodeNumber", now=DOC_SENT + 100)
+    assert match == Match(11.75, "Succeeded", "LongCodeNumber", "message_id") and evicted == []
+    assert len(c) == 0 and c.pending() == {"sent": 0, "delivery_report": 0}  # the report does not wait
+    # a report in the same second as its send: clamped at 0, as a paired one
+    assert c.arrive(DOC_ID, "delivery_report", DOC_SENT + 0.2, "Failed", "x", now=DOC_SENT + 1) == (
+        (0.0, ("Failed", "x", "message_id")), ())
+
+
+def test_exact_pairing_wins_when_the_send_was_seen() -> None:
+    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    c.sent(DOC_ID, DOC_SENT + 0.75, "LongCodeNumber", now=0.0)
+    match, _ = c.report(DOC_ID, DOC_SENT + 12.25, "Succeeded", "", now=1.0)
+    assert match == Match(11.5, "Succeeded", "LongCodeNumber", "paired")  # not 11.75: the exact send time
+
+
+@pytest.mark.parametrize("report_time, now", [
+    (DOC_SENT - 61.0, DOC_SENT + 100),  # the id says the send came more than the skew after its report
+    (DOC_SENT + 10.0, DOC_SENT - 61.0),  # the id is in the future of the processing clock beyond the skew
+    (DOC_SENT + 7200.5 + 0.01, DOC_SENT + 7300),  # older than the correlation window
+])
+def test_implausible_send_times_leave_the_report_unmatched(report_time: float, now: float) -> None:
+    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    assert c.report(DOC_ID, report_time, "Succeeded", "x", now=now) == (None, [])
+    assert c.pending() == {"sent": 0, "delivery_report": 1}  # waits for its send, as without the switch
+
+
+def test_within_the_skew_and_the_window_is_accepted() -> None:
+    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    assert c.estimate(DOC_ID, DOC_SENT - 60.0, now=DOC_SENT - 60.0) == 0.0
+    assert c.estimate(DOC_ID, DOC_SENT + 7200.5, now=DOC_SENT + 7300) == 7200.0
+
+
+def test_switched_off_the_report_waits_as_before() -> None:
+    c = DeliveryCorrelator(max_entries=10, max_age=7200.0)
+    assert c.report(DOC_ID, DOC_SENT + 12.25, "Succeeded", "x", now=0.0) == (None, [])
+    assert c.pending() == {"sent": 0, "delivery_report": 1}
+
+
+def test_a_waiting_report_replaced_by_one_that_parses_is_counted_as_replaced() -> None:
+    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    # the first report's time makes the id implausible (send > report + skew): it waits
+    assert c.report(DOC_ID, DOC_SENT - 100.0, "Failed", "x", now=DOC_SENT)[0] is None
+    match, evicted = c.report(DOC_ID, DOC_SENT + 5.5, "Succeeded", "x", now=DOC_SENT + 10)
+    assert match == Match(5.0, "Succeeded", "x", "message_id")
+    assert evicted == [("replaced", Waiting("delivery_report", DOC_SENT - 100.0, "Failed", "x"))]
+    assert c.pending() == {"sent": 0, "delivery_report": 0} and len(c) == 0

@@ -492,7 +492,11 @@ def _records(draw: st.DrawFn) -> dict[str, Any]:
     record["time"] = draw(_times())
     props = record["properties"]
     if "MessageId" in props:
-        props["MessageId"] = draw(st.sampled_from(["m-1", "m-2", "m-3"]))
+        # opaque ids, and ACS outgoing ids whose send time the report uses when its send is not waiting
+        # (2026-11-02 09:15:00, plausible for the generated times; 2023: older than the window)
+        props["MessageId"] = draw(st.sampled_from([
+            "m-1", "m-2", "m-3", "Outgoing_20261102091500ff00e5c9-876d-4958-86e3-4637484fe5bd_noam",
+            "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd"]))
         record["operationName"] = draw(st.sampled_from(["SMSMessagesSent", "SMSDeliveryReportsReceived",
                                                         "SMSMessagesReceived"]))
         record["resultType"] = draw(st.sampled_from(["Succeeded", "Failed"]))

@@ -68,10 +68,10 @@ def test_eventhubs_sms_sample_exact_values():
         ("SMSMessagesSent", "429", "ShortCodeNumber", "GB"): 1,
     }
     assert m.message_characters.values == {("outgoing",): 221, ("incoming",): 46}
-    assert m.delivery_latency.count("Succeeded", "LongCodeNumber") == 1
-    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber")][-1] == pytest.approx(3.376544, abs=1e-5)
-    assert m.delivery_latency.count("Failed", "TollFreeNumber") == 1
-    assert m.delivery_latency.children[("Failed", "TollFreeNumber")][-1] == pytest.approx(98.0)
+    assert m.delivery_latency.count("Succeeded", "LongCodeNumber", "paired") == 1
+    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber", "paired")][-1] == pytest.approx(3.376544, abs=1e-5)
+    assert m.delivery_latency.count("Failed", "TollFreeNumber", "paired") == 1
+    assert m.delivery_latency.children[("Failed", "TollFreeNumber", "paired")][-1] == pytest.approx(98.0)
     assert m.delivery_attempts.count("Succeeded") == 1 and m.delivery_attempts.count("Failed") == 1
     assert m.api_duration.count("SMSMessagesSent") == 3
     assert m.api_duration.children[("SMSMessagesSent",)][-1] == pytest.approx(0.131 + 0.098 + 0.045)
@@ -103,8 +103,8 @@ def test_log_analytics_sample_exact_values():
         ("SMSMessagesReceived", "Succeeded", "LongCodeNumber", "US"): 1,
     }
     assert m.failures.values == {}
-    assert m.delivery_latency.count("Succeeded", "LongCodeNumber") == 1
-    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber")][-1] == pytest.approx(0.1, abs=1e-5)
+    assert m.delivery_latency.count("Succeeded", "LongCodeNumber", "paired") == 1
+    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber", "paired")][-1] == pytest.approx(0.1, abs=1e-5)
     assert m.message_characters.values == {("outgoing",): 151, ("incoming",): 110}
 
 
@@ -136,7 +136,7 @@ def test_both_shapes_make_the_same_metrics():
     for a, b in [(m1.delivery_latency, m2.delivery_latency), (m1.api_duration, m2.api_duration),
                  (m1.delivery_attempts, m2.delivery_attempts), (m1.record_age, m2.record_age)]:
         assert a.children == b.children and a.children
-    assert m1.delivery_latency.children[("Failed", "LongCodeNumber")][-1] == 7.0
+    assert m1.delivery_latency.children[("Failed", "LongCodeNumber", "paired")][-1] == 7.0
 
 
 # --- counting rules --------------------------------------------------------------------------
@@ -340,8 +340,8 @@ def test_report_before_send_across_bodies():
     p.process(body(sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:30Z", MessageId="m1",
                        NumberType="ShortCodeNumber")), NOW)
     p.process(body(sms(time="2026-11-02T10:00:00Z", MessageId="m1")), NOW + 5)
-    assert m.delivery_latency.count("Succeeded", "ShortCodeNumber") == 1
-    assert m.delivery_latency.children[("Succeeded", "ShortCodeNumber")][-1] == 30.0
+    assert m.delivery_latency.count("Succeeded", "ShortCodeNumber", "paired") == 1
+    assert m.delivery_latency.children[("Succeeded", "ShortCodeNumber", "paired")][-1] == 30.0
 
 
 def test_record_age_not_observed_without_time():
@@ -428,3 +428,52 @@ def test_pending_gauge_in_exposition():
     text = metrics.render().decode()
     assert 'acs_sms_correlation_pending{side="sent"} 1.0' in text
     assert 'acs_sms_correlation_pending{side="delivery_report"} 0.0' in text
+
+
+# --- delivery latency from the MessageId (the send was seen by another replica) -----------------
+
+SENT_ID = "Outgoing_20261102100000ff00e5c9-876d-4958-86e3-4637484fe5bd_noam"  # sent 2026-11-02 10:00:00 UTC
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_report_whose_send_is_elsewhere_takes_the_send_time_from_its_message_id(canonical):
+    p, m = make()
+    p.canonical = canonical
+    p.process(body(
+        # 10:00:12.25 - (10:00:00 + 0.5) = 11.75 s
+        sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12.25Z", MessageId=SENT_ID,
+            NumberType="LongCodeNumber"),
+        # 10:02:30 - 10:00:05.5 = 144.5 s, failed
+        sms(op="SMSDeliveryReportsReceived", result="Failed", time="2026-11-02T10:02:30Z",
+            MessageId=SENT_ID.replace("100000ff", "100005ff"), NumberType="TollFreeNumber"),
+        # no send time in a bare GUID: unmatched once it ages out, as before
+        sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12Z", MessageId="ff00e5c9-876d-4958-86e3-4637484fe5bd"),
+    ), NOW)
+    latency = m.delivery_latency
+    assert set(latency.children) == {("Succeeded", "LongCodeNumber", "message_id"), ("Failed", "TollFreeNumber", "message_id")}
+    assert latency.children[("Succeeded", "LongCodeNumber", "message_id")][-1] == 11.75
+    assert latency.count("Succeeded", "LongCodeNumber", "message_id") == 1
+    assert latency.children[("Failed", "TollFreeNumber", "message_id")][-1] == 144.5
+    assert latency.children[("Failed", "TollFreeNumber", "message_id")][:-1] == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]  # le=300
+    assert p.correlator.pending() == {"sent": 0, "delivery_report": 1}
+    p.expire(NOW + 7201)
+    assert m.unmatched_reports.values == {("Succeeded",): 1}
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_the_exact_pair_wins_when_both_halves_meet(canonical):
+    p, m = make()
+    p.canonical = canonical
+    p.process(body(sms(time="2026-11-02T10:00:00.75Z", MessageId=SENT_ID),
+                   sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12.25Z", MessageId=SENT_ID)), NOW)
+    assert set(m.delivery_latency.children) == {("Succeeded", "unknown", "paired")}
+    assert m.delivery_latency.children[("Succeeded", "unknown", "paired")][-1] == 11.5
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_latency_from_message_id_can_be_switched_off(canonical):
+    p, m = make(latency_from_message_id=False)
+    p.canonical = canonical
+    p.process(body(sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12.25Z", MessageId=SENT_ID)), NOW)
+    assert m.delivery_latency.children == {}
+    assert p.correlator.pending() == {"sent": 0, "delivery_report": 1}

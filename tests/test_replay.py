@@ -64,9 +64,9 @@ def check_all_samples(stdout: str, stderr: str) -> None:
     assert value(parsed, "acs_usage_quantity_total", usage_type="PSTN", unit_type="Minute") == 2.5
     assert value(parsed, "acs_sms_message_characters_total", direction="outgoing") == 384
     assert value(parsed, "acs_sms_message_characters_total", direction="incoming") == 161
-    assert value(parsed, "acs_sms_delivery_latency_seconds_count", result="Succeeded", number_type="LongCodeNumber") == 2
-    assert value(parsed, "acs_sms_delivery_latency_seconds_bucket", result="Failed", number_type="TollFreeNumber", le="60.0") == 0
-    assert value(parsed, "acs_sms_delivery_latency_seconds_bucket", result="Failed", number_type="TollFreeNumber", le="120.0") == 1
+    assert value(parsed, "acs_sms_delivery_latency_seconds_count", result="Succeeded", number_type="LongCodeNumber", source="paired") == 2
+    assert value(parsed, "acs_sms_delivery_latency_seconds_bucket", result="Failed", number_type="TollFreeNumber", source="paired", le="60.0") == 0
+    assert value(parsed, "acs_sms_delivery_latency_seconds_bucket", result="Failed", number_type="TollFreeNumber", source="paired", le="120.0") == 1
     assert value(parsed, "acs_sms_correlation_pending", side="sent") == 1
     lines = stderr.splitlines()
     assert lines[-1] == "replay: 8 bodies, 1 rejected (invalid_json=1); 19 records: processed=17 invalid=1 skipped=1 duplicate=0"

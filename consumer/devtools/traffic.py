@@ -348,7 +348,12 @@ class Stats:
     #: delivery reports whose send was observed earlier, by (result, number_type).
     delivery_pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
     delivery_latency_sum: float = 0.0
-    #: delivery reports whose send was not observed (never, with the generator's own stream).
+    #: delivery reports whose send was not observed (never when fed the generator's whole stream), by
+    #: (result, number_type): the consumer takes their send time from the MessageId (the second of the
+    #: send, +0.5 s), which `message_id_latency_sum` adds up as the consumer does (clamped at 0).
+    message_id_reports: Counter[tuple[str, str]] = field(default_factory=Counter)
+    message_id_latency_sum: float = 0.0
+    #: all of those reports (the consumer's unmatched count with `latency_from_message_id: false`)
     unmatched_reports: int = 0
     countries: Counter[str] = field(default_factory=Counter)
     #: characters by direction (`outgoing`, `incoming`).
@@ -389,6 +394,8 @@ class Stats:
             sent_at = self._awaiting.pop(props["MessageId"], None)
             if sent_at is None:
                 self.unmatched_reports += 1
+                self.message_id_reports[(result, number_type)] += 1
+                self.message_id_latency_sum += max(0.0, _seconds_since_id(record["time"], props["MessageId"]) - 0.5)
             else:
                 self.delivery_pairs[(result, number_type)] += 1
                 self.delivery_latency_sum += at - sent_at
@@ -422,6 +429,15 @@ class Stats:
             f"{ops[(RECEIVED, SUCCEEDED)]} received, {self.categories[USAGE]} usage, "
             f"{sum(n for c, n in self.categories.items() if c not in (SMS_OPERATIONAL, USAGE))} other"
         )
+
+
+def _seconds_since_id(time: str, message_id: str) -> float:
+    """A record's `time` (as the generator writes it) minus the whole second in an
+    `Outgoing_<yyyyMMddHHmmss>...` MessageId: the oracle's own arithmetic, independent of the
+    consumer's parser."""
+    sent = datetime.strptime(message_id[9:23], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    at = datetime.strptime(time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return (at - sent).total_seconds() + int(time[20:27]) / _TICKS_PER_SECOND
 
 
 # --- the generator ------------------------------------------------------------------------------
@@ -622,7 +638,7 @@ class TrafficGenerator:
             props = self._sms_properties(0, 0, 0, phone, number_type, sdk, platform, None, country, uri)
             return self._record(t, SENT, API_VERSION, FAILED, status, description, duration, ip, level, props), []
         length = rng.randint(12, 160) if rng.random() < 0.72 else rng.randint(161, 640)
-        message_id = self._guid()
+        message_id = self._message_id("Outgoing_", t, "_noam")
         props = self._sms_properties(length, 0, 0, phone, number_type, sdk, platform, message_id, country, uri)
         sent = self._record(t, SENT, API_VERSION, SUCCEEDED, 202, "Accepted", _send_duration(rng, 202), ip,
                             "Informational", props)
@@ -665,7 +681,8 @@ class TrafficGenerator:
         number_type = self._receiving_types(rng)
         phone = self._phone_number(number_type, country)
         length = rng.randint(2, 160) if rng.random() < 0.9 else rng.randint(161, 480)
-        props = self._sms_properties(0, length, 0, phone, number_type, "", "", self._guid(), country, _INBOUND_URI)
+        props = self._sms_properties(0, length, 0, phone, number_type, "", "", self._message_id("Incoming_", t),
+                                     country, _INBOUND_URI)
         record = self._record(t, RECEIVED, API_VERSION, SUCCEEDED, 200, "", max(1, int(rng.lognormvariate(
             math.log(20.0), 0.4))), "", "Informational", props)
         usage_at = t + rng.uniform(0.2, 5.0)
@@ -677,7 +694,8 @@ class TrafficGenerator:
         number_type = self._receiving_types(rng)
         phone = self._phone_number(number_type, country)
         word = rng.choice(_OPT_OUT_WORDS if operation == OPT_OUT else _OPT_IN_WORDS)
-        props = self._sms_properties(0, len(word), 0, phone, number_type, "", "", self._guid(), country, _INBOUND_URI)
+        props = self._sms_properties(0, len(word), 0, phone, number_type, "", "", self._message_id("Incoming_", t),
+                                     country, _INBOUND_URI)
         return self._record(t, operation, API_VERSION, SUCCEEDED, 200, "", max(1, int(rng.lognormvariate(
             math.log(15.0), 0.4))), "", "Informational", props)
 
@@ -762,6 +780,14 @@ class TrafficGenerator:
         n = (n & ~(0x3 << 62)) | (0x2 << 62)
         h = f"{n:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def _message_id(self, prefix: str, at: float, suffix: str = "") -> str:
+        """A MessageId as ACS writes it: `Outgoing_<yyyyMMddHHmmss><GUID>_<region>` for a send (the UTC
+        second of the send, which the consumer uses when it has not seen the send) or
+        `Incoming_<yyyyMMddHHmmss><GUID>` for an inbound message (`sms-logs.md`)."""
+        second = self._time(at)[:19]
+        return f"{prefix}{second[0:4]}{second[5:7]}{second[8:10]}{second[11:13]}{second[14:16]}{second[17:19]}" \
+               f"{self._guid()}{suffix}"
 
     def _time(self, at: float) -> str:
         """ISO 8601 UTC with 7 fractional digits, as Azure writes `time`."""

@@ -136,13 +136,20 @@ def dashboard() -> dict:
                      [target(f"sum by (operation, result) (rate(acs_sms_operations_total{{{COUNTRY}}}[$__rate_interval]))",
                              "{{operation}} {{result}}")], unit="ops"))
     d.add(timeseries("Unmatched delivery reports", "Delivery reports whose sent record was not seen within the "
-                     "correlation window (no latency measured for them).",
+                     "correlation window and whose MessageId carries no send time (no latency measured for them).",
                      [target("sum by (result) (rate(acs_sms_delivery_reports_unmatched_total[$__rate_interval]))",
                              "{{result}}")], unit="ops"))
 
     d.row("Latency")
-    d.add(heatmap("Delivery latency", "Time from the sent record to its delivery report (same MessageId).",
+    d.add(heatmap("Delivery latency", "Time from the send to its delivery report: the sent record with the same "
+                  "MessageId, or the send time in the MessageId when another replica saw the send.",
                   "sum by (le) (increase(acs_sms_delivery_latency_seconds_bucket[$__rate_interval]))", "s"))
+    d.add(timeseries("Delivery latency coverage by source", "Share of delivery reports that got a latency: paired with "
+                     "their sent record (exact) or from the send time in their MessageId (±0.5 s; the send was on "
+                     "another replica). Near 100% in total when ACS MessageIds carry their send time.",
+                     [target("sum by (source) (rate(acs_sms_delivery_latency_seconds_count[$__rate_interval])) / scalar("
+                             f"sum(rate(acs_sms_operations_total{{{DR}}}[$__rate_interval])))", "{{source}}")],
+                     unit="percentunit", max_value=1, stack=True))
     d.add(timeseries("Delivery latency quantiles", "Alert AcsSmsDeliveryLatencyHigh: p95 above 5 minutes.",
                      quantiles("acs_sms_delivery_latency_seconds_bucket"), unit="s"))
     d.add(heatmap("API duration", "DurationMs of SMSOperational records.",

@@ -57,6 +57,9 @@ SMS_PROPERTIES = {
 }
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+#: ACS MessageIds (sms-logs.md): the UTC second of the message, a GUID, a region for outgoing ones.
+MESSAGE_ID = re.compile(r"^(Outgoing|Incoming)_(\d{14})([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})"
+                        r"(_noam)?$")
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 RESOURCE_ID = re.compile(
     r"^/SUBSCRIPTIONS/[0-9A-F-]{36}/RESOURCEGROUPS/[A-Z0-9-]+/PROVIDERS/MICROSOFT\.COMMUNICATION/"
@@ -134,7 +137,15 @@ def test_records_follow_the_event_hubs_common_schema(sample: tuple[list[tuple[fl
             elif props["NumberType"] == "ShortCodeNumber":
                 assert re.fullmatch(r"\d{5,6}", props["PhoneNumber"])
             if "MessageId" in props:
-                assert GUID.match(props["MessageId"])
+                found = MESSAGE_ID.match(props["MessageId"])
+                assert found, props["MessageId"]
+                direction, second, _, region = found.groups()
+                if record["operationName"] in (SENT, DELIVERY_REPORT):
+                    assert (direction, region) == ("Outgoing", "_noam")
+                else:
+                    assert (direction, region) == ("Incoming", None)
+                if record["operationName"] != DELIVERY_REPORT:  # the second of this record's own time
+                    assert second == re.sub(r"[-T:]", "", record["time"][:19])
             else:
                 assert record["operationName"] == SENT and record["resultType"] == "Failed"
             if record["resultType"] == "Failed":
@@ -343,12 +354,57 @@ def test_the_consumer_pipeline_agrees_with_the_ground_truth() -> None:
     for direction in ("outgoing", "incoming"):
         assert value("acs_sms_message_characters_total", direction=direction) == stats.characters[direction]
     for (result, number_type), n in stats.delivery_pairs.items():
-        assert value("acs_sms_delivery_latency_seconds_count", result=result, number_type=number_type) == n
+        assert value("acs_sms_delivery_latency_seconds_count", result=result, number_type=number_type,
+                     source="paired") == n
     latency_sum = sum(v for (name, _), v in values.items() if name == "acs_sms_delivery_latency_seconds_sum")
     assert latency_sum == pytest.approx(stats.delivery_latency_sum, rel=1e-6)
     assert sum(v for (name, _), v in values.items() if name == "acs_sms_delivery_reports_unmatched_total") == 0
     assert value("acs_consumer_records_total", category=CHAT_OPERATIONAL, outcome="skipped") == \
         stats.categories[CHAT_OPERATIONAL]
+
+
+def test_replicas_that_see_sends_and_reports_apart_agree_with_the_ground_truth() -> None:
+    """The fleet case: records spread over two replicas at random, so most reports' sends are on the
+    other one. Each replica's latency (paired, or from the MessageId) is what its own Stats predicts;
+    together they cover every delivery report, with a mean error of at most 0.5 s."""
+    import random
+
+    options = TrafficOptions(records=20_000, seed=21, failure_ratio=0.1)
+    timed_records = list(TrafficGenerator(options).records())
+    everything = Stats()
+    for item in timed_records:
+        everything.observe(item.record, item.at)
+    rng = random.Random(7)
+    shares: list[list[traffic.TimedRecord]] = [[], []]
+    for item in timed_records:
+        shares[rng.random() < 0.5].append(item)
+    now = (options.start + timedelta(seconds=timed_records[-1].at + 30)).timestamp()
+    settings = PipelineSettings()
+    covered, latency_total = 0, 0.0
+    for share in shares:
+        stats = Stats()
+        metrics = Metrics(settings.buckets, __version__)
+        pipeline = Pipeline(settings, metrics.domain)
+        for start in range(0, len(share), 50):
+            chunk = share[start:start + 50]
+            for item in chunk:
+                stats.observe(item.record, item.at)
+            outcome = pipeline.process(orjson.dumps({"records": [i.record for i in chunk]}), now)
+            assert outcome.invalid == outcome.duplicate == 0 and outcome.decode_error is None
+        latency = metrics.domain.delivery_latency
+        for source, expected in (("paired", stats.delivery_pairs), ("message_id", stats.message_id_reports)):
+            assert {key[:2]: latency.count(*key) for key in latency.children if key[2] == source} == dict(expected)
+        assert sum(c[-1] for k, c in latency.children.items() if k[2] == "paired") == \
+            pytest.approx(stats.delivery_latency_sum, rel=1e-6)
+        assert sum(c[-1] for k, c in latency.children.items() if k[2] == "message_id") == \
+            pytest.approx(stats.message_id_latency_sum, rel=1e-6)
+        assert 0.3 < sum(stats.message_id_reports.values()) / sum(stats.delivery_pairs.values()) < 3.0
+        assert metrics.domain.unmatched_reports.values == {}
+        covered += sum(latency.count(*key) for key in latency.children)
+        latency_total += sum(c[-1] for c in latency.children.values())
+    reports = sum(everything.delivery_pairs.values())
+    assert covered == reports  # every delivery report has a latency
+    assert abs(latency_total - everything.delivery_latency_sum) / reports <= 0.5
 
 
 # --- options and parsing -------------------------------------------------------------------------
@@ -569,7 +625,7 @@ def test_dry_run_writes_json_lines_deterministically(tmp_path: Path, capsys: pyt
     records = [r for line in lines for r in orjson.loads(line)["records"]]
     assert len(records) == 500
     assert {r["properties"]["Country"] for r in records if r["category"] == "SMSOperational"} == {"US", "GB"}
-    strip = re.compile(rb'"time":"[^"]+"')  # stamped from the wall clock
+    strip = re.compile(rb'"time":"[^"]+"|(?<=going_)\d{14}|(?<=coming_)\d{14}')  # stamped from the wall clock
     assert strip.sub(b"", first.read_bytes()) == strip.sub(b"", second.read_bytes())
     assert "seed 3" in capsys.readouterr().err
 

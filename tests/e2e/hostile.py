@@ -70,6 +70,7 @@ def contract_violations(text: str, partitions: Iterable[str], *, result_signatur
         "reason": {"invalid_json", "not_records", "too_large", "encoding", "internal", "age", "capacity", "replaced"},
         "side": {"sent", "delivery_report"},
         "direction": {"outgoing", "incoming"},
+        "source": {"paired", "message_id"},
     }
     open_ended = {"result_signature": result_signatures, "usage_type": usage_types, "unit_type": unit_types,
                   "category": categories, "kind": 50}
