@@ -23,6 +23,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 EH_SECRET = "c2VjcmV0LWtleS1ldmVudGh1Yg=="
 ST_SECRET = "c2VjcmV0LWtleS1zdG9yYWdl"
 EH_CS = f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey={EH_SECRET};EntityPath=acs"
+EXAMPLE_EH_CS = EH_CS.replace("EntityPath=acs", "EntityPath=acs-diagnostics")  # the hub config.example.yaml names
 ST_CS = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={ST_SECRET};EndpointSuffix=core.windows.net"
 
 MINIMAL = f"""
@@ -252,7 +253,7 @@ def test_example_config_documents_every_key():
 
 def test_example_config_loads_and_validates_with_secrets_from_environment():
     settings = load_settings(EXAMPLE, {
-        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH_CS.replace("EntityPath=acs", "EntityPath=acs-diagnostics"),
+        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EXAMPLE_EH_CS,
         "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST_CS,
     })
     # The example shows the defaults.
@@ -264,7 +265,7 @@ def test_example_config_loads_and_validates_with_secrets_from_environment():
 def test_every_value_of_the_example_is_the_default():
     """config.example.yaml shows the defaults: a user who copies it changes nothing by accident."""
     settings = load_settings(EXAMPLE, {
-        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EH_CS,
+        "ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING": EXAMPLE_EH_CS,
         "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING": ST_CS,
     })
     examples_only = {"eventhub": {"connection_string", "fully_qualified_namespace", "name"},
