@@ -97,6 +97,13 @@ def stat(title: str, description: str, expr: str, unit: str, thresholds: list[tu
                         "colorMode": "background", "graphMode": "area", "textMode": "auto"}}
 
 
+def zero_when_none(expr: str) -> str:
+    """`expr` (one label-less series), or 0 while Prometheus scrapes any replica. Error counters appear
+    at their first increment, so on a healthy fleet the plain query is empty and Grafana shows "No
+    data", which reads as broken; this line is 0 instead, and empty only when no replica is known."""
+    return f'{expr} or sum(up{{job="acs-sms-consumer"}}) * 0'
+
+
 def quantiles(metric: str, by: str = "", legend_prefix: str = "") -> list[dict]:
     grouping = f"{by}, le" if by else "le"
     prefix = f"{legend_prefix} " if legend_prefix else ""
@@ -194,16 +201,20 @@ def dashboard() -> dict:
     d.add(timeseries("Checkpoints", "Checkpoint writes per second by partition and outcome; errors are the red flag.",
                      [target(f"sum by (partition, outcome) (rate(acs_consumer_checkpoints_total{{{PARTITION}}}[$__rate_interval]))",
                              "{{partition}} {{outcome}}"),
-                      target('sum(increase(acs_consumer_checkpoints_total{outcome="error"}[$__rate_interval]))',
+                      target(zero_when_none('sum(increase(acs_consumer_checkpoints_total{outcome="error"}[$__rate_interval]))'),
                              "errors (all partitions)")], unit="ops"))
     d.add(timeseries("Decode errors and dead letters", "Bodies that yielded no records, by reason, and what the "
                      "dead-letter writer did with them, by outcome.",
                      [target("sum by (reason) (increase(acs_consumer_decode_errors_total[$__rate_interval]))",
                              "decode error: {{reason}}"),
                       target("sum by (outcome) (increase(acs_consumer_dead_letters_total[$__rate_interval]))",
-                             "dead letter: {{outcome}}")]))
+                             "dead letter: {{outcome}}"),
+                      target(zero_when_none("sum(increase(acs_consumer_decode_errors_total[$__rate_interval]))"),
+                             "decode errors (all reasons)")]))
     d.add(timeseries("Client errors by kind", "Errors reported by the Event Hubs client or the checkpoint store.",
-                     [target("sum by (kind) (increase(acs_consumer_errors_total[$__rate_interval]))", "{{kind}}")]))
+                     [target("sum by (kind) (increase(acs_consumer_errors_total[$__rate_interval]))", "{{kind}}"),
+                      target(zero_when_none("sum(increase(acs_consumer_errors_total[$__rate_interval]))"),
+                             "all kinds")]))
     d.add(timeseries("Replicas: up and owned partitions", "Scrape health and partitions owned by each replica.",
                      [target('up{job="acs-sms-consumer"}', "up {{instance}}"),
                       target("sum by (instance) (acs_consumer_owned_partitions)", "partitions {{instance}}")]))
