@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import compress
+from operator import not_
 from typing import Any
 
 import orjson
@@ -131,32 +133,153 @@ def _json_type(value: Any) -> str:
 
 
 # --- repair ----------------------------------------------------------------------------------
+#
+# What the repair does, read from left to right: a double-quoted string (backslash escapes honoured)
+# gets its raw control characters escaped; a single-quoted string becomes a double-quoted one (`\'`
+# becomes `'`, `"` becomes `\"`, control characters are escaped); a bare NaN, Infinity or -Infinity
+# outside strings becomes null. A quote whose string never closes is an ordinary character and the
+# reading goes on right after it; then no later quote of that kind can close a string either (every
+# later one is escaped within the unclosed string), so from there that kind is ordinary text.
+#
+# Bodies are untrusted and up to a million characters, so the repair is linear in the text and does
+# no Python step per string (a body can hold half a million strings). One regex split cuts the text
+# into the pieces between strings, the strings' kinds and their insides; a string always matches, up
+# to its closing quote or to the end of the text, so the engine never tries a quote twice (a string
+# regex that must find the closing quote fails at an unclosed one and is retried from every later
+# quote: quadratic). Each kind of piece is then repaired in bulk: joined by a separator that cannot
+# occur in the text, repaired with str.replace and one regex substitution, split again. A string that
+# runs to the end ends the split: the text up to its quote is done, and the rest is split again with
+# that kind of quote as ordinary text (at most twice).
 
-# Tokens the repair looks at: double-quoted strings (which may hold raw control characters),
-# single-quoted strings, and bare NaN / Infinity / -Infinity outside strings.
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|-?\b(?:NaN|Infinity)\b', re.DOTALL)
+_DOUBLE_INSIDE = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
+_SINGLE_INSIDE = r"[^'\\]*+(?:\\.[^'\\]*+)*+"
+#: Groups: 1 the opening quote when it is `"` (None for `'`), 2 what follows it up to the closing quote
+#: or to the end of the text, 3 the closing quote (None when the string runs to the end).
+_STRING_GROUPS = r"((?(1)" + _DOUBLE_INSIDE + "|" + _SINGLE_INSIDE + r")\\?)((?(1)\"|'))?"
+_STRINGS: dict[tuple[bool, bool], re.Pattern[str]] = {
+    (True, True): re.compile(r"(?:(\")|')" + _STRING_GROUPS, re.DOTALL),
+    (True, False): re.compile(r"(\")" + _STRING_GROUPS, re.DOTALL),
+    (False, True): re.compile(r"(?:(?!)(\")|')" + _STRING_GROUPS, re.DOTALL),
+}
+# `-?\b(?:NaN|Infinity)\b`, written to begin with a character set so that the engine skips to the
+# candidates instead of trying every position.
+_NON_FINITE = re.compile(r"[-NI](?:(?<=-)(?:NaN|Infinity)|(?<=N)(?<!\wN)aN|(?<=I)(?<!\wI)nfinity)\b")
 _CONTROL = re.compile(r"[\x00-\x1f]")
-_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _escape_control(match: re.Match[str]) -> str:
-    char = match.group()
-    return _CONTROL_ESCAPES.get(char) or f"\\u{ord(char):04x}"
-
-
-def _fix_token(match: re.Match[str]) -> str:
-    token = match.group()
-    first = token[0]
-    if first == '"':
-        return _CONTROL.sub(_escape_control, token)
-    if first == "'":
-        inner = token[1:-1].replace("\\'", "'").replace('"', '\\"')
-        return '"' + _CONTROL.sub(_escape_control, inner) + '"'
-    return "null"  # NaN / Infinity have no JSON form; a number that is not a number is no value
+_CONTROL_ESCAPES = tuple(
+    (chr(c), {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}.get(chr(c), f"\\u{c:04x}"))
+    for c in range(0x20)
+)
+# Lone surrogates: text decoded from UTF-8 (strictly) or parsed from JSON never holds one, and none is
+# a word character (so NaN next to a separator is still a whole word) or changed by the repair.
+_SEPARATORS = ("\ud800", "\udbff", "\udfff")
 
 
 def repair_json(text: str) -> str:
     """Make Azure's near-JSON strict: escape raw control characters inside strings, turn
     single-quoted strings into double-quoted ones, and replace bare NaN/Infinity with null.
-    Returns the text unchanged when there was nothing to repair."""
-    return _TOKEN.sub(_fix_token, text)
+    Returns the text unchanged when there was nothing to repair. Linear in the text.
+
+    A text holding every one of the separators (lone surrogates, which neither UTF-8 nor JSON can
+    carry) is returned unchanged."""
+    for separator in _SEPARATORS:
+        if separator not in text:
+            break
+    else:
+        return text
+    done: list[str] = []
+    double = single = True  # whether a quote of that kind may still open a string
+    rest = text
+    while True:
+        double = double and '"' in rest
+        single = single and "'" in rest
+        if not (double or single):
+            done.append(_repair_outside(rest, separator))
+            break
+        if not (double and single) and "\\" not in rest:
+            # One kind of quote and no escapes: the strings are the pieces between consecutive quotes.
+            done.append(_repair_one_kind(rest, '"' if double else "'", separator))
+            break
+        parts = _STRINGS[double, single].split(rest)
+        if len(parts) == 1 or parts[-2] is not None:  # no string (cannot be), or the last one closes
+            done.append(_repair_split(parts, separator))
+            break
+        # The last string runs to the end: its quote is ordinary text, and so is every later quote
+        # of its kind.
+        opening = len(rest) - 1 - len(parts[-3])  # type: ignore[arg-type]
+        done.append(_repair_split(parts[:-4], separator))
+        done.append(rest[opening])
+        if parts[-4] is None:
+            single = False
+        else:
+            double = False
+        rest = rest[opening + 1 :]
+    return done[0] if len(done) == 1 else "".join(done)
+
+
+def _repair_outside(text: str, separator: str) -> str:
+    """Text outside strings (pieces joined by `separator`): NaN/Infinity become null."""
+    if "NaN" in text or "Infinity" in text:
+        return _NON_FINITE.sub("null", text)
+    return text
+
+
+def _repair_one_kind(text: str, quote: str, separator: str) -> str:
+    """`repair_json` of a text without backslashes in which only `quote` may open a string."""
+    pieces = text.split(quote)  # outside, inside, outside, inside, ..., outside
+    tail = [pieces.pop()] if len(pieces) % 2 == 0 else []  # an odd quote count: the last never closes
+    outside = separator.join(pieces[0::2] + tail)
+    fixed_outside = _repair_outside(outside, separator)
+    insides = pieces[1::2]
+    inside = separator.join(insides)
+    fixed_inside = inside
+    if quote == "'" and '"' in fixed_inside:
+        fixed_inside = fixed_inside.replace('"', '\\"')
+    fixed_inside = _escape_control(fixed_inside)
+    if quote == '"' and fixed_outside is outside and fixed_inside is inside:
+        return text
+    if fixed_outside is not outside:
+        outsides = fixed_outside.split(separator)
+        if tail:
+            tail = [outsides.pop()]
+        pieces[0::2] = outsides
+    if fixed_inside is not inside:
+        pieces[1::2] = fixed_inside.split(separator)
+    if tail:
+        return '"'.join(pieces) + quote + tail[0]
+    return '"'.join(pieces)
+
+
+def _repair_split(parts: list[str | None], separator: str) -> str:
+    """Repair a split of `_STRINGS` in which every string closes: [outside, kind, inside, closing
+    quote, outside, ...]; each kind of piece in bulk."""
+    outside = separator.join(parts[0::4])  # type: ignore[arg-type]
+    fixed_outside = _repair_outside(outside, separator)
+    if fixed_outside is not outside:
+        parts[0::4] = fixed_outside.split(separator)
+    if len(parts) > 1:
+        kinds = parts[1::4]
+        insides = parts[2::4]
+        double = separator.join(compress(insides, kinds))  # type: ignore[arg-type]
+        fixed_double = _escape_control(double)
+        singles = list(compress(insides, map(not_, kinds)))
+        if singles or fixed_double is not double:
+            single = separator.join(singles)  # type: ignore[arg-type]
+            if "\\'" in single:
+                single = single.replace("\\'", "'")
+            if '"' in single:
+                single = single.replace('"', '\\"')
+            single = _escape_control(single)
+            pick = {'"': iter(fixed_double.split(separator)), None: iter(single.split(separator))}.get
+            parts[2::4] = list(map(next, map(pick, kinds)))
+            parts[1::4] = parts[3::4] = ['"'] * len(kinds)
+    return "".join(parts)  # type: ignore[arg-type]
+
+
+def _escape_control(text: str) -> str:
+    """`text` with its control characters written as JSON escapes; `text` itself when it has none."""
+    if _CONTROL.search(text) is None:
+        return text
+    for char, escaped in _CONTROL_ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text

@@ -256,6 +256,9 @@ def _category_of(flat: dict[str, Any]) -> Any:
 
 
 _US_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S.%f")
+#: Longer than any time Azure writes (`2026-11-02T09:15:01.1234567+05:30` is 33): a longer one is not
+#: parsed at all, so that no date parser ever reads a value of untrusted length.
+MAX_TIME_LENGTH = 64
 
 
 def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
@@ -263,6 +266,8 @@ def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
     if type(value) is not str:
         return None, f"time is a JSON {_json_type(value)}, not a string"
     text = value.strip()
+    if len(text) > MAX_TIME_LENGTH:
+        return None, f"time is longer than {MAX_TIME_LENGTH} characters"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

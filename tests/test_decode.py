@@ -171,3 +171,77 @@ def test_decode_never_raises_on_odd_inputs():
     for data in [b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b"[", b"'", b'"', b"\\", b"{" * 10_000, b"[" * 100_000]:
         decoded = decode_body(data, LIMIT)
         assert decoded.error is not None and decoded.records == []
+
+
+# --- the repair is the one it replaced, in linear time -------------------------------------------
+
+import re  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.crafted import SHAPES  # noqa: E402
+
+# The repair as it was (a backtracking regex: quadratic in the worst case, see tests/test_linear_time.py):
+# the reference for what the repair does.
+_OLD_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|-?\b(?:NaN|Infinity)\b', re.DOTALL)
+_OLD_CONTROL = re.compile(r"[\x00-\x1f]")
+_OLD_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _old_escape(match: re.Match[str]) -> str:
+    return _OLD_ESCAPES.get(match.group()) or f"\\u{ord(match.group()):04x}"
+
+
+def _old_fix(match: re.Match[str]) -> str:
+    token = match.group()
+    if token[0] == '"':
+        return _OLD_CONTROL.sub(_old_escape, token)
+    if token[0] == "'":
+        inner = token[1:-1].replace("\\'", "'").replace('"', '\\"')
+        return '"' + _OLD_CONTROL.sub(_old_escape, inner) + '"'
+    return "null"
+
+
+def old_repair(text: str) -> str:
+    return _OLD_TOKEN.sub(_old_fix, text)
+
+
+NEAR_JSON = st.lists(st.sampled_from(['"', "'", "\\", '\\"', "\\'", "\\\\", "NaN", "Infinity", "-Infinity", "-", "N",
+                                      "aN", "xNaN", "NaN_", "a", "é", "_", "1", " ", "\n", "\t", "\x00", "\x1f", "[", "]",
+                                      "{", "}", ":", ",", "null", "\ud7ff"]), max_size=40).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(NEAR_JSON)
+def test_repair_is_the_old_repair(text):
+    assert repair_json(text) == old_repair(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(SHAPES)), st.integers(1, 300), NEAR_JSON, NEAR_JSON)
+def test_repair_of_crafted_shapes_is_the_old_repair(shape, size, before, after):
+    if shape == "escaped_quote_run":
+        size = min(size, 64)  # the old repair is quadratic here
+    text = before + SHAPES[shape](size).decode() + after
+    assert repair_json(text) == old_repair(text)
+
+
+@pytest.mark.parametrize(
+    "text, repaired",
+    [
+        # A quote whose string never closes is ordinary text; the repair goes on right after it.
+        ("[\"x ', '']", '["x ", "\']'),
+        ("['a \"b\" NaN", "['a \"b\" null"),
+        ('["a\\"]', '["a\\"]'),
+        ("'\\", "'\\"),
+        ('"\\', '"\\'),
+        ("'it''s'", '"it""s"'),
+        ("x-NaN -Infinity,NaNa,_NaN,\u00e9NaN", "xnull null,NaNa,_NaN,\u00e9NaN"),
+        ("'a\\\\'", '"a\\\\"'),
+        ("'\\\\\\''", "\"\\\\'\""),
+    ],
+)
+def test_repair_examples(text, repaired):
+    assert repair_json(text) == repaired == old_repair(text)
+

@@ -272,6 +272,11 @@ def test_time_formats(text, expected):
     assert record.time_problem is None
 
 
+def test_time_at_the_length_limit_is_parsed():
+    record = normalise(sms(time=" 2026-11-02T10:00:00." + "1" * 43 + "Z "))  # 64 once stripped
+    assert record.time == datetime(2026, 11, 2, 10, 0, 0, 111111, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("key", ["time", "timeStamp", "TimeGenerated", "TIMESTAMP", "Timestamp"])
 def test_time_field_spellings(key):
     raw = {"category": "SMSOperational", "operationName": "SMSMessagesSent", key: "2026-11-02T10:00:00Z"}
@@ -290,6 +295,8 @@ def test_time_field_spellings(key):
         ({"t": 1}, "time is a JSON object, not a string"),
         ("0001-01-01T00:00:00+01:00", "time is out of range"),
         ("9999-12-31T23:59:59-01:00", "time is out of range"),
+        ("2026-11-02T10:00:00." + "1" * 44 + "Z", "time is longer than 64 characters"),  # 65: not parsed
+        ("11/02/2026" + " " * 100_000 + "10:00:05", "time is longer than 64 characters"),
     ],
 )
 def test_missing_or_bad_time_is_a_valid_record_without_time(value, problem):
