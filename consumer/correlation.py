@@ -35,6 +35,14 @@ SOURCES = (PAIRED, MESSAGE_ID)
 #: before it is refused: clock skew between Azure components, not more.
 MESSAGE_ID_SKEW_SECONDS = 60.0
 
+#: The key a MessageId waits under: its `hash()`, a fixed-size int (SipHash-1-3 with a per-process
+#: random key, 64 bits), so the window's memory does not depend on how long ids are: 200,000 waiting
+#: 8 KB ids would otherwise hold 1.6 GB. Computing it is free (a str caches its hash, which the dict
+#: lookup needs anyway). Two different ids collide with probability ~2^-64 per pair waiting: over
+#: 10^12 records against 200,000 waiting, about one mispaired latency in a hundred years; an id
+#: never leaves the process and an adversary cannot aim at the secret hash key.
+message_key = hash
+
 _OUTGOING = "Outgoing_"
 # `Outgoing_` (9) + 14 digits + GUID (36) + optional `_<region>` (at most 33): anything longer is refused
 # before it is looked at, so parsing is bounded whatever the input.
@@ -161,7 +169,7 @@ class DeliveryCorrelator:
     __slots__ = ("_waiting", "_pending", "from_message_id")
 
     def __init__(self, max_entries: int, max_age: float, from_message_id: bool = False) -> None:
-        self._waiting: ExpiringMap[str, Waiting] = ExpiringMap(max_entries, max_age)
+        self._waiting: ExpiringMap[int, Waiting] = ExpiringMap(max_entries, max_age)  # `message_key` → half
         self._pending = {"sent": 0, "delivery_report": 0}
         self.from_message_id = from_message_id
 
@@ -214,7 +222,8 @@ class DeliveryCorrelator:
         common case). A `Waiting` is built only when one waits."""
         waiting = self._waiting
         entries = waiting._entries  # ExpiringMap.pop and .put, inlined (hot path)
-        entry = entries.pop(message_id, None)
+        key = hash(message_id)  # `message_key`
+        entry = entries.pop(key, None)
         pending = self._pending
         if entry is not None:
             partner = entry[1]
@@ -235,7 +244,7 @@ class DeliveryCorrelator:
                 match = (latency, (result, number_type, MESSAGE_ID))
                 return (match, ()) if entry is None else (match, [("replaced", entry[1])])
         pending[side] += 1
-        entries[message_id] = (now, _new_tuple(Waiting, (side, time, result, number_type)))
+        entries[key] = (now, _new_tuple(Waiting, (side, time, result, number_type)))
         if len(entries) <= waiting.max_entries and next(iter(entries.values()))[0] >= now - waiting.max_age:
             if entry is None:
                 return None, ()

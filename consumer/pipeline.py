@@ -71,6 +71,18 @@ MAX_REASONS = 5
 #: How many distinct raw (operation, result type, number type, country) tuples keep their bounded
 #: label tuple memoised; when full the memo is emptied, so hostile input cannot grow it.
 LABEL_MEMO_SIZE = 4096
+#: Raw values longer than this are never memo keys (their labels are worked out every time: they are
+#: `other` anyway, as no label value is longer than `labels.MAX_LABEL_LENGTH`), so a memo holds at
+#: most LABEL_MEMO_SIZE × (4 × 256) characters (~4 MB for the largest) whatever the input.
+MAX_MEMO_KEY_LENGTH = 256
+
+
+def _memoisable(raw: tuple[object, ...]) -> bool:
+    """Whether no value of `raw` is a string longer than MAX_MEMO_KEY_LENGTH."""
+    for value in raw:
+        if type(value) is str and len(value) > MAX_MEMO_KEY_LENGTH:
+            return False
+    return True
 
 _SMS_PROCESSED, _SMS_DUPLICATE = (SMS_OPERATIONAL, "processed"), (SMS_OPERATIONAL, "duplicate")
 _USAGE_PROCESSED, _USAGE_DUPLICATE = (USAGE, "processed"), (USAGE, "duplicate")
@@ -346,10 +358,7 @@ class Pipeline:
                 pair = (usage_type, unit_type)
                 key = self._usage_labels.get(pair)
                 if key is None:
-                    key = (self._usage_type(usage_type), self._unit_type(unit_type))
-                    if len(self._usage_labels) >= LABEL_MEMO_SIZE:
-                        self._usage_labels.clear()
-                    self._usage_labels[pair] = key
+                    key = self._resolve_usage(pair)
                 usage_records = m.usage_records.values
                 usage_records[key] = usage_records.get(key, 0.0) + 1.0
                 usage_quantity = m.usage_quantity.values
@@ -405,17 +414,28 @@ class Pipeline:
                 labels = (self._operation(operation), self._result(result_type), self._number_type(number_type),
                           country(where))
                 resolved = (labels, result_type)
-        if len(self._canonical_sms) >= LABEL_MEMO_SIZE:
-            self._canonical_sms.clear()
-        self._canonical_sms[raw] = resolved
+        if _memoisable(raw):
+            if len(self._canonical_sms) >= LABEL_MEMO_SIZE:
+                self._canonical_sms.clear()
+            self._canonical_sms[raw] = resolved
         return resolved
+
+    def _resolve_usage(self, raw: tuple[str | None, str | None]) -> tuple[str, str]:
+        """Fill `_usage_labels` for raw (usage type, unit type): their bounded labels."""
+        key = (self._usage_type(raw[0]), self._unit_type(raw[1]))
+        if _memoisable(raw):
+            if len(self._usage_labels) >= LABEL_MEMO_SIZE:
+                self._usage_labels.clear()
+            self._usage_labels[raw] = key
+        return key
 
     def _resolve_signature(self, raw: int | str) -> str | None:
         """Fill `_signatures` for `raw`: what the model makes of it (a number becomes its text)."""
         value = str(raw) if type(raw) is int else clean(raw)
-        if len(self._signatures) >= LABEL_MEMO_SIZE:
-            self._signatures.clear()
-        self._signatures[raw] = value
+        if type(raw) is int or len(raw) <= MAX_MEMO_KEY_LENGTH:
+            if len(self._signatures) >= LABEL_MEMO_SIZE:
+                self._signatures.clear()
+            self._signatures[raw] = value
         return value
 
     def _apply(self, outcome: SmsOperational | Usage | Skipped | Invalid, now: float, result: BodyResult) -> None:
@@ -479,9 +499,10 @@ class Pipeline:
         labels = self._sms_labels.get(raw)
         if labels is None:
             labels = (self._operation(raw[0]), self._result(result_type), self._number_type(raw[2]), country(raw[3]))
-            if len(self._sms_labels) >= LABEL_MEMO_SIZE:
-                self._sms_labels.clear()
-            self._sms_labels[raw] = labels
+            if _memoisable(raw):
+                if len(self._sms_labels) >= LABEL_MEMO_SIZE:
+                    self._sms_labels.clear()
+                self._sms_labels[raw] = labels
         operation, result, number_type, where = labels
         operations = m.operations.values
         operations[labels] = operations.get(labels, 0.0) + 1.0
@@ -525,10 +546,7 @@ class Pipeline:
         raw = (record.usage_type, record.unit_type)
         key = self._usage_labels.get(raw)
         if key is None:
-            key = (self._usage_type(raw[0]), self._unit_type(raw[1]))
-            if len(self._usage_labels) >= LABEL_MEMO_SIZE:
-                self._usage_labels.clear()
-            self._usage_labels[raw] = key
+            key = self._resolve_usage(raw)
         usage_records = m.usage_records.values
         usage_records[key] = usage_records.get(key, 0.0) + 1.0
         usage_quantity = m.usage_quantity.values
