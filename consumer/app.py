@@ -3,18 +3,27 @@
 Start-up: logs the version and the effective configuration (secrets redacted), creates the checkpoint
 and dead-letter containers if missing, serves HTTP, then starts receiving.
 
-Readiness (`/readyz`) passes when both hold:
+Readiness (`/readyz`) passes when all of these hold:
 - `eventhub`: the Event Hubs receive loop is running (it has started and not stopped or crashed);
 - `checkpoint_store`: the checkpoint storage account answered a request (a checkpoint write or the
   periodic probe every `STORE_PROBE_SECONDS`) within `readiness_checkpoint_store_max_age_seconds`;
 - `partitions`: no owned partition has had events waiting without processing one for longer than
-  `readiness_partition_stalled_max_seconds` (the detail names the stalled partitions).
+  `readiness_partition_stalled_max_seconds` (the detail names the stalled partitions);
+- `shutdown`: the process is not shutting down (it fails from SIGTERM on, so the Service stops
+  routing to it while `/metrics` is still served: see Shutdown).
 While storage is unreachable the consumer keeps processing (checkpoints are retried), but reports not
 ready so the outage is visible. Liveness (`/healthz`) only needs the event loop to answer.
 
-Shutdown on SIGTERM/SIGINT: stop receiving, finish the batch in hand, write final checkpoints, close
-the client (which releases partition ownership so another replica takes over at once), flush dead
-letters, exit 0 — all within `shutdown_timeout_seconds`, else exit 1. A second signal exits at once.
+Shutdown on SIGTERM/SIGINT, in two bounded phases:
+1. the lame duck, at most `shutdown_final_scrape_wait_seconds`: `/readyz` answers 503 (check
+   `shutdown`), no new event is counted, `/metrics` is served as before, until a scrape that started
+   after the last count has completed (at once when every count was already scraped or checkpointed);
+2. finish the batch in hand, write final checkpoints (scrape-aligned: after the lame duck's scrape
+   they name every counted event; without it they stop at the last scrape and the next owner replays
+   the rest, so a scrape that never comes loses nothing), close the client (which releases partition
+   ownership so another replica takes over at once), flush dead letters, exit 0 — within
+   `shutdown_timeout_seconds`, else exit 1.
+A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -97,6 +106,7 @@ class Service:
         self.http_port: int | None = None  # the bound port, once serving (0 in the settings picks one)
         self._stop = asyncio.Event()
         self._signals = 0
+        self.shutting_down = False
 
     # --- storage ----------------------------------------------------------------------------------
 
@@ -170,8 +180,10 @@ class Service:
         self.health.add("eventhub", lambda: (receiver.running, "receiving" if receiver.running else "not receiving"))
         self.health.add("checkpoint_store", self._store_check)
         self.health.add("partitions", lambda: self._partitions_check(receiver))
+        self.health.add("shutdown", lambda: (False, "shutting down: /metrics is served until the final counts are "
+                                                    "scraped") if self.shutting_down else (True, "not shutting down"))
 
-        http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port)
+        http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port, scrapes=receiver)
         await http.start()
         self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})
@@ -196,7 +208,15 @@ class Service:
             exit_code = 1
 
         started = time.monotonic()
-        log.info("shutting down", extra={"timeout_seconds": settings.shutdown_timeout_seconds})
+        self.shutting_down = True
+        wait = settings.shutdown_final_scrape_wait_seconds
+        log.info("shutting down", extra={"final_scrape_wait_seconds": wait,
+                                         "timeout_seconds": settings.shutdown_timeout_seconds})
+        if await receiver.drain(wait):
+            log.info("final counts scraped", extra={"seconds": round(time.monotonic() - started, 3)})
+        else:
+            log.warning("no /metrics scrape read the final counts within %.0f s: the final checkpoints stop at the "
+                        "last scrape, the next owner counts the rest again", wait)
         try:
             await asyncio.wait_for(self._shutdown(receiver, receiving, deadletters), settings.shutdown_timeout_seconds)
         except TimeoutError:
@@ -265,16 +285,19 @@ class Service:
             self.pipeline.expire(time.time())
             now = time.monotonic()
             elapsed = max(now - last_time, 1e-9)
-            lag = {}
+            lag, counted_up_to = {}, {}
             for partition, progress in receiver.partitions.items():
                 last = receiver.last_enqueued.get(partition)
-                if last is not None and progress.last_sequence_number is not None:
-                    lag[partition] = max(0, last - progress.last_sequence_number)
+                if progress.last_sequence_number is not None:
+                    counted_up_to[partition] = progress.last_sequence_number
+                    if last is not None:
+                        lag[partition] = max(0, last - progress.last_sequence_number)
             log.info("progress", extra={
                 "events_per_second": round((receiver.events_processed - last_events) / elapsed, 1),
                 "records_per_second": round((receiver.records_processed - last_records) / elapsed, 1),
                 "owned_partitions": sorted(receiver.partitions),
                 "lag_events": lag,
+                "last_sequence_numbers": counted_up_to,  # the last counted event of each partition
             })
             last_events, last_records, last_time = receiver.events_processed, receiver.records_processed, now
 

@@ -38,6 +38,7 @@ ENV_NESTING = "__"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 _CONTAINER_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -177,6 +178,8 @@ class CheckpointStoreSettings(_Section):
 class CheckpointSettings(_Section):
     interval_seconds: PositiveFloat = 10
     every_events: PositiveInt = 1000
+    scrape_aligned: bool = True
+    no_scrape_seconds: PositiveFloat = 300
 
 
 class DeadLetterSettings(_Section):
@@ -212,6 +215,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     pipeline: PipelineSettings = PipelineSettings()
     shutdown_timeout_seconds: PositiveFloat = 20
+    shutdown_final_scrape_wait_seconds: NonNegativeFloat = 35
     readiness_checkpoint_store_max_age_seconds: PositiveFloat = 60
     readiness_partition_stalled_max_seconds: PositiveFloat = 120
 

@@ -8,10 +8,12 @@ the SDK's other consumers read them). For each received batch:
    other tasks every few milliseconds, so /metrics, health probes and the SDK's ownership renewals
    are never starved by parsing;
 2. bodies that yield no records go to the dead-letter writer;
-3. only then is a checkpoint considered (`CheckpointPolicy`), so a checkpoint never names an event
-   whose records are not in the metrics yet (at-least-once). The write runs as a task beside the
-   receiving (at most one per partition in flight), so a slow or unavailable storage account delays
-   checkpoints, never the counting;
+3. only then is a checkpoint considered (`CheckpointPolicy`), and it names at most the last event
+   whose counts a completed `/metrics` scrape has read (`scrape_started`/`scrape_completed`, called
+   by the HTTP handler), so a checkpoint never skips counts Prometheus has not seen (at least once
+   into Prometheus; see consumer/checkpoints.py). The write runs as a task beside the receiving (at
+   most one per partition in flight), so a slow or unavailable storage account delays checkpoints,
+   never the counting;
 4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`).
 
 One event never stops its partition: whatever raises while it is processed (a bug, an input nobody
@@ -24,7 +26,9 @@ batch that never finishes, a handler that fails and is restarted by the SDK agai
 
 A batch in hand is finished even when the SDK cancels the partition's task (shutdown, ownership
 lost): it runs as a shielded task that `on_partition_close` waits for before the final checkpoint.
-`close()` returns only when every partition's close (final checkpoint, then the SDK's release of
+`drain()` begins the shutdown's lame duck: batches that arrive are no longer counted, and it returns
+when a completed scrape has read every count (or at its deadline), so the final checkpoints can name
+every counted event. `close()` returns only when every partition's close (final checkpoint, then the SDK's release of
 ownership) has run, which the SDK's own `close()` does not guarantee (see `Receiver.close`).
 """
 
@@ -40,7 +44,13 @@ from typing import Any
 from azure.eventhub import CloseReason, LoadBalancingStrategy
 from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
 
-from consumer.checkpoints import CheckpointPolicy, PartitionProgress
+from consumer.checkpoints import (
+    CheckpointPolicy,
+    PartitionProgress,
+    Scrapes,
+    ScrapeSnapshot,
+    awaiting_scrape,
+)
 from consumer.config import Settings, connection_string_parts
 from consumer.deadletter import DeadLetter, DeadLetterWriter
 from consumer.decode import DecodeError
@@ -132,7 +142,12 @@ class Receiver:
         self.deadletters = deadletters
         self.clock = clock
         self.on_store_answer = on_store_answer  # told of every successful checkpoint write (readiness)
-        self.policy = CheckpointPolicy(settings.checkpoint.interval_seconds, settings.checkpoint.every_events)
+        checkpoint = settings.checkpoint
+        self.scrapes = Scrapes(clock())
+        self.policy = CheckpointPolicy(checkpoint.interval_seconds, checkpoint.every_events,
+                                       self.scrapes if checkpoint.scrape_aligned else None, checkpoint.no_scrape_seconds)
+        self.draining = False  # the shutdown's lame duck: batches are no longer counted
+        self._scraped = asyncio.Event()  # set at every completed scrape (the lame duck waits for one)
         self.partitions: dict[str, PartitionProgress] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._checkpointing: dict[str, asyncio.Task[None]] = {}
@@ -195,6 +210,43 @@ class Receiver:
         while self._closing:
             await asyncio.wait(list(self._closing))
 
+    async def drain(self, wait: float) -> bool:
+        """The lame duck: count no more events, finish the batches in hand, then wait up to `wait`
+        seconds (from the call) until a completed `/metrics` scrape has read every count that no
+        checkpoint names yet. True when one has (the final checkpoints may then name every counted
+        event), False when the wait ran out (they stop at the last scrape: the next owner replays the
+        rest). The receiving goes on meanwhile, so ownership is still renewed."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        inflight = [task for task in self._inflight.values() if not task.done()]
+        if inflight:
+            await asyncio.wait(inflight, timeout=max(0.0, deadline - loop.time()))
+        while any(awaiting_scrape(progress) for progress in self.partitions.values()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._scraped.clear()
+            try:
+                await asyncio.wait_for(self._scraped.wait(), remaining)
+            except TimeoutError:
+                pass
+        return True
+
+    # --- /metrics scrapes (called by the HTTP handler) -------------------------------------------
+
+    def scrape_started(self) -> ScrapeSnapshot:
+        """A `/metrics` render starts: it will show every event processed until now."""
+        return self.scrapes.started(self.partitions.values())
+
+    def scrape_completed(self, snapshot: ScrapeSnapshot) -> None:
+        """That render's response was written completely: checkpoints may now name what it showed."""
+        silence = self.scrapes.completed(snapshot, self.clock())
+        if silence is not None:
+            log.info("a /metrics scrape completed after %.0f s without one: checkpoints wait for scrapes again",
+                     silence, extra={"silent_seconds": round(silence, 1)})
+        self._scraped.set()
+
     # --- SDK callbacks ------------------------------------------------------------------------
 
     async def _on_initialize(self, context: PartitionContext) -> None:
@@ -238,7 +290,8 @@ class Receiver:
         except KeyError:  # a close without an initialize before it
             pass
         log.info("partition released", extra=event_fields(
-            partition, progress.last_sequence_number if progress else None, reason=reason.name.lower()))
+            partition, progress.last_sequence_number if progress else None, reason=reason.name.lower(),
+            checkpoint=progress.saved_sequence_number if progress else None))
 
     async def _on_error(self, context: PartitionContext | None, error: Exception) -> None:
         kind = self._error_kind(type(error).__name__)
@@ -250,6 +303,8 @@ class Receiver:
                     extra=event_fields(partition, None, kind=kind))
 
     async def _on_batch(self, context: PartitionContext, events: list[Any]) -> None:
+        if self.draining:  # the lame duck: these events stay after the final checkpoint, for the next owner
+            return
         partition = context.partition_id
         progress = self.partitions.get(partition)
         if progress is None:  # a batch after close, or before initialize: the SDK guarantees neither
@@ -380,25 +435,38 @@ class Receiver:
         self.metrics.consumer.partition_lag.labels(progress.partition).set(lag)
 
     async def _checkpoint(self, context: PartitionContext, progress: PartitionProgress, final: bool = False) -> None:
-        if not self.policy.due(progress, self.clock(), final=final):
+        target = self.policy.due(progress, self.clock(), final=final)
+        if target is None:
             return
-        sequence_number = progress.last_sequence_number
+        sequence_number = target.sequence_number
         try:
-            await asyncio.wait_for(context.update_checkpoint(progress.last_event), CHECKPOINT_TIMEOUT_SECONDS)
+            await asyncio.wait_for(context.update_checkpoint(target.position.event), CHECKPOINT_TIMEOUT_SECONDS)
         except Exception as exc:  # storage unavailable, throttled, timed out: retried later, never fatal
             # The rate limit runs from the end of the attempt, so a write that timed out is not retried at once.
-            self.policy.attempted(progress, self.clock(), ok=False, sequence_number=sequence_number)
+            self.policy.attempted(progress, self.clock(), ok=False, target=target)
             self.metrics.consumer.checkpoints.labels(progress.partition, "error").inc()
             self.metrics.consumer.errors.labels(self._error_kind(type(exc).__name__)).inc()
             log.warning("checkpoint failed: %s", type(exc).__name__,
                         extra=event_fields(progress.partition, sequence_number, final=final,
                                            failures_in_a_row=progress.failures_in_a_row))
             return
-        self.policy.attempted(progress, self.clock(), ok=True, sequence_number=sequence_number)
+        self.policy.attempted(progress, self.clock(), ok=True, target=target)
         self.metrics.consumer.checkpoints.labels(progress.partition, "ok").inc()
+        if target.unscraped:
+            self._unscraped()
         if self.on_store_answer is not None:
             self.on_store_answer()
-        log.debug("checkpoint written", extra=event_fields(progress.partition, sequence_number, final=final))
+        log.debug("checkpoint written", extra=event_fields(progress.partition, sequence_number, final=final,
+                                                           unscraped=target.unscraped))
+
+    def _unscraped(self) -> None:
+        self.metrics.consumer.unscraped_checkpoints.inc()
+        if self.scrapes.silence_began():
+            silent = self.scrapes.silent_for(self.clock())
+            log.warning("no /metrics scrape for %.0f s: checkpoints go on past the last scrape (counts made "
+                        "since then reach Prometheus only if it scrapes this replica before it stops)", silent,
+                        extra={"silent_seconds": round(silent, 1),
+                               "no_scrape_seconds": self.policy.no_scrape_seconds})
 
 
 def _short(error: Exception) -> str:

@@ -2,6 +2,8 @@
 
 - `GET /metrics`: the registry in OpenMetrics 1.0 when the `Accept` header asks for it, else in the
   0.0.4 text format; gzip-compressed when `Accept-Encoding` allows it (as Prometheus' scrapes do).
+  A `ScrapeObserver` (the receiver) is told when a render starts and when its response has been
+  written completely: checkpoints name only what a completed scrape has shown (consumer/checkpoints.py).
 - `GET /healthz` (liveness): 200 while the process and its event loop run — the answer itself is
   served by the event loop, so a blocked or dead loop fails the probe by not answering.
 - `GET /readyz` (readiness): 200 when every readiness check passes, else 503; the JSON body lists
@@ -11,12 +13,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from consumer.metrics import Metrics
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
+
+
+class ScrapeObserver(Protocol):
+    def scrape_started(self) -> Any:
+        """A render starts; what it returns is given back to `scrape_completed`."""
+
+    def scrape_completed(self, token: Any) -> None:
+        """The response of that render was written completely."""
 
 
 class Health:
@@ -45,9 +56,16 @@ def metrics_response(metrics: Metrics, request: web.Request) -> web.Response:
     return response
 
 
-def application(metrics: Metrics, health: Health) -> web.Application:
+def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None = None) -> web.Application:
     async def get_metrics(request: web.Request) -> web.Response:
-        return metrics_response(metrics, request)
+        if scrapes is None or request.method != "GET":
+            return metrics_response(metrics, request)
+        token = scrapes.scrape_started()  # the render below is synchronous: it shows what was counted by now
+        response = metrics_response(metrics, request)
+        await response.prepare(request)
+        await response.write_eof()  # raises if the client went away: then the scrape did not complete
+        scrapes.scrape_completed(token)
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -66,8 +84,9 @@ def application(metrics: Metrics, health: Health) -> web.Application:
 class HttpServer:
     """Runs the application on host:port inside the current event loop."""
 
-    def __init__(self, metrics: Metrics, health: Health, host: str, port: int) -> None:
-        self._runner = web.AppRunner(application(metrics, health), access_log=None, handle_signals=False)
+    def __init__(self, metrics: Metrics, health: Health, host: str, port: int,
+                 scrapes: ScrapeObserver | None = None) -> None:
+        self._runner = web.AppRunner(application(metrics, health, scrapes), access_log=None, handle_signals=False)
         self._host = host
         self._port = port
         self.port = port

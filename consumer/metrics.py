@@ -214,6 +214,12 @@ class ConsumerMetrics:
             "acs_consumer_checkpoints", "Checkpoint writes by partition and outcome (ok, error).",
             ("partition", "outcome"), registry=registry,
         )
+        self.unscraped_checkpoints = Counter(
+            "acs_consumer_unscraped_checkpoints",
+            "Checkpoints written past the last completed /metrics scrape because no scrape had completed "
+            "for checkpoint.no_scrape_seconds: the counts of the events they skip may never reach Prometheus.",
+            registry=registry,
+        )
         self.dead_letters = Counter(
             "acs_consumer_dead_letters",
             "Bodies written to the dead-letter container, by outcome (written, error, dropped).",

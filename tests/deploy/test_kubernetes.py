@@ -208,9 +208,38 @@ def test_resources_are_set() -> None:
     assert set(resources["requests"]) == {"cpu", "memory"} and set(resources["limits"]) == {"cpu", "memory"}
 
 
-def test_grace_period_outlasts_the_shutdown_timeout() -> None:
+def seconds(duration: str) -> float:
+    """A Prometheus duration such as `30s`, `1m` or `1m30s`, in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+)(ms|s|m|h)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_grace_period_outlasts_the_final_scrape_wait_and_the_shutdown_timeout() -> None:
+    """SIGTERM: the lame duck (up to shutdown_final_scrape_wait_seconds), then the shutdown proper (up
+    to shutdown_timeout_seconds), before Kubernetes' SIGKILL, with a margin."""
     pod = one("base", "Deployment")["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > CONFIG["shutdown_timeout_seconds"] + 5
+    budget = CONFIG["shutdown_final_scrape_wait_seconds"] + CONFIG["shutdown_timeout_seconds"]
+    assert pod["terminationGracePeriodSeconds"] >= budget + 5, (pod["terminationGracePeriodSeconds"], budget)
+
+
+def test_the_final_scrape_wait_fits_a_scrape_and_alignment_outlasts_a_few_missed_scrapes() -> None:
+    """The lame duck waits for a scrape that starts after SIGTERM: one scrape interval plus the scrape's
+    own duration at most. Checkpoints wait for scrapes unless none came for no_scrape_seconds: that
+    must be several intervals, so one failed scrape does not turn alignment off."""
+    (endpoint,) = one("base", "ServiceMonitor")["spec"]["endpoints"]
+    interval, timeout = seconds(endpoint["interval"]), seconds(endpoint["scrapeTimeout"])
+    assert CONFIG["shutdown_final_scrape_wait_seconds"] > interval, (CONFIG["shutdown_final_scrape_wait_seconds"], interval)
+    assert CONFIG["checkpoint"]["scrape_aligned"] is True
+    assert CONFIG["checkpoint"]["no_scrape_seconds"] >= 4 * interval + timeout
+
+
+def test_terminating_pods_stay_scrapeable() -> None:
+    """Kubernetes removes a terminating pod from a Service's endpoints (and readiness fails during the
+    lame duck) unless the Service publishes not-ready addresses: without it the ServiceMonitor would
+    never scrape the final counts, and every shutdown would wait the whole final scrape wait."""
+    assert one("base", "Service")["spec"]["publishNotReadyAddresses"] is True
 
 
 def test_hardened_security_context() -> None:

@@ -38,6 +38,9 @@ def write_config(path: Path, eventhub_connection_string: str, hub: str, storage_
         "http": {"host": "127.0.0.1", "port": port},
         "logging": {"level": "INFO", "progress_interval_seconds": 1},
         "shutdown_timeout_seconds": 15,
+        # Checkpoints are scrape-aligned: a test that counts on them scrapes (`Scraper`, or its own
+        # polling of /metrics). On SIGTERM the lame duck waits this long for a scrape of the last counts.
+        "shutdown_final_scrape_wait_seconds": 3,
     }
     for dotted, value in overrides.items():
         target = config
@@ -185,6 +188,22 @@ def _partition_blobs(storage_connection_string: str, container: str, endpoint: A
         service.close()
 
 
+def scrape_once_counted(process: ConsumerProcess, expected: dict[str, int], timeout: float) -> Samples:
+    """Scrape `process` until a scrape shows it has counted `expected` events in each of those
+    partitions; returns that scrape. In a hub that does not grow meanwhile (`Stream.paused`) it is
+    then exact, and (checkpoints being scrape-aligned) a checkpoint or a partition's final checkpoint
+    written from now on may name every event the process has counted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = process.metrics()
+        counts = events_by_partition(samples)
+        if all(counts.get(p, 0) >= n for p, n in expected.items()):
+            return samples
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {timeout} s the process had counted {counts}, not {expected}")
+        time.sleep(0.01)
+
+
 def kill_once_counted(process: ConsumerProcess, expected: dict[str, int], timeout: float) -> Samples:
     """SIGKILL `process` right after a scrape that shows it has counted `expected` events in each of
     those partitions, and return that scrape. In a hub that does not grow meanwhile (`Stream.paused`)
@@ -192,19 +211,44 @@ def kill_once_counted(process: ConsumerProcess, expected: dict[str, int], timeou
     writes before it dies, names an event the scrape counted. A scrape and a kill alone are not: in
     between, the process goes on counting and checkpointing (seen: a checkpoint two events past the
     scrape, in three runs of eleven)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = process.metrics()
-        counts = events_by_partition(samples)
-        if all(counts.get(p, 0) >= n for p, n in expected.items()):
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout} s the process had counted {counts}, not {expected}")
-        time.sleep(0.01)
+    samples = scrape_once_counted(process, expected, timeout)
     process.process.send_signal(signal.SIGKILL)
     process.process.wait()
     process._log.close()
     return samples
+
+
+class Scraper:
+    """Scrapes a consumer's /metrics every `interval` seconds in a thread, as Prometheus does, until
+    `stop()`; keeps the last complete scrape. Checkpoints are scrape-aligned: a test that needs them to
+    move without polling /metrics itself runs one of these."""
+
+    def __init__(self, process: ConsumerProcess, interval: float = 0.5) -> None:
+        import threading
+
+        self.process = process
+        self.interval = interval
+        self.scrapes = 0
+        self.last: Samples | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"scraper-{process.port}", daemon=True)
+
+    def start(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.last = self.process.metrics()
+                self.scrapes += 1
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
+                pass
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 class Stream:

@@ -4,6 +4,8 @@ hub and one Azurite, short load-balancing intervals and ownership expiry so take
 Accounting is per event: `acs_consumer_events_total{partition}` summed over the replicas against the
 events the hub holds per partition (the stream stores them directly, so the hub's count is the
 ground truth). Lost = published − counted (must be ≤ 0); duplicates = counted − published.
+Checkpoints are scrape-aligned, so every replica is scraped as Prometheus would (`Scraper`, every
+SCRAPE_INTERVAL).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from consumer.devtools.scrape import total as sample_total
 from consumer.devtools.traffic import generate_corpus
 from tests.e2e.support import (
     ConsumerProcess,
+    Scraper,
     Stream,
     checkpoint_blobs,
     events_by_partition,
@@ -35,6 +38,7 @@ CHECKPOINT_INTERVAL = 1.0
 EVERY_EVENTS = 100
 MAX_BATCH = 50
 RATE = 20  # events per second per partition
+SCRAPE_INTERVAL = 0.5
 BODIES = generate_corpus(2000, records_per_body=5, seed=21)
 
 
@@ -106,6 +110,7 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
     expiry = 5.0
     replicas = start_replicas(3, endpoint, azurite, blob_container, tmp_path, expiry)
     stream = None
+    scrapers: list[Scraper] = []
     try:
         # 1. Balance with an empty hub (no replays from the initial shuffling).
         owned = wait_balanced(replicas, 8, stable_for=3 * LB_INTERVAL, timeout=45)
@@ -114,7 +119,8 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
         assert all(len(o) <= limit for o in owned), owned
         assert all(replica.total("acs_consumer_owned_partitions") == len(o) for replica, o in zip(replicas, owned))
 
-        # 2. Steady stream; every replica counts its own partitions.
+        # 2. Steady stream; every replica counts its own partitions and is scraped.
+        scrapers = [Scraper(replica, SCRAPE_INTERVAL).start() for replica in replicas]
         stream = Stream(endpoint, RATE, BODIES).start()
         wait_for(lambda: all(replica.total("acs_consumer_events_total") > 0 for replica in replicas), 20,
                  "every replica counting", replicas)
@@ -132,6 +138,7 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
             paused_at = time.monotonic()
             victim_samples = kill_once_counted(victim, {p: held[p] for p in victim_partitions}, timeout=10)
             killed_at = time.monotonic()
+        scrapers[index].stop()
         victim_counts = events_by_partition(victim_samples)
         before = counted([events_by_partition(s) for s in survivors])
         # The victim's last checkpoints (no one else writes them before its ownership expires): every
@@ -170,19 +177,20 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
         takeover = claimed_at - killed_at
         resumed = resumed_at - killed_at
         one_interval = math.ceil(RATE * CHECKPOINT_INTERVAL)
+        one_scrape = math.ceil(RATE * SCRAPE_INTERVAL)
         print(f"victim owned {sorted(victim_partitions)}; stream paused {killed_at - paused_at:.3f} s for the kill; "
               f"takeover {takeover:.2f} s, processing resumed {resumed:.2f} s after kill -9 (ownership expiry "
               f"{expiry} s, load-balancing interval {LB_INTERVAL} s); the victim's last checkpoints {checkpointed} "
               f"of its counts {victim_counts}")
         print(f"published {sum(published.values())} events ({records_published} records); duplicates per "
               f"partition {duplicates} (taken over: {sorted(victim_partitions)}; one checkpoint interval = "
-              f"{one_interval} events)")
+              f"{one_interval} events, one scrape interval = {one_scrape})")
         assert not lost, lost
         assert records_counted >= records_published
         assert takeover <= expiry + 3 * LB_INTERVAL + 2, takeover
-        # Replays: what the victim processed after its last checkpoint (≤ one checkpoint interval of
-        # events, plus the batch it was in) — per taken-over partition.
-        bound = one_interval + MAX_BATCH
+        # Replays: what the victim processed after its last checkpoint (≤ one checkpoint interval plus
+        # one scrape interval of events, plus the batch it was in) — per taken-over partition.
+        bound = one_interval + one_scrape + MAX_BATCH
         assert all(duplicates[p] <= bound for p in victim_partitions), (duplicates, bound)
         # Partitions that did not change hands after the kill are not replayed... unless the two
         # survivors rebalanced between them; bounded the same way.
@@ -193,6 +201,8 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
     finally:
         if stream is not None:
             stream.stop()
+        for scraper in scrapers:
+            scraper.stop()
         for replica in replicas:
             replica.stop(signal.SIGKILL)
 
@@ -206,6 +216,7 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
                               shutdown_timeout_seconds=shutdown_timeout)
     leaving, staying = replicas
     stream = None
+    scrapers = [Scraper(replica, SCRAPE_INTERVAL).start() for replica in replicas]
     try:
         owned = wait_balanced(replicas, 4, stable_for=3 * LB_INTERVAL, timeout=45)
         assert [len(o) for o in owned] == [2, 2], owned
@@ -229,6 +240,9 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
         assert set(released) == handed, released
         assert all(line["reason"] == "shutdown" for line in released.values()), released
         last = {p: released[p]["sequence_number"] for p in handed}
+        # The lame duck's scrape read the final counts, so the final checkpoints name every counted event.
+        assert {p: released[p]["checkpoint"] for p in handed} == last, released
+        assert "final counts scraped" in [line.get("message") for line in lines]
         assert not [line for line in log_lines(leaving) if line.get("message", "").startswith("checkpoint failed")]
         stopped = [line for line in log_lines(leaving) if line.get("message") == "stopped"]
         assert stopped and stopped[-1]["exit_code"] == 0
@@ -257,5 +271,7 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
     finally:
         if stream is not None:
             stream.stop()
+        for scraper in scrapers:
+            scraper.stop()
         for replica in replicas:
             replica.stop(signal.SIGKILL)

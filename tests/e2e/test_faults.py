@@ -25,6 +25,7 @@ from tests.e2e.support import (
     free_port,
     log_lines,
     owned_partitions,
+    scrape_once_counted,
     write_config,
 )
 from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, EVERY_EVENTS, LB_INTERVAL, MAX_BATCH, RATE, wait_for
@@ -277,8 +278,14 @@ def test_dropped_connections_reconnect_and_count_every_event_once(eventhubs, azu
         dropped: list[int] = []
         errors_after: list[dict[str, float]] = []
         for _ in range(drops):
-            started = time.monotonic()
-            dropped.append(eventhubs.drop_connections())
+            # Checkpoints are scrape-aligned, and a drop that closes the partitions (the 4th) writes their
+            # final checkpoints at once: with the hub held still, a scrape of everything counted comes
+            # first, so those name the last counted event (else the events counted since the last
+            # scrape would be counted again, as they would be for Prometheus).
+            with stream.paused() as held:
+                scrape_once_counted(consumer, held, 10)
+                started = time.monotonic()
+                dropped.append(eventhubs.drop_connections())
             resumed = wait_resumed(consumer, eventhubs.event_counts(), 30, f"counting after drop {len(dropped)}")
             reconnects.append(resumed - started)
             errors_after.append(client_errors(consumer.metrics()))
@@ -377,11 +384,15 @@ def test_receiver_stolen_by_a_higher_owner_level_resumes_after_the_thief_leaves(
         time.sleep(2)
         assert eventhubs.active_receivers(partition_id=victim) == 1  # ours
 
-        # The thief: a plain receiver on one partition with owner level 1 (> the consumer's 0).
-        came = time.monotonic()
-        thief = Thief(eventhubs, victim, owner_level=1).start()
-        released_at = wait_for(lambda: victim not in owned_partitions(consumer), 15, "the victim partition released",
-                               [consumer])
+        # The thief: a plain receiver on one partition with owner level 1 (> the consumer's 0). The hub
+        # holds still, and a scrape has read every count, until the victim partition is closed: its
+        # final checkpoint is scrape-aligned (see the dropped connections test).
+        with stream.paused() as held:
+            scrape_once_counted(consumer, held, 10)
+            came = time.monotonic()
+            thief = Thief(eventhubs, victim, owner_level=1).start()
+            released_at = wait_for(lambda: victim not in owned_partitions(consumer), 15,
+                                   "the victim partition released", [consumer])
         counted_at_release = events_by_partition(consumer)
         time.sleep(hold)
         counted_held = events_by_partition(consumer)

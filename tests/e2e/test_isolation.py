@@ -89,6 +89,8 @@ def test_an_event_that_makes_the_pipeline_raise_is_isolated(eventhubs, azurite, 
                     "the dead letter")
         # The partition goes on: later events are processed, checkpointed, and the lag is set again.
         eventhubs.publish("0", [GOOD, BOOM, GOOD, GOOD])  # 3..6
+        # Checkpoints are scrape-aligned: a scrape that shows the 7 events lets them name the last one.
+        await until(lambda: total(scrape(service), "acs_consumer_events_total", partition="0") == 7, 30, "7 events")
         await until(lambda: ckpt() == 6, 20, "the checkpoint after later events")
         samples = await asyncio.to_thread(scrape, service)
         assert total(samples, "acs_consumer_events_total", partition="0") == 7

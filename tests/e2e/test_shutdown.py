@@ -23,6 +23,7 @@ from consumer.devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
 from tests.e2e.support import (
     ConsumerProcess,
+    Scraper,
     Stream,
     checkpoint_blobs,
     events_by_partition,
@@ -30,7 +31,7 @@ from tests.e2e.support import (
     ownership_blobs,
     released_at_shutdown,
 )
-from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, RATE
+from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, RATE, SCRAPE_INTERVAL
 from tests.e2e.test_faults import start_consumer
 
 
@@ -45,6 +46,7 @@ def counting_through_proxy(eventhubs: Any, azurite: Any, container: str, tmp_pat
                               tmp_path, shutdown_timeout_seconds=shutdown_timeout,
                               eventhub__partition_ownership_expiration_interval_seconds=30)
     stream = Stream(eventhubs, RATE, BODIES).start()
+    scraper = Scraper(consumer, SCRAPE_INTERVAL).start()  # checkpoints are scrape-aligned; the lame duck ends at a scrape
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
         consumer.wait_until(lambda: len(events_by_partition(consumer)) == 4, 30, "counting on every partition")
@@ -56,6 +58,7 @@ def counting_through_proxy(eventhubs: Any, azurite: Any, container: str, tmp_pat
         yield consumer, proxy
     finally:
         stream.stop()
+        scraper.stop()
         consumer.stop(signal.SIGKILL)
         proxy.close()
 
