@@ -31,6 +31,8 @@ def build_parser(prog: str = "acs-sms-consumer emulator") -> argparse.ArgumentPa
         metavar="NAME",
         help="extra consumer group (repeatable; $Default always exists)",
     )
+    parser.add_argument("--sas-key", default=None, metavar="KEY",
+                        help="require SAS tokens signed with this key, as the service does (default: accept any key)")
     parser.add_argument(
         "--max-events-per-partition",
         type=int,
@@ -42,7 +44,7 @@ def build_parser(prog: str = "acs-sms-consumer emulator") -> argparse.ArgumentPa
 
 async def _serve(args: argparse.Namespace) -> None:
     hub = EventHub(args.hub, args.partitions, tuple(args.consumer_group), args.max_events_per_partition)
-    server = EventHubsServer(hub, args.host, args.port)
+    server = EventHubsServer(hub, args.host, args.port, sas_key=args.sas_key)
     await server.start()
     print(
         f"Event Hubs endpoint for hub '{hub.name}' ({hub.partition_count} partitions, consumer groups: "
@@ -51,7 +53,7 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     print(
         "Connection string: "
-        f"Endpoint=sb://{server.host}:{server.port};SharedAccessKeyName=k;SharedAccessKey=v;"
+        f"Endpoint=sb://{server.host}:{server.port};SharedAccessKeyName=k;SharedAccessKey={args.sas_key or 'v'};"
         f"EntityPath={hub.name};UseDevelopmentEmulator=true",
         flush=True,
     )

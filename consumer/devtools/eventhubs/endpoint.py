@@ -33,6 +33,8 @@ class EventHubsEndpoint:
         port: TCP port; 0 picks a free one, which is then kept for :meth:`restart`.
         max_events_per_partition: retention cap; the oldest events are dropped beyond it.
         idle_timeout_s: idle timeout announced to clients (they send heartbeats at half of it).
+        sas_key: when set, clients must sign their SAS token with this key (as with the real service);
+            :attr:`connection_string` then carries it. None (the default) accepts any key.
     """
 
     def __init__(
@@ -45,9 +47,10 @@ class EventHubsEndpoint:
         port: int = 0,
         max_events_per_partition: int = 100_000,
         idle_timeout_s: float = 120.0,
+        sas_key: str | None = None,
     ) -> None:
         self.hub = EventHub(hub, partitions, tuple(consumer_groups), max_events_per_partition)
-        self._server = EventHubsServer(self.hub, host, port, idle_timeout_s=idle_timeout_s)
+        self._server = EventHubsServer(self.hub, host, port, idle_timeout_s=idle_timeout_s, sas_key=sas_key)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -134,9 +137,19 @@ class EventHubsEndpoint:
     def connection_string(self) -> str:
         """Connection string for the azure-eventhub SDK (plain AMQP, emulator mode)."""
         return (
-            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=k;SharedAccessKey=v;"
+            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=k;SharedAccessKey={self.sas_key or 'v'};"
             f"EntityPath={self.hub.name};UseDevelopmentEmulator=true"
         )
+
+    @property
+    def sas_key(self) -> str | None:
+        """The key SAS tokens must be signed with (None: any key is accepted)."""
+        return self._server.sas_key
+
+    def require_key(self, key: str | None) -> None:
+        """Require SAS tokens signed with `key` from now on (None: accept any); open connections keep
+        the authorization they have."""
+        self._run(setattr, self._server, "sas_key", key)
 
     @property
     def partition_ids(self) -> list[str]:

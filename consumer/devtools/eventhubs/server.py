@@ -7,12 +7,16 @@ package docstring). Frames other than event deliveries are encoded with the SDK'
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import socket
 import time
 import uuid
+from base64 import b64encode
+from hashlib import sha256
 from typing import Any
+from urllib.parse import parse_qs, quote_plus
 
 from azure.eventhub._pyamqp.endpoints import Source, Target
 from azure.eventhub._pyamqp.error import AMQPError
@@ -43,6 +47,7 @@ BATCH_MESSAGE_FORMAT = 0x80013700
 LINK_STOLEN = b"amqp:link:stolen"
 NOT_FOUND = b"amqp:not-found"
 RESOURCE_LIMIT = b"amqp:resource-limit-exceeded"
+UNAUTHORIZED = b"amqp:unauthorized-access"
 ARGUMENT_OUT_OF_RANGE = b"com.microsoft:argument-out-of-range"
 EPOCH = b"com.microsoft:epoch"
 RUNTIME_METRIC = b"com.microsoft:enable-receiver-runtime-metric"
@@ -166,6 +171,7 @@ class Connection(asyncio.Protocol):
         self._last_write = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._heartbeat_s: float | None = None
+        self.authorized = False  # a valid SAS token was put on $cbs (only asked for when the server has a key)
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -408,7 +414,7 @@ class Connection(asyncio.Protocol):
                 link.address = "$cbs" if address.endswith("$cbs") else "$management"
             else:
                 link.kind = "events-out"
-                error = self._setup_receiver(link, address, source, properties)
+                error = self._unauthorized("Listen") or self._setup_receiver(link, address, source, properties)
                 if RUNTIME_METRIC in desired:
                     link.track_runtime = True
                     offered = [RUNTIME_METRIC]
@@ -420,7 +426,7 @@ class Connection(asyncio.Protocol):
                 link.address = "$cbs" if address.endswith("$cbs") else "$management"
             else:
                 link.kind = "events-in"
-                error = self._setup_sender(link, address)
+                error = self._unauthorized("Send") or self._setup_sender(link, address)
             link.delivery_count = fields[9] or 0
         session.links[handle] = link
         self.send_frame(
@@ -457,6 +463,13 @@ class Connection(asyncio.Protocol):
         else:
             link.credit = SEND_CREDIT
             self.send_frame(channel, session.flow_frame(link))
+
+    def _unauthorized(self, claim: str) -> AMQPError | None:
+        """The service's refusal of an entity link on a connection without a valid token."""
+        if self.server.sas_key is None or self.authorized:
+            return None
+        return AMQPError(condition=UNAUTHORIZED, description=f"Unauthorized access. '{claim}' claim(s) are required "
+                         "to perform this operation.", info=None)
 
     def _setup_receiver(self, link: Link, address: str, source: list[Any], properties: dict[Any, Any]) -> AMQPError | None:
         match = _RECEIVE_PATH.match(address)
@@ -601,7 +614,11 @@ class Connection(asyncio.Protocol):
         props = request.application_properties or {}
         message_id = request.properties.message_id if request.properties else None
         if link.address == "$cbs":
-            status, description, body = 202, "Accepted", None
+            status, description = self.server.check_token(request.value)
+            self.authorized = status == 202
+            body = None
+        elif self.server.sas_key is not None and not self.authorized:
+            status, description, body = 401, "Unauthorized access. 'Listen' claim(s) are required.", None
         else:
             status, description, body = self.server.management(props)
         reply = Message(
@@ -700,8 +717,12 @@ class Connection(asyncio.Protocol):
 class EventHubsServer:
     """The asyncio server: listens, owns the hub and the receiver registry (owner levels)."""
 
-    def __init__(self, hub: EventHub, host: str = "127.0.0.1", port: int = 0, *, idle_timeout_s: float = 120.0) -> None:
+    def __init__(self, hub: EventHub, host: str = "127.0.0.1", port: int = 0, *, idle_timeout_s: float = 120.0,
+                 sas_key: str | None = None) -> None:
         self.hub = hub
+        #: When set, clients must put a SAS token signed with this key on $cbs (as the service does) before
+        #: any entity link or management request; None accepts any credentials. May be changed while serving.
+        self.sas_key = sas_key
         self.host = host
         self.port = port
         self.idle_timeout_s = idle_timeout_s
@@ -737,6 +758,24 @@ class EventHubsServer:
         for connection in connections:
             connection._abort()  # pylint: disable=protected-access
         return len(connections)
+
+    # --- authorization ---------------------------------------------------------------------------
+    def check_token(self, token: Any) -> tuple[int, str]:
+        """(status, description) of a $cbs put-token: 202, or 401 as the service answers a bad signature."""
+        if self.sas_key is None:
+            return 202, "Accepted"
+        text = token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token or "")
+        fields = {k: v[0] for k, v in parse_qs(text.removeprefix("SharedAccessSignature ")).items()}
+        audience, signature, expiry = fields.get("sr"), fields.get("sig"), fields.get("se", "")
+        if not audience or not signature or not expiry.isdigit():
+            return 401, "InvalidToken: the token is not a SharedAccessSignature with sr, sig and se."
+        expected = b64encode(hmac.new(self.sas_key.encode("utf-8"), f"{quote_plus(audience)}\n{expiry}".encode("utf-8"),
+                                      sha256).digest()).decode()
+        if not hmac.compare_digest(expected, signature):
+            return 401, "InvalidSignature: The token has an invalid signature."
+        if int(expiry) < time.time():
+            return 401, "ExpiredToken: The token is expired."
+        return 202, "Accepted"
 
     # --- receivers and owner level ---------------------------------------------------------------
     def check_epoch(self, link: Link) -> AMQPError | None:
