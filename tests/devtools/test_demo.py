@@ -2,37 +2,77 @@
 
 from __future__ import annotations
 
+import os
+import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_demo(*args: str) -> subprocess.Popen[str]:
+class Lines:
+    """The output lines of a process, read by a thread into a queue, so every wait has a timeout
+    (a blocking readline on a silent pipe would hang the test)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.seen = ""
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def until(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen += line
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no line matching {pattern!r} within {timeout} s:\n{self.seen}")
+
+    def rest(self, timeout: float) -> str:
+        """Everything until the process closes its output (it has exited)."""
+        self.process.wait(timeout)
+        deadline = time.monotonic() + 5
+        rest = ""
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            rest += line
+        self.seen += rest
+        return rest
+
+
+def start_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "consumer", "demo", "--port", "0", "--figures-every", "1", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-
-
-def read_until(process: subprocess.Popen[str], pattern: str, timeout: float) -> tuple[re.Match[str], str]:
-    assert process.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        match = re.search(pattern, line)
-        if match:
-            return match, seen
-    raise AssertionError(f"no line matching {pattern!r} within {timeout} s:\n{seen}")
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 def test_bounded_demo_with_in_memory_store_processes_traffic_and_exits_cleanly() -> None:
@@ -48,19 +88,60 @@ def test_bounded_demo_with_in_memory_store_processes_traffic_and_exits_cleanly()
 
 def test_ctrl_c_stops_the_demo_cleanly_and_metrics_were_live() -> None:
     process = start_demo("--rate", "300")
+    lines = Lines(process)
     try:
-        match, _ = read_until(process, r"metrics\s+(http://127\.0\.0\.1:\d+/metrics)", 60)
-        url = match.group(1)
-        read_until(process, r"demo: \d+ events, [1-9]\d* records", 60)
+        url = lines.until(r"metrics\s+(http://127\.0\.0\.1:\d+/metrics)", 60).group(1)
+        lines.until(r"demo: \d+ events, [1-9]\d* records", 60)
         with urllib.request.urlopen(url, timeout=5) as response:
             families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
         processed = sum(s.value for s in families["acs_consumer_records"].samples
                         if s.name == "acs_consumer_records_total" and s.labels["outcome"] == "processed")
         assert processed > 0
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
+        rest = lines.rest(60)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, rest
     assert "demo: stopped" in rest
+
+
+def test_demo_with_prometheus_fails_clearly_without_the_server(tmp_path: Path) -> None:
+    process = start_demo("--prometheus", env={"PATH": str(tmp_path)})  # no prometheus on this PATH
+    output = Lines(process).rest(60)
+    assert process.returncode == 2, output
+    assert "demo: --prometheus: the Prometheus server (`prometheus`) is not installed" in output
+    assert "apt-get install prometheus" in output
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="the Prometheus server is installed by .ci/setup")
+def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prometheus() -> None:
+    """The README's walk-through: `demo --prometheus`, then the `simulate --drill-country` line it prints."""
+    process = start_demo("--prometheus", "--prometheus-port", "0", "--no-azurite")
+    lines = Lines(process)
+    simulate = None
+    try:
+        prometheus = lines.until(r"demo: Prometheus (http://127\.0\.0\.1:\d+)\s", 60).group(1)
+        command = lines.until(r"demo: see an alert fire: acs-sms-consumer simulate (.*)$", 10).group(1)
+        connection_string = re.search(r"--connection-string '([^']+)'", command).group(1)
+        assert "--drill-country GB --drill-seconds 60" in command
+        with urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=5) as response:
+            rules = response.read().decode()
+        assert '"name":"AcsSmsDeliveryFailureRatioHighByCountry"' in rules and '"duration":15' in rules
+        simulate = subprocess.Popen(
+            [sys.executable, "-m", "consumer", "simulate", "--connection-string", connection_string,
+             "--drill-country", "GB", "--drill-seconds", "60", "--duration", "60", "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        lines.until(r"demo: alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=GB\}", 60)
+        assert not re.search(r"alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=(?!GB\})", lines.seen)
+        process.send_signal(signal.SIGINT)
+        rest = lines.rest(60)
+    finally:
+        for child in (simulate, process):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait(10)
+    assert process.returncode == 0, rest
+    assert "demo: stopped" in rest
+    with pytest.raises((urllib.error.URLError, ConnectionError)):  # Prometheus went with the demo
+        urllib.request.urlopen(f"{prometheus}/-/ready", timeout=2)
