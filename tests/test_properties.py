@@ -27,6 +27,7 @@ from consumer.labels import (
 from consumer.metrics import Metrics
 from consumer.pipeline import EventContext, Pipeline
 from consumer.records import Invalid, Skipped, SmsOperational, Usage, normalise
+from tests.crafted import SHAPES
 
 NOW = 1_800_000_000.0
 LIMIT = 64 * 1024
@@ -244,3 +245,34 @@ def test_label_cardinality_stays_within_the_contract():
     for what, floor in (("operations", 0.8), ("failures", 0.8), ("usage", 0.8),
                         ("signatures over the limit", 0.8), ("usage types over the limit", 0.8)):
         assert reach[what] >= floor * n, f"only {reach[what]} of {n} examples reached {what}: {dict(reach)}"
+
+
+# Bodies crafted against the algorithms (tests/crafted.py), small, and cut or wrapped in other text.
+crafted = st.builds(
+    lambda name, size, head, tail, cut: (head + SHAPES[name](size) + tail)[cut:],
+    st.sampled_from(sorted(SHAPES)), st.integers(1, 4096),
+    st.sampled_from([b"", b"[", b'{"records": [', b"'", b'"', b"\\", b"NaN,", b"\xef\xbb\xbf"]),
+    st.sampled_from([b"", b"]", b"]}", b"'", b'"', b"\\", b"\n"]),
+    st.integers(0, 3),
+)
+
+
+@FAST
+@given(crafted)
+def test_crafted_bodies_never_raise_and_are_accounted(data):
+    decoded = decode_body(data, LIMIT)
+    assert (decoded.error is None) == bool(decoded.records)
+    assert decoded.error is None or decoded.detail
+    pipeline, metrics = make_pipeline()
+    check_accounting(pipeline, metrics, data)
+
+
+@FAST
+@given(crafted, st.sampled_from(["SMSOperational", "Usage"]))
+def test_crafted_properties_strings_never_raise(data, category):
+    raw = {"time": "2026-11-02T10:00:00Z", "category": category, "operationName": "SMSMessagesSent",
+           "properties": data.decode("utf-8", "replace")}
+    outcome = normalise(raw)
+    assert type(outcome) in (SmsOperational, Usage, Skipped, Invalid)
+    if isinstance(outcome, Invalid):
+        assert outcome.reason

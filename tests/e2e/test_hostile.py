@@ -6,6 +6,8 @@ any parser's depth limit, over the configured size limit, JSON that holds no rec
 strings belong, NaN/Infinity (bare and as strings, and a number that overflows a double), times
 from year 1 to year 9999 and nonsense, duplicate records and bodies, and a flood of 100,000 distinct
 countries, result codes, number types, operation names, usage types, unit types and categories.
+Then (a second test) every body of tests/crafted.py, crafted against the algorithms that read
+untrusted bytes, at 1 MiB, followed by good bodies.
 
 Asserted: the process stays alive and ready; every body is counted once in
 `acs_consumer_events_total`; decode errors per reason are exactly what was sent; record outcomes
@@ -38,6 +40,7 @@ from consumer.devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
 from tests.e2e.hostile import contract_violations, publish_batched
+from tests.crafted import crafted_bodies
 from tests.e2e.support import ConsumerProcess, free_port, write_config
 
 MAX_BODY = 256 * 1024  # pipeline.max_body_bytes of the test's consumer
@@ -325,3 +328,65 @@ def test_hostile_bodies_are_all_accounted_for_bounded_and_dead_lettered(eventhub
     rejected = {(line["partition"], line["sequence_number"]) for line in lines
                 if line["message"].startswith("body rejected")}
     assert len(rejected) == len(bad)
+
+
+#: Crafted bodies as large as an event can be: the hub's 1 MiB message size less room for the AMQP
+#: envelope.
+CRAFTED_SIZE = 1000 * 1024
+
+
+def test_crafted_bodies_of_event_size_are_accounted_and_the_consumer_goes_on(eventhubs, azurite, blob_container,
+                                                                            tmp_path: Path) -> None:
+    """Every shape of tests/crafted.py (bodies crafted against the algorithms that read untrusted
+    bytes, not only against the format) at ~1 MiB, through `run`: each body counted once, the
+    undecodable ones counted by reason and dead-lettered byte for byte, and good bodies published
+    after them all counted."""
+    settings = PipelineSettings(max_body_bytes=1024 * 1024)
+    bodies = list(crafted_bodies(CRAFTED_SIZE).values())
+    reasons = Counter(r.value for r in (decode_body(b, settings.max_body_bytes).error for b in bodies) if r)
+    assert reasons == {"invalid_json": 6}  # the premise: the string and nesting shapes hold no records
+    good = generate_corpus(4_000, records_per_body=100, seed=11)
+    partitions = eventhubs.partition_ids
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", eventhubs.connection_string, eventhubs.hub.name,
+                          azurite.connection_string, blob_container, port,
+                          pipeline={"max_body_bytes": settings.max_body_bytes}, deadletter__max_blobs_per_minute=1000)
+    consumer = ConsumerProcess(config, port, tmp_path / "consumer.log").start()
+    try:
+        consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 60, "readiness")
+        crafted = [(partitions[i % len(partitions)], payload) for i, payload in enumerate(bodies)]
+        publish_batched(eventhubs.connection_string, crafted)
+        consumer.wait_until(lambda: consumer.total("acs_consumer_events_total") == len(crafted), 60, "crafted events")
+        # Then good bodies on every partition, after the crafted ones.
+        later = [(partitions[i % len(partitions)], payload) for i, payload in enumerate(good)]
+        publish_batched(eventhubs.connection_string, later)
+        published = len(crafted) + len(later)
+        consumer.wait_until(lambda: consumer.total("acs_consumer_events_total") == published, 60, "good events")
+        consumer.wait_until(lambda: consumer.total("acs_consumer_dead_letters_total", outcome="written")
+                            == sum(reasons.values()), 30, "dead letters")
+        assert consumer.process.poll() is None
+        assert consumer.get("/healthz")[0] == 200 and consumer.get("/readyz")[0] == 200
+        _, scrape = consumer.get("/metrics")
+    finally:
+        code = consumer.stop()
+    assert code == 0, consumer.logs()[-3000:]
+    actual = samples(scrape.decode())
+    assert by(actual, "acs_consumer_decode_errors_total", "reason") == reasons
+
+    # Records: what the pure pipeline makes of the same bytes; the good bodies all processed.
+    metrics = Metrics(settings.buckets, "test")
+    pipeline = Pipeline(settings, metrics.domain)
+    for _, payload in crafted + later:
+        pipeline.process(payload, time.time())
+    expected = samples(metrics.render().decode())
+    outcomes = by(actual, "acs_consumer_records_total", "outcome")
+    assert outcomes == by(expected, "acs_consumer_records_total", "outcome")
+    assert outcomes["processed"] >= 4_000 * 0.9  # the corpus's own invalid/duplicate records aside
+
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    try:
+        container = service.get_container_client(f"{blob_container}-dl")
+        letters = {container.download_blob(blob.name).readall() for blob in container.list_blobs()}
+    finally:
+        service.close()
+    assert letters == {b for b in bodies if decode_body(b, settings.max_body_bytes).error is not None}
