@@ -145,7 +145,9 @@ def dashboard() -> dict:
     d.add(timeseries("Unmatched delivery reports", "Delivery reports whose sent record was not seen within the "
                      "correlation window and whose MessageId carries no send time (no latency measured for them).",
                      [target("sum by (result) (rate(acs_sms_delivery_reports_unmatched_total[$__rate_interval]))",
-                             "{{result}}")], unit="ops"))
+                             "{{result}}"),
+                      target(zero_when_none("sum(rate(acs_sms_delivery_reports_unmatched_total[$__rate_interval]))"),
+                             "all results")], unit="ops"))
 
     d.row("Latency")
     d.add(heatmap("Delivery latency", "Time from the send to its delivery report: the sent record with the same "
