@@ -7,13 +7,17 @@ without either fails here with what to install, like promtool for the alert rule
 Schemas: kubernetes-validate (the Kubernetes OpenAPI schemas, strict: unknown fields fail) for
 built-in kinds; for the CRDs (ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication) the
 cloudcoil-models-prometheus-operator / cloudcoil-models-keda packages (pydantic models generated from
-the projects' CRDs), with a round-trip check so unknown fields fail there too.
+the projects' CRDs), with a round-trip check so unknown fields fail there too. Azure Monitor's
+azmonitoring.coreos.com/v1 ServiceMonitor has no published model (no cloudcoil-models-* package, no
+@kubernetes-models/* package has that CRD): Azure's CRD is prometheus-operator's with another group,
+so it is validated against prometheus-operator's ServiceMonitor model plus a check of its apiVersion.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import tomllib
 import re
 import shutil
 import subprocess
@@ -33,9 +37,16 @@ HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
 
 BUILDS = {
     "base": KUSTOMIZE_BASE,
+    "kube-prometheus-stack": DEPLOY / "overlays" / "kube-prometheus-stack",
+    "azure-managed-prometheus": DEPLOY / "overlays" / "azure-managed-prometheus",
     "keda": DEPLOY / "overlays" / "keda",
     "connection-strings": DEPLOY / "overlays" / "connection-strings",
+    "second-instance": DEPLOY / "overlays" / "second-instance",
 }
+NAMESPACE = "acs-sms-consumer"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                      "app.kubernetes.io/component", "app.kubernetes.io/part-of")
 
 
 def kustomize_command() -> list[str]:
@@ -103,18 +114,31 @@ def effective_config(name: str) -> dict:
 
 @pytest.mark.parametrize("name", sorted(BUILDS))
 def test_builds(name: str) -> None:
-    kinds = sorted(o["kind"] for o in built(name))
+    kinds = {o["kind"] for o in built(name)}
     assert {"Deployment", "ConfigMap", "ServiceAccount", "Service", "PodDisruptionBudget", "NetworkPolicy",
-            "ServiceMonitor", "PrometheusRule", "Namespace"} <= set(kinds), kinds
+            "ServiceMonitor"} <= kinds, kinds
     for obj in built(name):
-        if obj["kind"] != "Namespace":
-            assert obj["metadata"].get("namespace") == "acs-sms-consumer", obj["metadata"]
+        if obj["kind"] == "Namespace":
+            assert obj["metadata"]["name"] == NAMESPACE
+        elif name == "base":
+            assert "namespace" not in obj["metadata"], "the base leaves the namespace to the overlays"
+        else:
+            assert obj["metadata"].get("namespace") == NAMESPACE, obj["metadata"]
+
+
+def test_only_overlays_create_the_namespace() -> None:
+    assert not by_kind("base", "Namespace") and not by_kind("second-instance", "Namespace")
+    for name in ("kube-prometheus-stack", "azure-managed-prometheus", "keda", "connection-strings"):
+        labels = one(name, "Namespace")["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 # --- schemas -----------------------------------------------------------------------------------
 
 CRD_MODELS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ("cloudcoil.models.prometheus_operator.v1", "ServiceMonitor"),
+    # Azure Monitor managed Prometheus: prometheus-operator's CRD in group azmonitoring.coreos.com.
+    ("azmonitoring.coreos.com/v1", "ServiceMonitor"): ("cloudcoil.models.prometheus_operator.v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("cloudcoil.models.prometheus_operator.v1", "PrometheusRule"),
     ("keda.sh/v1alpha1", "ScaledObject"): ("cloudcoil.models.keda.v1alpha1", "ScaledObject"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"): ("cloudcoil.models.keda.v1alpha1", "TriggerAuthentication"),
@@ -156,12 +180,17 @@ def crd_model(api_version: str, kind: str):
     return getattr(module, class_name)
 
 
+#: Groups whose CRD is another group's schema under a new name: validated as that group's object.
+SAME_SCHEMA_AS = {"azmonitoring.coreos.com/v1": "monitoring.coreos.com/v1"}
+
+
 def validate_crd(obj: dict) -> None:
     """Validates against the CRD's model; fields the model does not know (dropped on the round trip) fail."""
     model = crd_model(obj["apiVersion"], obj["kind"])
-    parsed = model.model_validate(obj)
+    as_model = {**obj, "apiVersion": SAME_SCHEMA_AS.get(obj["apiVersion"], obj["apiVersion"])}
+    parsed = model.model_validate(as_model)
     dumped = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    assert dumped == obj, f"{obj['kind']}/{obj['metadata']['name']}: fields unknown to the CRD schema"
+    assert dumped == as_model, f"{obj['kind']}/{obj['metadata']['name']}: fields unknown to the CRD schema"
 
 
 def test_crds_validate_against_their_schemas() -> None:
@@ -169,8 +198,20 @@ def test_crds_validate_against_their_schemas() -> None:
     for _name, obj in all_objects():
         if (obj["apiVersion"], obj["kind"]) in CRD_MODELS:
             validate_crd(obj)
-            checked.add(obj["kind"])
-    assert checked == {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
+            checked.add((obj["apiVersion"], obj["kind"]))
+    assert checked == set(CRD_MODELS)
+
+
+def test_azure_monitor_objects_use_their_own_group() -> None:
+    """The add-on ignores monitoring.coreos.com objects: the overlay has none, and its monitor is in
+    azmonitoring.coreos.com/v1 (the one difference from prometheus-operator's, which the model cannot see)."""
+    objects = built("azure-managed-prometheus")
+    assert not [o for o in objects if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "azmonitoring.coreos.com/v1"
+    wrong_group = {**monitor, "apiVersion": "azmonitoring.coreos.com/v1beta1"}
+    with pytest.raises(KeyError):
+        validate_crd(wrong_group)
 
 
 def test_crd_validation_catches_mistakes() -> None:
@@ -274,17 +315,165 @@ def test_workload_identity() -> None:
     assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
 
 
-def test_selectors_match_the_pods() -> None:
-    pod_labels = one("base", "Deployment")["spec"]["template"]["metadata"]["labels"]
-    service = one("base", "Service")
-    assert service["spec"]["selector"].items() <= pod_labels.items()
-    for kind in ("PodDisruptionBudget",):
-        assert one("base", kind)["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    assert one("base", "NetworkPolicy")["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    monitor = one("base", "ServiceMonitor")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
-    assert all(e["path"] == "/metrics" for e in monitor["spec"]["endpoints"])
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """Kubernetes' label-selector semantics (matchLabels and matchExpressions)."""
+    if not selector:
+        return True
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        if not ok:
+            return False
+    return True
+
+
+def pod_selectors(name: str) -> list[tuple[str, dict]]:
+    """Every selector of the build that selects this installation's pods (what two installations could share)."""
+    out = []
+    for obj in built(name):
+        kind, spec = obj["kind"], obj.get("spec", {})
+        if kind == "Deployment":
+            out.append(("Deployment", spec["selector"]))
+            for constraint in spec["template"]["spec"].get("topologySpreadConstraints", []):
+                out.append(("topologySpreadConstraints", constraint["labelSelector"]))
+        elif kind == "Service":
+            out.append(("Service", {"matchLabels": spec["selector"]}))
+        elif kind == "PodDisruptionBudget":
+            out.append(("PodDisruptionBudget", spec["selector"]))
+        elif kind == "NetworkPolicy":
+            out.append(("NetworkPolicy", spec["podSelector"]))
+    return out
+
+
+def service_monitors(name: str) -> list[dict]:
+    return [o for o in built(name) if o["kind"] == "ServiceMonitor"]
+
+
+def pod_labels(name: str) -> dict:
+    return one(name, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+
+def instance_of(name: str) -> str:
+    return "acs-sms-consumer-eu" if name == "second-instance" else "acs-sms-consumer"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_recommended_labels_on_every_object_and_pod(name: str) -> None:
+    image_tag = container(name)["image"].rsplit(":", 1)[1]
+    assert image_tag == VERSION, "the image tag of the base is pyproject.toml's version"
+    labelled = [(f"{o['kind']}/{o['metadata']['name']}", o["metadata"].get("labels", {})) for o in built(name)]
+    labelled.append(("pod template", pod_labels(name)))
+    for what, labels in labelled:
+        missing = [key for key in RECOMMENDED_LABELS if not labels.get(key)]
+        assert not missing, f"{name}: {what} lacks {missing}"
+        assert labels["app.kubernetes.io/name"] == "acs-sms-consumer", what
+        assert labels["app.kubernetes.io/part-of"] == "acs-sms-consumer", what
+        assert labels["app.kubernetes.io/version"] == VERSION, what
+        if what != "Namespace/acs-sms-consumer":
+            assert labels["app.kubernetes.io/instance"] == instance_of(name), what
+    assert pod_labels(name)["app.kubernetes.io/component"] == "consumer"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_selectors_include_the_instance_and_match_the_pods(name: str) -> None:
+    pods = pod_labels(name)
+    identity = {"app.kubernetes.io/name": "acs-sms-consumer", "app.kubernetes.io/instance": instance_of(name)}
+    selectors = pod_selectors(name)
+    assert {kind for kind, _ in selectors} == {"Deployment", "topologySpreadConstraints", "Service",
+                                               "PodDisruptionBudget", "NetworkPolicy"}
+    for kind, selector in selectors:
+        assert selector["matchLabels"].items() >= identity.items(), f"{name}: {kind} selector {selector}"
+        assert selector_matches(selector, pods), f"{name}: {kind} does not select the pods"
+        assert "app.kubernetes.io/version" not in selector["matchLabels"], "selectors are immutable; versions change"
+    service = one(name, "Service")
+    for monitor in service_monitors(name):
+        assert monitor["spec"]["selector"]["matchLabels"].items() >= identity.items(), name
+        assert selector_matches(monitor["spec"]["selector"], service["metadata"]["labels"]), name
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+        assert all(e["path"] == "/metrics" for e in monitor["spec"]["endpoints"])
+        # The job label the alert rules select, the same for every installation.
+        assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "acs-sms-consumer"
+
+
+def network_policy_peers(name: str) -> list[dict]:
+    policy = one(name, "NetworkPolicy")["spec"]
+    return [peer for rule in policy["ingress"] for peer in rule["from"]] + \
+           [peer for rule in policy["egress"] for peer in rule.get("to", [])]
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_network_policy_peers_are_not_rewritten_into_our_pods(name: str) -> None:
+    """kustomize adds selector labels to every matchLabels of a NetworkPolicy: the peers (the scraper,
+    kube-dns) must not carry them, or they would select this installation's pods instead."""
+    for peer in network_policy_peers(name):
+        selector = peer["podSelector"]
+        assert not selector.get("matchLabels"), f"{name}: peer {peer} uses matchLabels"
+        assert not selector_matches(selector, pod_labels(name)), f"{name}: peer {peer} selects our own pods"
+
+
+def scraper(name: str) -> list[dict]:
+    return one(name, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+
+
+def test_scraper_selector_defaults_to_kube_prometheus_stack_and_the_azure_overlay_admits_ama_metrics() -> None:
+    prometheus_pod = {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"}
+    ama_metrics_pod = {"rsName": "ama-metrics", "kubernetes.azure.com/managedby": "aks"}
+
+    def admits(name: str, namespace: str, labels: dict) -> bool:
+        return any(selector_matches(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace})
+                   and selector_matches(peer["podSelector"], labels) for peer in scraper(name))
+
+    for name in ("base", "kube-prometheus-stack", "keda", "connection-strings", "second-instance"):
+        assert admits(name, "monitoring", prometheus_pod) and not admits(name, "kube-system", ama_metrics_pod)
+    assert admits("azure-managed-prometheus", "kube-system", ama_metrics_pod)
+    assert not admits("azure-managed-prometheus", "monitoring", prometheus_pod)
+
+
+def test_azure_managed_prometheus_scrapes_like_the_operator() -> None:
+    (operator,) = service_monitors("kube-prometheus-stack")
+    (azure,) = service_monitors("azure-managed-prometheus")
+    assert azure["spec"]["endpoints"] == operator["spec"]["endpoints"]
+    assert azure["spec"]["selector"] == operator["spec"]["selector"]
+    assert azure["spec"]["jobLabel"] == operator["spec"]["jobLabel"]
+    # Azure's templates: without these limits the add-on may drop series at ingestion.
+    assert (azure["spec"]["labelLimit"], azure["spec"]["labelNameLengthLimit"],
+            azure["spec"]["labelValueLengthLimit"]) == (63, 511, 1023)
+    assert not by_kind("azure-managed-prometheus", "PrometheusRule"), "rules are an Azure rule group there"
+
+
+def test_two_instances_in_one_namespace_do_not_collide() -> None:
+    """deploy/overlays/kube-prometheus-stack and deploy/overlays/second-instance, applied to one namespace."""
+    first, second = "kube-prometheus-stack", "second-instance"
+    assert {o["metadata"].get("namespace") for o in built(first) if o["kind"] != "Namespace"} == \
+           {o["metadata"].get("namespace") for o in built(second)} == {NAMESPACE}
+
+    def ids(name: str) -> set[tuple[str, str, str]]:
+        return {(o["apiVersion"].split("/")[0], o["kind"], o["metadata"]["name"])
+                for o in built(name) if o["kind"] != "Namespace"}
+
+    assert not ids(first) & ids(second), f"objects of the same name: {sorted(ids(first) & ids(second))}"
+    for this, other in ((first, second), (second, first)):
+        for kind, selector in pod_selectors(this):
+            assert not selector_matches(selector, pod_labels(other)), f"{this}'s {kind} selects {other}'s pods"
+        for monitor in service_monitors(this):
+            assert not selector_matches(monitor["spec"]["selector"], one(other, "Service")["metadata"]["labels"]), \
+                f"{this}'s ServiceMonitor scrapes {other}'s Service"
+    # References follow the names: each Deployment mounts its own ConfigMap, runs as its own ServiceAccount.
+    for name in (first, second):
+        pod = one(name, "Deployment")["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == one(name, "ServiceAccount")["metadata"]["name"]
+        config_volume = next(v for v in pod["volumes"] if "configMap" in v)
+        assert config_volume["configMap"]["name"] == one(name, "ConfigMap")["metadata"]["name"]
+    # They read different Event Hubs (or they would split one consumer group's partitions).
+    def source(name: str) -> tuple:
+        hub = effective_config(name)["eventhub"]
+        return hub["fully_qualified_namespace"], hub["name"], hub["consumer_group"]
+
+    assert source(first) != source(second)
+    assert len(by_kind(first, "PrometheusRule")) == 1 and not by_kind(second, "PrometheusRule")
 
 
 def test_network_policy_admits_only_the_metrics_port_and_azure_egress() -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -16,6 +18,9 @@ from .helpers import DEPLOY, PROMETHEUS, ROOT, promql_series_names, unknown_seri
 RULES = PROMETHEUS / "acs-sms-consumer.rules.yaml"
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yaml"))
 RUNBOOK = ROOT / "deploy" / "runbook.md"
+#: The runbook base URL the promtool tests expect in runbook_url annotations, whatever the setting
+#: (alerts.src.yaml's runbook_base_url): they run against rules rendered with this one.
+TEST_RUNBOOK_BASE_URL = "https://git.example.invalid/acs-sms-consumer/blob/main/deploy/runbook.md"
 
 
 def generator():
@@ -47,11 +52,36 @@ def test_promtool_check_rules(promtool: str) -> None:
     assert f"SUCCESS: {len(alerts())} rules found" in proc.stdout + proc.stderr
 
 
-def test_promtool_unit_tests(promtool: str) -> None:
+def rules_for_unit_tests(directory: Path) -> list[Path]:
+    """The rule file rendered with TEST_RUNBOOK_BASE_URL beside a copy of the promtool tests (which
+    name it ../acs-sms-consumer.rules.yaml): the tests do not depend on the runbook setting."""
+    gen = generator()
+    source = gen.load_source()
+    source["runbook_base_url"] = TEST_RUNBOOK_BASE_URL
+    (directory / RULES.name).write_text(gen.rules_file(source), encoding="utf-8")
+    (directory / "tests").mkdir()
+    return [Path(shutil.copy(path, directory / "tests" / path.name)) for path in UNIT_TESTS]
+
+
+def test_promtool_unit_tests(promtool: str, tmp_path: Path) -> None:
     assert UNIT_TESTS, "no promtool unit tests in deploy/prometheus/tests"
-    proc = subprocess.run([promtool, "test", "rules", *map(str, UNIT_TESTS)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    tests = rules_for_unit_tests(tmp_path)
+    proc = subprocess.run([promtool, "test", "rules", *map(str, tests)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_runbook_base_url_is_one_setting() -> None:
+    """Every generated runbook_url is runbook_base_url + the alert's section; changing the setting and
+    regenerating changes all of them and nothing else."""
+    gen = generator()
+    source = gen.load_source()
+    moved = {**source, "runbook_base_url": "https://wiki.example.org/acs/runbook"}
+    for path, text in gen.outputs(source).items():
+        expected = text.replace(source["runbook_base_url"] + "#", moved["runbook_base_url"] + "#")
+        assert gen.outputs(moved)[path] == expected, path
+        if path.suffix == ".yaml" and "runbook_url" in text:
+            assert text.count(source["runbook_base_url"] + "#") == len(alerts()), path
 
 
 def test_every_alert_is_tested_firing_and_silent() -> None:
@@ -77,7 +107,7 @@ def test_every_alert_is_documented() -> None:
     for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
         for rule in group["rules"]:
             url = rule["annotations"]["runbook_url"]
-            assert url.split("#")[0].endswith("/deploy/runbook.md"), url
+            assert url == f"{source()['runbook_base_url']}#{rule['alert'].lower()}", url
             assert url.split("#")[1] in anchors, f"deploy/runbook.md has no section '## {rule['alert']}'"
 
 
@@ -97,10 +127,54 @@ def test_rules_use_only_exported_series() -> None:
 
 
 def test_up_alerts_select_the_service_monitor_job() -> None:
-    monitor = yaml.safe_load((DEPLOY / "kubernetes" / "servicemonitor.yaml").read_text(encoding="utf-8"))
+    """The job label of the targets is the Service's label that the ServiceMonitor's jobLabel names
+    (the same for every installation), in both the prometheus-operator and the Azure monitor."""
     service = yaml.safe_load((DEPLOY / "kubernetes" / "service.yaml").read_text(encoding="utf-8"))
-    assert "jobLabel" not in monitor["spec"], "the job label would no longer be the Service name"
-    job = service["metadata"]["name"]
+    monitors = [DEPLOY / "kubernetes" / "servicemonitor.yaml",
+                DEPLOY / "kubernetes" / "components" / "azure-managed-prometheus" / "servicemonitor.yaml"]
+    for path in monitors:
+        monitor = yaml.safe_load(path.read_text(encoding="utf-8"))
+        job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+        assert job == "acs-sms-consumer", path
     for alert in alerts():
         if "up{" in alert["expr"]:
             assert f'up{{job="{job}"}}' in alert["expr"], alert["alert"]
+
+
+def test_azure_rule_groups_carry_the_same_rules() -> None:
+    """The ARM template for Azure Monitor managed Prometheus: one rule group per group, every rule with
+    the very expression, `for`, labels and annotations of the Prometheus rule file."""
+    import json
+
+    gen = generator()
+    template = json.loads(gen.AZURE_RULE_GROUPS.read_text(encoding="utf-8"))
+    plain = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    resources = template["resources"]
+    assert [r["type"] for r in resources] == ["Microsoft.AlertsManagement/prometheusRuleGroups"] * len(plain)
+    for group, resource in zip(plain, resources, strict=True):
+        assert resource["name"].endswith(f"-{group['name']}', parameters('ruleGroupPrefix'))]")
+        properties = resource["properties"]
+        assert properties["interval"] == "PT" + group["interval"].upper()
+        for rule, azure in zip(group["rules"], properties["rules"], strict=True):
+            assert azure["alert"] == rule["alert"]
+            assert azure["expression"] == rule["expr"].strip()
+            assert azure.get("for") == ("PT" + rule["for"].upper() if "for" in rule else None)
+            assert azure["labels"] == rule["labels"] and azure["annotations"] == rule["annotations"]
+            assert azure["severity"] == {"critical": 0, "warning": 2, "info": 3}[rule["labels"]["severity"]]
+    # Every ARM expression ("[...]") names only declared parameters; no rule text reads as one.
+    text = gen.AZURE_RULE_GROUPS.read_text(encoding="utf-8")
+    used = set(re.findall(r"parameters\('(\w+)'\)", text))
+    assert used == set(template["parameters"]), used ^ set(template["parameters"])
+    for group in resources:
+        for rule in group["properties"]["rules"]:
+            for value in (rule["expression"], *rule["annotations"].values()):
+                assert not value.startswith("[") or value.startswith("[["), value
+
+
+def test_durations_convert_to_iso8601_or_fail() -> None:
+    import pytest
+
+    gen = generator()
+    assert [gen.iso8601_duration(d) for d in ("30s", "15m", "1h")] == ["PT30S", "PT15M", "PT1H"]
+    with pytest.raises(SystemExit):
+        gen.iso8601_duration("1h30m")
