@@ -96,6 +96,7 @@ class PipelineSettings(_Section):
     """The pure core: decoding limits, correlation and duplicate windows, label bounds, buckets."""
 
     max_body_bytes: PositiveInt = 1_048_576
+    offload_min_bytes: PositiveInt = 65_536
     correlation_max_entries: PositiveInt = 200_000
     correlation_max_age_seconds: PositiveFloat = 7200
     duplicates_max_entries: PositiveInt = 200_000

@@ -4,9 +4,10 @@ One client reads all partitions of one hub and consumer group; `BlobCheckpointSt
 partition ownership across replicas and keeps checkpoints in the SDK's own blob layout (so KEDA and
 the SDK's other consumers read them). For each received batch:
 
-1. every event body goes through `Pipeline.process` (the same code as `replay`); the loop yields to
-   other tasks every few milliseconds, so /metrics, health probes and the SDK's ownership renewals
-   are never starved by parsing;
+1. every event body goes through `Pipeline.process` (the same code as `replay`), one body at a time
+   (`PipelineWorker`): small ones inline, yielding to other tasks every few milliseconds, large ones
+   (`pipeline.offload_min_bytes`) on a worker thread, so /metrics, health probes and the SDK's
+   ownership renewals are never starved by parsing;
 2. bodies that yield no records go to the dead-letter writer;
 3. only then is a checkpoint considered (`CheckpointPolicy`), and it names at most the last event
    whose counts a completed `/metrics` scrape has read (`scrape_started`/`scrape_completed`, called
@@ -37,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +57,8 @@ from consumer.decode import DecodeError
 from consumer.labels import FirstSeen
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
-from consumer.pipeline import BodyResult, EventContext, Pipeline
+from consumer.pipeline import EventContext, Pipeline
+from consumer.worker import PipelineWorker, failure_detail
 
 log = logging.getLogger("consumer.eventhub")
 
@@ -91,27 +92,6 @@ def enqueued_seconds(event: Any) -> float | None:
     return float(milliseconds) / 1000 if milliseconds else None
 
 
-def failure_detail(error: BaseException) -> str:
-    """The exception's type and where it was raised (file, line, function), never its message: a
-    message may quote the input (`ValueError: invalid literal ... '<body text>'`)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return type(error).__name__
-    frame = frames[-1]
-    return f"{type(error).__name__} at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
-
-
-def process_guarded(pipeline: Pipeline, body: bytes, now: float, context: EventContext) -> BodyResult:
-    """`pipeline.process`, with whatever it raises turned into a rejection of this one body for reason
-    `internal` (counted in `acs_consumer_decode_errors_total`). What the pipeline counted of the body
-    before it raised stays counted."""
-    try:
-        return pipeline.process(body, now, context)
-    except Exception as error:  # a bug or an unforeseen input: this event fails, never its partition
-        pipeline.metrics.decode_errors.inc((DecodeError.INTERNAL.value,))
-        return BodyResult(decode_error=DecodeError.INTERNAL, detail=failure_detail(error))
-
-
 def eventhub_name(settings: Settings) -> str:
     hub = settings.eventhub
     if hub.name:
@@ -138,6 +118,7 @@ class Receiver:
                  clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.worker = PipelineWorker(pipeline, settings.pipeline.offload_min_bytes)
         self.metrics = metrics
         self.deadletters = deadletters
         self.clock = clock
@@ -326,7 +307,7 @@ class Receiver:
         started = time.perf_counter()
         slice_started = started
         partition = progress.partition
-        pipeline = self.pipeline
+        worker = self.worker
         consumer_metrics = self.metrics.consumer
         records = 0
         last_event_timestamp = consumer_metrics.last_event_timestamp.labels(partition)
@@ -338,7 +319,10 @@ class Receiver:
                     enqueued_ts = enqueued_seconds(event)
                     body = body_bytes(event)
                     context = EventContext(partition, sequence_number, str(event.offset), enqueued_ts)
-                    result = process_guarded(pipeline, body, self.clock(), context)
+                    if worker.inline(len(body)):
+                        result = worker.process_now(body, self.clock(), context)
+                    else:
+                        result = await worker.process(body, self.clock(), context)
                     records += result.records
                     if result.decode_error is not None:
                         self._rejected(body, context, result.decode_error.value, result.detail)
@@ -346,7 +330,7 @@ class Receiver:
                         log.warning("invalid records: %d of %d", result.invalid, result.records,
                                     extra=event_fields(partition, sequence_number, reasons=result.invalid_reasons))
                 except Exception as error:  # the shell's own part of this event failed: the event fails, not the partition
-                    self._failed(event, partition, error)
+                    await self._failed(event, partition, error)
                 else:
                     if enqueued_ts is not None:
                         last_enqueued_ts = enqueued_ts
@@ -377,10 +361,10 @@ class Receiver:
             self.deadletters.submit(DeadLetter(body, context.partition, context.sequence_number, context.offset,
                                                context.enqueued_time, reason, detail))
 
-    def _failed(self, event: Any, partition: str, error: Exception) -> None:
+    async def _failed(self, event: Any, partition: str, error: Exception) -> None:
         """An event whose handling failed outside the pipeline (reading the body or its position, the
         logging of its result): counted and dead-lettered as `internal` with whatever can be read."""
-        self.metrics.domain.decode_errors.inc((DecodeError.INTERNAL.value,))
+        await self.worker.call(self.metrics.domain.decode_errors.inc, (DecodeError.INTERNAL.value,))
         detail = failure_detail(error)
         try:
             try:

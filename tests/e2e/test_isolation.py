@@ -10,12 +10,18 @@ Asserted: the event that raised is counted (`acs_consumer_decode_errors_total{re
 logged with partition, sequence number and exception type but not the body or the exception's
 message, dead-lettered byte for byte with reason `internal`; the events after it are processed, the
 checkpoint passes it, the lag gauge keeps being set, and the partition goes on with later events.
+And a partition whose body never finishes (held on the worker thread) is named by /readyz after
+`readiness_partition_stalled_max_seconds` while /healthz still answers, and is ready again once the
+body is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
+import urllib.error
 import urllib.request
 
 from azure.storage.blob import BlobServiceClient
@@ -62,8 +68,11 @@ def scrape(service: Service) -> dict:
 
 async def until(condition, timeout: float, what: str) -> None:
     for _ in range(int(timeout / 0.1)):
-        if await asyncio.to_thread(condition):
-            return
+        try:
+            if await asyncio.to_thread(condition):
+                return
+        except OSError:  # not serving yet
+            pass
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
@@ -125,3 +134,57 @@ def test_an_event_that_makes_the_pipeline_raise_is_isolated(eventhubs, azurite, 
             assert container.download_blob(name).readall() == BOOM
     finally:
         service_client.close()
+
+
+class StuckPipeline(Pipeline):
+    """Holds a large body on the worker thread until the test lets it go."""
+
+    release = threading.Event()
+
+    def process(self, body, now, context=None):
+        if b'"stuck"' in body:
+            assert self.release.wait(60)
+        return super().process(body, now, context)
+
+
+def get(service: Service, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_partition_that_makes_no_progress_is_named_by_readyz(eventhubs, azurite, blob_container):
+    settings = settings_for(eventhubs, azurite, blob_container).model_copy(
+        update={"readiness_partition_stalled_max_seconds": 1.0})
+    service = Service(settings)
+    service.pipeline.__class__ = StuckPipeline
+    stuck = GOOD[:-1] + b', "stuck": "' + b"x" * settings.pipeline.offload_min_bytes + b'"}'
+
+    async def main() -> int:
+        serving = asyncio.create_task(service.serve())
+        await until(lambda: service.http_port is not None and get(service, "/readyz")[0] == 200, 30, "readiness")
+        eventhubs.publish("2", [GOOD, stuck, GOOD])
+        await until(lambda: get(service, "/readyz")[0] == 503, 30, "/readyz to fail")
+        status, report = await asyncio.to_thread(get, service, "/readyz")
+        check = report["checks"]["partitions"]
+        assert not check["ok"] and check["detail"].startswith("no progress while events wait on partition 2 (")
+        assert [name for name, c in report["checks"].items() if not c["ok"]] == ["partitions"]
+        samples = await asyncio.to_thread(scrape, service)
+        assert total(samples, "acs_consumer_partition_stalled_seconds", partition="2") > 1.0
+        assert total(samples, "acs_consumer_partition_stalled_seconds", partition="0") == 0
+        assert (await asyncio.to_thread(get, service, "/healthz"))[0] == 200  # the loop answers meanwhile
+        StuckPipeline.release.set()
+        await until(lambda: total(scrape(service), "acs_consumer_records_total", outcome="processed") == 3, 20,
+                    "the held body and the one after it")
+        await until(lambda: get(service, "/readyz")[0] == 200, 20, "/readyz to pass again")
+        assert total(await asyncio.to_thread(scrape, service), "acs_consumer_partition_stalled_seconds",
+                     partition="2") == 0
+        service.request_stop()
+        return await asyncio.wait_for(serving, 20)
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        StuckPipeline.release.set()

@@ -1,0 +1,76 @@
+"""Benchmark: how long one worst-case body holds the event loop, through the shell's `PipelineWorker`.
+
+    .venv/bin/python bench/bench_loop_hold.py [--size BYTES] [--skip SHAPE ...]
+
+A benchmark, not a test: it prints. For every crafted shape of `tests/crafted.py` at `--size` bytes
+(default: the hub's 1 MiB maximum event size less 4 KiB of AMQP overhead), and for a valid body of
+1,250 generated records, it processes the body the way `run` does (`PipelineWorker.process`: at least
+`pipeline.offload_min_bytes` → the worker thread) while a task on the event loop ticks every 1 ms,
+and prints the processing time and the longest gap between two ticks: the longest the loop was held.
+
+A worker thread gives the loop the GIL between Python bytecodes (every 5 ms at most), but not inside
+one C call: the longest hold is that of the longest single C call the decoder makes on the body
+(a regular-expression substitution over the whole body, orjson building the objects of a body).
+Shapes the decoder takes hours on (quadratic) can be left out with `--skip`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from consumer.config import PipelineSettings  # noqa: E402
+from consumer.devtools.traffic import generate_corpus  # noqa: E402
+from consumer.metrics import Metrics  # noqa: E402
+from consumer.pipeline import EventContext, Pipeline  # noqa: E402
+from consumer.worker import PipelineWorker  # noqa: E402
+from tests.crafted import MAX_EVENT_BYTES, SHAPES  # noqa: E402
+
+
+async def measure(worker: PipelineWorker, body: bytes) -> tuple[float, float]:
+    """(processing seconds, longest loop hold in seconds) of one body."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    started = time.perf_counter()
+    await worker.process(body, time.time(), EventContext("0", 1))
+    took = time.perf_counter() - started
+    done.set()
+    await ticking
+    return took, max(gaps)
+
+
+async def main(size: int, skip: set[str]) -> None:
+    settings = PipelineSettings()
+    bodies = {name: shape(size) for name, shape in SHAPES.items() if name not in skip}
+    bodies["valid_1250_records"] = generate_corpus(1250, records_per_body=1250, seed=3)[0]
+    print(f"offload_min_bytes {settings.offload_min_bytes}; {sys.version.split()[0]}")
+    print(f"{'body':28s} {'bytes':>9s} {'processing':>11s} {'longest loop hold':>18s}")
+    for name, body in bodies.items():
+        worker = PipelineWorker(Pipeline(settings, Metrics(settings.buckets, "bench").domain), settings.offload_min_bytes)
+        took, hold = await measure(worker, body)
+        worker.close()
+        print(f"{name:28s} {len(body):9d} {took * 1000:8.0f} ms {hold * 1000:15.1f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=MAX_EVENT_BYTES - 4096)
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(SHAPES))
+    args = parser.parse_args()
+    asyncio.run(main(args.size, set(args.skip)))

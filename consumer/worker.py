@@ -1,0 +1,98 @@
+"""Runs the pipeline for the shell: never two bodies at once, and never a large body on the event loop.
+
+The event loop also answers /healthz, /readyz and /metrics and renews partition ownership, so no
+single body may hold it for long. A body of at least `pipeline.offload_min_bytes` (64 KiB) is
+processed on one worker thread while the loop goes on (the thread gives the loop the GIL at least
+every `sys.getswitchinterval()`, 5 ms, between Python bytecodes; C calls inside it, such as orjson's
+parse of a 1 MiB body, take a few milliseconds). Smaller bodies, the vast majority, are processed
+inline as before: a thread hop costs more than they do.
+
+The pipeline's state (metric dicts, correlation and duplicate windows, label sets) is not locked
+inside; `PipelineWorker` keeps it to one thread at a time: an `asyncio.Lock` is held for as long as the
+worker thread processes a body (even if the awaiting task is cancelled), and the inline path is taken
+only while that lock is free. Every other use of the pipeline from the shell (`expire`, the count of
+an event that failed outside the pipeline) goes through `call`, under the same lock. A scrape reads the
+pipeline's metric dicts from the event loop while the thread may write them: each family is copied
+in one C-level call under the GIL before it is rendered (see `consumer.metrics`), so a scrape sees a
+body half-applied at worst, never a broken exposition.
+
+Whatever the pipeline raises for one body is caught here (`process_guarded`): the body is rejected
+with reason `internal`, so that one event never stops its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from consumer.decode import DecodeError
+from consumer.pipeline import BodyResult, EventContext, Pipeline
+
+T = TypeVar("T")
+
+
+def failure_detail(error: BaseException) -> str:
+    """The exception's type and where it was raised (file, line, function), never its message: a
+    message may quote the input (`ValueError: invalid literal ... '<body text>'`)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    frame = frames[-1]
+    return f"{type(error).__name__} at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+
+
+def process_guarded(pipeline: Pipeline, body: bytes, now: float, context: EventContext) -> BodyResult:
+    """`pipeline.process`, with whatever it raises turned into a rejection of this one body for reason
+    `internal` (counted in `acs_consumer_decode_errors_total`). What the pipeline counted of the body
+    before it raised stays counted."""
+    try:
+        return pipeline.process(body, now, context)
+    except Exception as error:  # a bug or an unforeseen input: this event fails, never its partition
+        pipeline.metrics.decode_errors.inc((DecodeError.INTERNAL.value,))
+        return BodyResult(decode_error=DecodeError.INTERNAL, detail=failure_detail(error))
+
+
+class PipelineWorker:
+    """The pipeline, one body at a time; large bodies on a worker thread."""
+
+    def __init__(self, pipeline: Pipeline, offload_min_bytes: int) -> None:
+        self.pipeline = pipeline
+        self.offload_min_bytes = offload_min_bytes
+        self._lock = asyncio.Lock()
+        self._executor: ThreadPoolExecutor | None = None  # made at the first large body
+
+    def inline(self, size: int) -> bool:
+        """Whether a body of `size` bytes may be processed right now on the loop (`process_now`)."""
+        return size < self.offload_min_bytes and not self._lock.locked()
+
+    def process_now(self, body: bytes, now: float, context: EventContext) -> BodyResult:
+        """Inline processing; only when `inline(len(body))` said so, with no await in between."""
+        return process_guarded(self.pipeline, body, now, context)
+
+    async def process(self, body: bytes, now: float, context: EventContext) -> BodyResult:
+        """Waits for the pipeline to be free, then processes the body (on the worker thread when it
+        is large)."""
+        async with self._lock:
+            if len(body) < self.offload_min_bytes:
+                return process_guarded(self.pipeline, body, now, context)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+            future = asyncio.get_running_loop().run_in_executor(
+                self._executor, process_guarded, self.pipeline, body, now, context)
+            try:
+                return await asyncio.shield(future)
+            finally:
+                if not future.done():  # cancelled meanwhile: the lock is kept until the thread is done
+                    await asyncio.wait([future])
+
+    async def call(self, function: Callable[..., T], *args: object) -> T:
+        """`function(*args)` on the loop, while no body is being processed."""
+        async with self._lock:
+            return function(*args)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)

@@ -1,0 +1,151 @@
+"""consumer.worker: large bodies off the loop, one body at a time, failures isolated per body."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from consumer.config import PipelineSettings
+from consumer.metrics import Metrics
+from consumer.pipeline import EventContext, Pipeline
+from consumer.worker import PipelineWorker
+
+GOOD = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "SMS"}}]}'
+LARGE = GOOD[:-1] + b', "pad": "' + b"x" * 1000 + b'"}'  # over the test's offload_min_bytes of 500
+CONTEXT = EventContext("0", 1)
+
+
+class Watched(Pipeline):
+    """Records the thread of every body, how many ran at once, and holds large bodies for a while."""
+
+    def __init__(self, *args, hold: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hold = hold
+        self.threads: list[tuple[int, int]] = []  # (body size, thread id)
+        self.active = 0
+        self.most_active = 0
+        self.guard = threading.Lock()
+
+    def process(self, body, now, context=None):
+        with self.guard:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            self.threads.append((len(body), threading.get_ident()))
+            if len(body) >= 500 and self.hold:
+                time.sleep(self.hold)
+            if b"raise" in body:
+                raise RuntimeError(body.decode())
+            return super().process(body, now, context)
+        finally:
+            with self.guard:
+                self.active -= 1
+
+
+def make(hold: float = 0.0) -> tuple[PipelineWorker, Watched]:
+    settings = PipelineSettings()
+    pipeline = Watched(settings, Metrics(settings.buckets, "test").domain, hold=hold)
+    return PipelineWorker(pipeline, offload_min_bytes=500), pipeline
+
+
+async def process(worker: PipelineWorker, body: bytes):
+    """What `Receiver._process` does for one body."""
+    if worker.inline(len(body)):
+        return worker.process_now(body, time.time(), CONTEXT)
+    return await worker.process(body, time.time(), CONTEXT)
+
+
+def test_large_bodies_go_to_one_worker_thread_small_ones_stay_inline():
+    worker, pipeline = make()
+
+    async def main():
+        for body in (GOOD, LARGE, GOOD, LARGE):
+            assert (await process(worker, body)).processed == 1
+        worker.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    threads = dict.fromkeys(ident for size, ident in pipeline.threads if size >= 500)
+    assert [ident for size, ident in pipeline.threads if size < 500] == [loop_thread, loop_thread]
+    assert len(threads) == 1 and loop_thread not in threads
+    assert pipeline.metrics.records.get("Usage", "processed") == 4
+
+
+def test_the_loop_runs_while_a_large_body_is_processed_and_nothing_runs_beside_it():
+    worker, pipeline = make(hold=0.5)
+    ticks = []
+    order = []
+
+    async def ticker():
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    async def small_ones():
+        await asyncio.sleep(0.05)  # the large body is in the thread by now
+        assert not worker.inline(len(GOOD))
+        for _ in range(3):
+            await process(worker, GOOD)
+            order.append("small")
+
+    async def main():
+        ticking = asyncio.create_task(ticker())
+        large = asyncio.create_task(process(worker, LARGE))
+        await asyncio.gather(large, small_ones())
+        ticking.cancel()
+        worker.close()
+
+    asyncio.run(main())
+    assert pipeline.most_active == 1  # never two bodies at once
+    assert [size >= 500 for size, _ in pipeline.threads] == [True, False, False, False]  # small ones waited
+    assert order == ["small"] * 3
+    assert len(ticks) >= 20  # the loop ran on through the 0.5 s the thread held the body (~50 ticks)
+
+
+def test_a_body_that_raises_on_the_thread_is_rejected_as_internal():
+    worker, pipeline = make()
+
+    async def main():
+        result = await process(worker, LARGE.replace(b'"pad"', b'"raise"'))
+        inline = await process(worker, b'{"raise": 1}')
+        worker.close()
+        return result, inline
+
+    result, inline = asyncio.run(main())
+    for r in (result, inline):
+        assert r.decode_error == "internal" and r.detail.startswith("RuntimeError at test_worker.py:")
+        assert "raise" not in r.detail.split(" in ")[0]
+    assert pipeline.metrics.decode_errors.values == {("internal",): 2}
+
+
+def test_a_cancelled_wait_keeps_the_pipeline_locked_until_the_thread_is_done():
+    worker, pipeline = make(hold=0.3)
+
+    async def main():
+        large = asyncio.create_task(worker.process(LARGE, time.time(), CONTEXT))
+        await asyncio.sleep(0.05)
+        large.cancel()
+        await asyncio.sleep(0.05)
+        locked_while_thread_runs = not worker.inline(len(GOOD)) and pipeline.active == 1
+        await asyncio.gather(large, return_exceptions=True)
+        done = worker.inline(len(GOOD)) and pipeline.active == 0
+        worker.close()
+        return locked_while_thread_runs, done, large.cancelled()
+
+    assert asyncio.run(main()) == (True, True, True)
+
+
+def test_call_waits_for_the_body_in_the_thread():
+    worker, pipeline = make(hold=0.2)
+    seen = []
+
+    async def main():
+        large = asyncio.create_task(worker.process(LARGE, time.time(), CONTEXT))
+        await asyncio.sleep(0.05)
+        await worker.call(lambda: seen.append(pipeline.active))
+        await large
+        worker.close()
+
+    asyncio.run(main())
+    assert seen == [0]
