@@ -36,8 +36,17 @@ from consumer.decode import repair_json
 from consumer.labels import SMS_OPERATIONAL, USAGE
 
 
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+#: Bounds of a plausible value. Beyond them a value is absurd (a bug, a hostile producer) and its record
+#: is `invalid`, so that every counter and histogram sum stays finite and meaningful: two Quantity
+#: values of 1e308 would make `acs_usage_quantity_total` +Inf forever, one DeliveryAttempts of 10**400
+#: cannot even be added to a float. Non-finite numbers (NaN, Infinity, "1e400") are refused as well.
+MAX_DURATION_MS = 3 * 24 * 3600 * 1000  # durationMs: an API call of more than 3 days is not one
+MAX_QUANTITY = 1_000_000_000  # Quantity: units billed in one usage record
+MAX_COUNT = 1_000_000  # DeliveryAttempts, OutgoingMessageLength, IncomingMessageLength
+
+Duration = Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
+Quantity = Annotated[float, Field(ge=0, le=MAX_QUANTITY)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class _Record(BaseModel):
@@ -59,13 +68,13 @@ class _Record(BaseModel):
 class SmsOperational(_Record):
     """One SMSOperational log line: a send, a delivery report, an incoming message, an opt-in/out."""
 
-    duration_ms: NonNegativeFloat | None = None
+    duration_ms: Duration | None = None
     number_type: str | None = None
     country: str | None = None
     message_id: str | None = None
-    delivery_attempts: NonNegativeInt | None = None
-    outgoing_message_length: NonNegativeInt | None = None
-    incoming_message_length: NonNegativeInt | None = None
+    delivery_attempts: Count | None = None
+    outgoing_message_length: Count | None = None
+    incoming_message_length: Count | None = None
 
 
 class Usage(_Record):
@@ -74,7 +83,7 @@ class Usage(_Record):
     record_id: str | None = None
     usage_type: str | None = None
     unit_type: str | None = None
-    quantity: NonNegativeFloat
+    quantity: Quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,15 +466,17 @@ def _describe(exc: ValidationError) -> str:
 #   which resolves precedence);
 # - keys both paths ignore are typed too (`str | None`), because msgspec does not check what it skips
 #   as orjson does (invalid UTF-8, 1e400);
-# - numbers are numbers (no strings), counts are ints in 0..2**63-1 (orjson turns bigger ones into
-#   floats), amounts are floats ≥ 0; NaN/Infinity, control characters, lone surrogates, single
+# - numbers are numbers (no strings), counts are ints and amounts floats within the models' bounds
+#   (`MAX_COUNT`, `MAX_DURATION_MS`, `MAX_QUANTITY`: a body with a value beyond them takes the general
+#   path, which makes its record invalid); NaN/Infinity, control characters, lone surrogates, single
 #   quotes, trailing commas and BOMs are refused by msgspec as by orjson.
 # What the types cannot say — null spellings ("null", "", ...), padded strings, categories spelled
 # otherwise — the caller checks per value (`clean`) and sends the record the general way.
 
-_Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Amount = Annotated[float, msgspec.Meta(ge=0)]
+_Duration = Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)]
+_Quantity = Annotated[float, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
 
 
 class CanonicalProperties(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -480,7 +491,7 @@ class CanonicalProperties(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     RecordId: str | None = None
     UsageType: str | None = None
     UnitType: str | None = None
-    Quantity: _Amount | None = None
+    Quantity: _Quantity | None = None
     # ignored by both paths
     PhoneNumber: str | None = None
     SdkType: str | None = None
@@ -502,7 +513,7 @@ class CanonicalRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     time: str | None = None
     resultType: str | None = None
     resultSignature: _Int64 | str | None = None
-    durationMs: _Amount | None = None
+    durationMs: _Duration | None = None
     properties: CanonicalProperties | None = None
     # ignored by both paths
     resourceId: str | None = None

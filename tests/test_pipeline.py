@@ -477,3 +477,37 @@ def test_latency_from_message_id_can_be_switched_off(canonical):
     p.process(body(sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12.25Z", MessageId=SENT_ID)), NOW)
     assert m.delivery_latency.children == {}
     assert p.correlator.pending() == {"sent": 0, "delivery_report": 1}
+
+
+# --- absurd values never reach a sum ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_quantity_1e308_twice_is_invalid_and_every_sum_stays_finite(canonical):
+    import math
+
+    p, m = make()
+    p.canonical = canonical
+    bodies = [
+        body(usage("big-1", quantity=1e308), usage("ok-1", quantity=2)),
+        body(usage("big-2", quantity=1e308), sms(durationMs=1.7e308, MessageId="m-1"),
+             sms(op="SMSDeliveryReportsReceived", MessageId="m-2", DeliveryAttempts=10**7)),
+        body(usage("ok-2", quantity=3), sms(durationMs=120, MessageId="m-3")),
+    ]
+    results = [p.process(b, NOW) for b in bodies]
+    assert [r.invalid for r in results] == [1, 3, 0]
+    assert results[1].invalid_reasons == [
+        "Quantity input should be less than or equal to 1000000000",
+        "durationMs input should be less than or equal to 259200000",
+        "DeliveryAttempts input should be less than or equal to 1000000",
+    ]
+    assert m.usage_quantity.values == {("SMS", "Message"): 5.0}
+    assert m.usage_records.values == {("SMS", "Message"): 2.0}
+    assert m.records.values == {("Usage", "processed"): 2, ("Usage", "invalid"): 2,
+                                ("SMSOperational", "invalid"): 2, ("SMSOperational", "processed"): 1}
+    assert m.api_duration.children[("SMSMessagesSent",)][-1] == pytest.approx(0.12)
+    for family in (m.api_duration, m.delivery_attempts, m.record_age):
+        for child in family.children.values():
+            assert all(math.isfinite(v) for v in child)
+    for family in (m.usage_quantity, m.usage_records, m.message_characters, m.operations):
+        assert all(math.isfinite(v) for v in family.values.values())

@@ -410,3 +410,46 @@ def test_normalise_does_not_mutate_input():
     before = json.dumps(raw, sort_keys=True)
     normalise(raw)
     assert json.dumps(raw, sort_keys=True) == before
+
+
+# --- absurd values: the record is invalid, so no sum can become +Inf or NaN ---------------------
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (sms(durationMs=1.7e308), "durationMs input should be less than or equal to 259200000"),
+        (sms(durationMs=259_200_001), "durationMs input should be less than or equal to 259200000"),
+        (sms(durationMs="3e8"), "durationMs input should be less than or equal to 259200000"),
+        (sms(durationMs=-0.5), "durationMs input should be greater than or equal to 0"),
+        (sms(durationMs="NaN"), "durationMs input should be a finite number"),
+        (sms(durationMs="-Infinity"), "durationMs input should be a finite number"),
+        (sms(durationMs="1e400"), "durationMs input should be a finite number"),
+        (usage(properties={"Quantity": 1e308}), "Quantity input should be less than or equal to 1000000000"),
+        (usage(properties={"Quantity": "1e308"}), "Quantity input should be less than or equal to 1000000000"),
+        (usage(properties={"Quantity": "Infinity"}), "Quantity input should be a finite number"),
+        (usage(properties={"Quantity": "nan"}), "Quantity input should be a finite number"),
+        (usage(properties={"Quantity": 10**400}), "Quantity input should be a valid number"),
+        (props(DeliveryAttempts=10**400), "DeliveryAttempts input should be less than or equal to 1000000"),
+        (props(DeliveryAttempts="1000001"), "DeliveryAttempts input should be less than or equal to 1000000"),
+        (props(OutgoingMessageLength=2**63), "OutgoingMessageLength input should be less than or equal to 1000000"),
+        (props(IncomingMessageLength=10**7), "IncomingMessageLength input should be less than or equal to 1000000"),
+    ],
+)
+def test_absurd_or_non_finite_values_make_the_record_invalid(raw, reason):
+    outcome = normalise(raw)
+    assert outcome == Invalid("Usage" if "Quantity" in str(raw) else "SMSOperational", reason)
+
+
+@pytest.mark.parametrize(
+    "raw, field, value",
+    [
+        (sms(durationMs=259_200_000), "duration_ms", 259_200_000.0),
+        (sms(durationMs=0), "duration_ms", 0.0),
+        (usage(properties={"Quantity": 1_000_000_000}), "quantity", 1e9),
+        (props(DeliveryAttempts=1_000_000), "delivery_attempts", 1_000_000),
+        (props(OutgoingMessageLength="1000000"), "outgoing_message_length", 1_000_000),
+    ],
+)
+def test_values_at_the_bounds_are_valid(raw, field, value):
+    assert getattr(normalise(raw), field) == value
