@@ -253,7 +253,7 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{source}: not valid YAML{_yaml_problem(exc, text)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -264,6 +264,33 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, overridden)) from None
+
+
+# A quoted part of a PyYAML problem (`found character '%' that cannot start any token`, an alias or a
+# tag name) is text of the file: it is left out.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """Where and what a YAML error is, never the text of the line: PyYAML's own message quotes the
+    line (with a caret under the column), and a configuration line may hold a secret."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        where = f" at line {before.count(chr(10)) + 1}, column {exc.position - before.rfind(chr(10))}"
+    else:
+        where = ""
+    if isinstance(exc, yaml.reader.ReaderError):
+        problem = "a character that YAML does not allow (control character or invalid encoding)"
+    else:
+        problem = _QUOTED.sub("'...'", getattr(exc, "problem", None) or "syntax error")
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None and context_mark is not mark:
+            problem += (f" ({_QUOTED.sub(repr('...'), context)} that starts at line {context_mark.line + 1}, "
+                        f"column {context_mark.column + 1})")
+    return f"{where}: {problem} (the line is not shown: it may hold a secret)"
 
 
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> set[str]:
@@ -314,11 +341,28 @@ def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:
     return "\n".join(lines)
 
 
+def redact_url(url: str) -> str:
+    """`url` without what may be a credential: its query (a SAS token: `?sv=...&sig=...`) and its
+    user information become `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    base, query_sep, _ = rest.partition("?")
+    authority, slash, path = base.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    redacted_url = f"{scheme}{sep}{authority}{slash}{path}"
+    return redacted_url + "?***" if query_sep else redacted_url
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data with every secret replaced by `***`."""
+    """The effective configuration as plain data with every secret replaced by `***` (connection
+    strings whole, URLs their query and user information: see `redact_url`)."""
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return "***"
+        if isinstance(value, str) and "://" in value:
+            return redact_url(value)
         if isinstance(value, BaseModel):
             return {name: walk(getattr(value, name)) for name in type(value).model_fields}
         if isinstance(value, list):

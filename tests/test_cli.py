@@ -118,3 +118,49 @@ def test_credentials_that_can_never_work_stop_check_config_and_run_with_the_same
         assert "Traceback" not in result.stderr and result.stdout == ""
         assert "secret-key-value" not in result.stderr and bad_key not in result.stderr
     assert started.stderr == checked.stderr
+
+
+FAKE_SECRET = "FAKE-SECRET-c2lnbmF0dXJl"
+SAS_URL = f"https://acct.blob.core.windows.net/?sv=2022-11-02&ss=b&sp=rwdlac&se=2030-01-01T00:00:00Z&sig={FAKE_SECRET}%3D"
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_a_yaml_error_on_a_secret_line_never_shows_the_line(tmp_path: Path, command: str) -> None:
+    # An unclosed quote: PyYAML's own message would print the line with the key in it.
+    path = write(tmp_path, f"eventhub:\n  connection_string: \"Endpoint=sb://ns/;SharedAccessKey={FAKE_SECRET}\n"
+                           f"checkpoint_store:\n  connection_string: '{ST}'\n")
+    result = cli(command, "--config", str(path))
+    assert result.returncode == 2
+    assert FAKE_SECRET not in result.stdout + result.stderr
+    assert "SharedAccessKey" not in result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f"{path}: not valid YAML at line 5, column 1: found unexpected end of stream (while scanning a quoted "
+        "scalar that starts at line 2, column 22) (the line is not shown: it may hold a secret)")
+
+
+def test_check_config_redacts_a_sas_token_in_account_url(tmp_path: Path) -> None:
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  account_url: '{SAS_URL}'\n")
+    result = cli("check-config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "account_url: https://acct.blob.core.windows.net/?***" in result.stdout
+    assert FAKE_SECRET not in result.stdout + result.stderr and "sig=" not in result.stdout + result.stderr
+
+
+def test_run_logs_account_url_redacted_at_start_up(tmp_path: Path) -> None:
+    import json
+
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  account_url: '{SAS_URL}'\n"
+                           "http:\n  host: 127.0.0.1\n  port: 0\nshutdown_timeout_seconds: 2\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
+    process = subprocess.Popen([sys.executable, "-m", "consumer", "run", "--config", str(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=clean, cwd=REPO)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # the start-up line comes first
+    finally:
+        process.kill()
+        rest, _ = process.communicate(timeout=30)
+    start = json.loads(first)
+    assert start["message"] == "starting acs-sms-consumer"
+    assert start["config"]["checkpoint_store"]["account_url"] == "https://acct.blob.core.windows.net/?***"
+    assert FAKE_SECRET not in first + rest and "sig=" not in first + rest

@@ -16,6 +16,7 @@ from consumer.config import (
     Settings,
     connection_string_parts,
     load_settings,
+    redact_url,
     redacted,
 )
 
@@ -109,7 +110,40 @@ def test_missing_file_names_the_file(tmp_path):
 
 def test_invalid_yaml_names_the_file(tmp_path):
     path = write(tmp_path, "eventhub: [unclosed\n")
-    assert error_of(path).startswith(f"{path}: not valid YAML: ")
+    assert error_of(path).startswith(f"{path}: not valid YAML at line 2, column 1: ")
+
+
+FAKE_SECRET = "FAKE-SECRET-c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "line, where",
+    [
+        # an unclosed quote: the error is reported at the end of the file, with where the string began
+        (f'  connection_string: "Endpoint=sb://ns/;SharedAccessKey={FAKE_SECRET}\n  name: hub\n',
+         "at line 5, column 1: found unexpected end of stream (while scanning a quoted scalar that starts at "
+         "line 3, column 22)"),
+        (f"  connection_string: Endpoint=sb://ns/;SharedAccessKey={FAKE_SECRET}: oops\n",
+         "at line 3, column 80: mapping values are not allowed here"),
+        (f"\tconnection_string: {FAKE_SECRET}\n", "at line 3, column 1: found character '...' that cannot start any token"),
+        (f"  connection_string: *{FAKE_SECRET}\n", "at line 3, column 22: found undefined alias '...'"),
+        (f'  connection_string: "x\\q{FAKE_SECRET}"\n', "at line 3, column 25: found unknown escape character '...' (while scanning a double-quoted scalar that "
+         "starts at line 3, column 22)"),
+        (f"  connection_string: !!python/object:{FAKE_SECRET} {{}}\n",
+         "at line 3, column 22: could not determine a constructor for the tag '...'"),
+    ],
+)
+def test_a_yaml_error_names_line_and_column_never_the_text(tmp_path, line, where):
+    path = write(tmp_path, "# acs-sms-consumer\neventhub:\n" + line)
+    error = error_of(path)
+    assert error == f"{path}: not valid YAML {where} (the line is not shown: it may hold a secret)"
+    assert "FAKE" not in error and "SharedAccessKey" not in error
+
+
+def test_a_control_character_in_the_file_is_named_by_position_only(tmp_path):
+    path = write(tmp_path, f"eventhub:\n  connection_string: {FAKE_SECRET}\x07\n")
+    assert error_of(path) == (f"{path}: not valid YAML at line 2, column 46: a character that YAML does not allow "
+                              "(control character or invalid encoding) (the line is not shown: it may hold a secret)")
 
 
 @pytest.mark.parametrize("text, kind", [("- a\n- b\n", "list"), ("42\n", "int"), ("just text\n", "str")])
@@ -191,6 +225,33 @@ def test_redaction_hides_secrets(tmp_path):
     dumped = yaml.safe_dump(plain)
     assert EH_SECRET not in dumped and ST_SECRET not in dumped
     assert EH_SECRET not in repr(settings) and ST_SECRET not in str(settings)
+
+
+SAS = "sv=2022-11-02&ss=b&srt=sco&sp=rwdlacx&se=2030-01-01T00:00:00Z&sig=" + FAKE_SECRET + "%3D"
+
+
+def test_redaction_hides_a_sas_token_in_account_url(tmp_path):
+    text = MINIMAL.replace(f'connection_string: "{ST_CS}"', f'account_url: "https://acct.blob.core.windows.net/?{SAS}"')
+    settings = load_settings(write(tmp_path, text), {})
+    assert settings.checkpoint_store.account_url.endswith(SAS)  # the service itself uses it whole
+    plain = redacted(settings)
+    assert plain["checkpoint_store"]["account_url"] == "https://acct.blob.core.windows.net/?***"
+    assert FAKE_SECRET not in yaml.safe_dump(plain) and "sig=" not in yaml.safe_dump(plain)
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://acct.blob.core.windows.net", "https://acct.blob.core.windows.net"),
+        ("https://acct.blob.core.windows.net/", "https://acct.blob.core.windows.net/"),
+        (f"https://acct.blob.core.windows.net/?{SAS}", "https://acct.blob.core.windows.net/?***"),
+        (f"https://acct.blob.core.windows.net/container?{SAS}#x", "https://acct.blob.core.windows.net/container?***"),
+        ("https://user:pass@acct.blob.core.windows.net/c", "https://***@acct.blob.core.windows.net/c"),
+        (f"acct.blob.core.windows.net?{SAS}", "acct.blob.core.windows.net?***"),
+    ],
+)
+def test_redact_url(url, shown):
+    assert redact_url(url) == shown
 
 
 def test_connection_string_parts():
