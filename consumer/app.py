@@ -4,7 +4,10 @@ Start-up: logs the version and the effective configuration (secrets redacted), c
 and dead-letter containers if missing, serves HTTP, then starts receiving.
 
 Readiness (`/readyz`) passes when all of these hold:
-- `eventhub`: the Event Hubs receive loop is running (it has started and not stopped or crashed);
+- `eventhub`: the receive loop runs and Event Hubs answers: events arrive, or the hub answered its
+  partition ids (the SDK or the probe every `EVENTHUB_PROBE_SECONDS`) within
+  `readiness_eventhub_max_age_seconds`, and not every attempt fails; else the detail names the last
+  error kind (`unreachable`, `unauthorized`, `entity_not_found`, ...; see consumer/readiness.py);
 - `checkpoint_store`: the checkpoint storage account answered a request (a checkpoint write or the
   periodic probe every `STORE_PROBE_SECONDS`) within `readiness_checkpoint_store_max_age_seconds`;
 - `partitions`: no owned partition has had events waiting without processing one for longer than
@@ -42,6 +45,8 @@ import yaml
 from consumer import __version__
 from consumer.config import ConfigError, Settings, load_settings, redacted
 from consumer.deadletter import DeadLetterWriter
+from consumer.errors import classify, log_fields
+from consumer.errors import reason as error_reason
 from consumer.eventhub import Receiver, eventhub_name, namespace_of
 from consumer.http import Health, HttpServer
 from consumer.logs import configure
@@ -51,6 +56,7 @@ from consumer.pipeline import Pipeline
 log = logging.getLogger("consumer.app")
 
 STORE_PROBE_SECONDS = 10.0
+EVENTHUB_PROBE_SECONDS = 10.0
 #: Storage calls of the consumer fail fast and are retried by us, not held for minutes by the SDK.
 #: The storage SDK's own `ExponentialRetry` reads `initial_backoff`/`increment_base`/
 #: `random_jitter_range` (not azure-core's `retry_backoff_*`); its defaults wait 15 s ± 3 before the
@@ -168,7 +174,9 @@ class Service:
         except ResourceExistsError:
             pass
         except Exception as exc:  # no permission to create, or storage down: the probe will tell
-            log.warning("could not create blob container %s: %s", name, type(exc).__name__)
+            kind = classify(exc)
+            log.warning("could not create blob container %s: %s: %s", name, kind, error_reason(exc),
+                        extra={"container": name, **log_fields(exc, kind, log.isEnabledFor(logging.DEBUG))})
 
     async def _probe_store(self, store: Any) -> None:
         hub = self.settings.eventhub
@@ -178,7 +186,9 @@ class Service:
                 await store.list_ownership(namespace, eventhub_name(self.settings), hub.consumer_group)
                 self._store_answered()
             except Exception as exc:
-                log.warning("checkpoint store probe failed: %s", type(exc).__name__)
+                kind = classify(exc)
+                log.warning("checkpoint store probe failed: %s: %s", kind, error_reason(exc),
+                            extra=log_fields(exc, kind, log.isEnabledFor(logging.DEBUG)))
             await asyncio.sleep(STORE_PROBE_SECONDS)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -202,7 +212,7 @@ class Service:
 
         receiver = Receiver(settings, self.pipeline, self.metrics, store, deadletters, credential,
                             on_store_answer=self._store_answered)
-        self.health.add("eventhub", lambda: (receiver.running, "receiving" if receiver.running else "not receiving"))
+        self.health.add("eventhub", lambda: receiver.readiness.check() if receiver.running else (False, "not receiving"))
         self.health.add("checkpoint_store", self._store_check)
         self.health.add("partitions", lambda: self._partitions_check(receiver))
         self.health.add("shutdown", lambda: (False, "shutting down: /metrics is served until the final counts are "
@@ -221,6 +231,7 @@ class Service:
 
         background = [
             asyncio.create_task(self._probe_store(store), name="store-probe"),
+            asyncio.create_task(receiver.probe(EVENTHUB_PROBE_SECONDS), name="eventhub-probe"),
             asyncio.create_task(self._progress(receiver), name="progress"),
         ]
         receiving = asyncio.create_task(receiver.run(), name="receive")

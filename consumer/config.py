@@ -218,6 +218,7 @@ class Settings(_Section):
     shutdown_timeout_seconds: PositiveFloat = 20
     shutdown_final_scrape_wait_seconds: NonNegativeFloat = 35
     readiness_checkpoint_store_max_age_seconds: PositiveFloat = 60
+    readiness_eventhub_max_age_seconds: PositiveFloat = 60
     readiness_partition_stalled_max_seconds: PositiveFloat = 120
 
 

@@ -54,11 +54,13 @@ from consumer.checkpoints import (
 from consumer.config import Settings, connection_string_parts
 from consumer.deadletter import DeadLetter, DeadLetterWriter
 from consumer.decode import DecodeError
-from consumer.labels import FirstSeen
+from consumer.errors import EVENTHUB_KINDS, STORAGE_TIMEOUT, classify, log_fields
+from consumer.errors import reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
 from consumer.pipeline import EventContext, Pipeline
 from consumer.worker import PipelineWorker, failure_detail
+from consumer.readiness import EventHubsReadiness
 
 log = logging.getLogger("consumer.eventhub")
 
@@ -115,7 +117,8 @@ class Receiver:
 
     def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics, checkpoint_store: Any,
                  deadletters: DeadLetterWriter | None, credential: Any = None,
-                 clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None,
+                 readiness: EventHubsReadiness | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.worker = PipelineWorker(pipeline, settings.pipeline.offload_min_bytes)
@@ -123,6 +126,7 @@ class Receiver:
         self.deadletters = deadletters
         self.clock = clock
         self.on_store_answer = on_store_answer  # told of every successful checkpoint write (readiness)
+        self.readiness = readiness or EventHubsReadiness(settings.readiness_eventhub_max_age_seconds)
         checkpoint = settings.checkpoint
         self.scrapes = Scrapes(clock())
         self.policy = CheckpointPolicy(checkpoint.interval_seconds, checkpoint.every_events,
@@ -133,7 +137,6 @@ class Receiver:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._checkpointing: dict[str, asyncio.Task[None]] = {}
         self._closing: set[asyncio.Task[Any]] = set()  # the SDK's tasks running a partition's close
-        self._error_kind = FirstSeen(50)
         # Stall detection (monotonic clock): when each partition last processed an event or had
         # nothing waiting; kept across a close caused by an error so a partition that the SDK closes
         # and claims again and again still shows how long it has not moved.
@@ -275,13 +278,38 @@ class Receiver:
             checkpoint=progress.saved_sequence_number if progress else None))
 
     async def _on_error(self, context: PartitionContext | None, error: Exception) -> None:
-        kind = self._error_kind(type(error).__name__)
+        kind = classify(error)
         self.metrics.consumer.errors.labels(kind).inc()
         partition = context.partition_id if context is not None else ""
         if context is not None:  # the SDK closes the partition after this (and may claim it again)
             self._errored[partition] = time.monotonic()
-        log.warning("event hubs client error: %s: %s", type(error).__name__, _short(error),
-                    extra=event_fields(partition, None, kind=kind))
+            self.readiness.partition_failed(partition, kind, error_reason(error))
+        elif kind in EVENTHUB_KINDS:  # the load-balancing round: reading the partition ids failed
+            self.readiness.hub_failed(kind, error_reason(error))
+        log.warning("event hubs client error: %s: %s", kind, error_reason(error),
+                    extra=event_fields(partition, None, **log_fields(error, kind, log.isEnabledFor(logging.DEBUG))))
+
+    async def probe(self, interval: float) -> None:
+        """Read the partition ids every `interval` seconds: whether the hub answers (readiness), also
+        while this replica owns no partition or its partitions are idle. Failures are logged when the
+        kind changes (each one is also reported to `on_error` by the SDK's own attempts)."""
+        last_kind: str | None = None
+        while True:
+            try:
+                await self.client.get_partition_ids()
+            except Exception as error:  # unreachable, unauthorized, not found: readiness says which
+                kind = classify(error)
+                self.readiness.hub_failed(kind, error_reason(error))
+                if kind != last_kind:
+                    log.warning("event hubs probe failed: %s: %s", kind, error_reason(error),
+                                extra=log_fields(error, kind, log.isEnabledFor(logging.DEBUG)))
+                last_kind = kind
+            else:
+                self.readiness.hub_answered()
+                if last_kind is not None:
+                    log.info("event hubs probe answered again", extra={"after": last_kind})
+                last_kind = None
+            await asyncio.sleep(interval)
 
     async def _on_batch(self, context: PartitionContext, events: list[Any]) -> None:
         if self.draining:  # the lame duck: these events stay after the final checkpoint, for the next owner
@@ -291,6 +319,7 @@ class Receiver:
         if progress is None:  # a batch after close, or before initialize: the SDK guarantees neither
             progress = self.partitions[partition] = PartitionProgress(partition, last_attempt=self.clock())
         if events:
+            self.readiness.received(partition)
             task = asyncio.ensure_future(self._process(progress, events))
             self._inflight[partition] = task
             await asyncio.shield(task)
@@ -429,10 +458,12 @@ class Receiver:
             # The rate limit runs from the end of the attempt, so a write that timed out is not retried at once.
             self.policy.attempted(progress, self.clock(), ok=False, target=target)
             self.metrics.consumer.checkpoints.labels(progress.partition, "error").inc()
-            self.metrics.consumer.errors.labels(self._error_kind(type(exc).__name__)).inc()
-            log.warning("checkpoint failed: %s", type(exc).__name__,
+            kind = STORAGE_TIMEOUT if isinstance(exc, TimeoutError) else classify(exc)
+            self.metrics.consumer.errors.labels(kind).inc()
+            log.warning("checkpoint failed: %s: %s", kind, error_reason(exc),
                         extra=event_fields(progress.partition, sequence_number, final=final,
-                                           failures_in_a_row=progress.failures_in_a_row))
+                                           failures_in_a_row=progress.failures_in_a_row,
+                                           **log_fields(exc, kind, log.isEnabledFor(logging.DEBUG))))
             return
         self.policy.attempted(progress, self.clock(), ok=True, target=target)
         self.metrics.consumer.checkpoints.labels(progress.partition, "ok").inc()
@@ -451,8 +482,3 @@ class Receiver:
                         "since then reach Prometheus only if it scrapes this replica before it stops)", silent,
                         extra={"silent_seconds": round(silent, 1),
                                "no_scrape_seconds": self.policy.no_scrape_seconds})
-
-
-def _short(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text[:200]

@@ -34,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from consumer.config import Buckets
+from consumer.errors import KINDS as ERROR_KINDS
 
 LabelKey = tuple[str, ...]
 _bisect_left = bisect.bisect_left
@@ -244,9 +245,11 @@ class ConsumerMetrics:
             "acs_consumer_owned_partitions", "Partitions this replica owns now.", registry=registry
         )
         self.errors = Counter(
-            "acs_consumer_errors", "Errors reported by the Event Hubs client or the checkpoint store, by exception class.",
+            "acs_consumer_errors", "Errors of the Event Hubs client and the checkpoint store, by kind (consumer/errors.py).",
             ("kind",), registry=registry,
         )
+        for kind in ERROR_KINDS:  # every kind from 0, so that increase() and alerts see the first error
+            self.errors.labels(kind)
         self.batch_duration = Histogram(
             "acs_consumer_batch_processing_seconds", "Time to process one received batch (parse and metric updates).",
             registry=registry, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

@@ -89,7 +89,7 @@ def populated() -> Metrics:
     c.partition_lag.labels("0").set(5)
     c.last_event_timestamp.labels("0").set(1.0)
     c.owned_partitions.set(2)
-    c.errors.labels("OSError").inc()
+    c.errors.labels("unreachable").inc()
     c.batch_duration.observe(0.01)
     return m
 

@@ -172,7 +172,7 @@ def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhub
 
 
 def client_errors(samples: dict) -> dict[str, float]:  # type: ignore[type-arg]
-    """`acs_consumer_errors_total` by kind (exception class), the non-zero ones."""
+    """`acs_consumer_errors_total` by kind, the non-zero ones."""
     return {dict(labels)["kind"]: value for (name, labels), value in samples.items()
             if name == "acs_consumer_errors_total" and value}
 
@@ -308,7 +308,7 @@ def test_dropped_connections_reconnect_and_count_every_event_once(eventhubs, azu
     # exhausts each receiver's retries: one ConnectError per partition, counted and logged, the partition
     # closed (final checkpoint) and claimed again from it. Drop 5 hits the new receivers: silent again.
     assert errors_after[:3] == [{}] * 3, errors_after
-    assert errors_after[3:] == [{"ConnectError": float(len(partitions))}] * 2, errors_after
+    assert errors_after[3:] == [{"connection_lost": float(len(partitions))}] * 2, errors_after
     assert sorted((p, reason) for p, reason, _ in released) == [(p, "ownership_lost") for p in sorted(partitions)], \
         released
     assert len(client_error_lines(lines)) == len(partitions)
@@ -428,11 +428,12 @@ def test_receiver_stolen_by_a_higher_owner_level_resumes_after_the_thief_leaves(
     # checkpoint at the last counted event. Every re-claim while the thief holds it is refused the same
     # way; each is one more error and one more close. No other partition is touched.
     assert released_at - came < 10  # from the start of the thief's client (its own connect and attach included)
-    assert error_lines and all(line["partition"] == victim and line["kind"] == "ConnectionLostError"
+    assert error_lines and all(line["partition"] == victim and line["kind"] == "partition_stolen"
+                               and line["error_type"] == "ConnectionLostError"
                                for line in error_lines), error_lines
     assert "higher epoch of '1'" in error_lines[0]["message"], error_lines[0]
     assert all("higher epoch '1' already exists" in line["message"] for line in error_lines[1:]), error_lines
-    assert errors == {"ConnectionLostError": float(len(error_lines))}, errors
+    assert errors == {"partition_stolen": float(len(error_lines))}, errors  # not a lost connection
     assert [(p, reason) for p, reason, _ in released] == [(victim, "ownership_lost")] * len(error_lines), released
     assert released[0][2] == counted_at_release[victim] - 1, (released[0], counted_at_release)
     assert claims == len(error_lines) + 1

@@ -1,0 +1,168 @@
+"""What went wrong, in words an operator acts on: the error kind of an Event Hubs or storage failure.
+
+`classify(error)` maps an exception of the Event Hubs SDK (its exception classes and the AMQP error
+condition it carries), of the storage SDK (the HTTP status) or of the network to one kind of a small,
+fixed vocabulary — the `kind` label of `acs_consumer_errors_total`, the readiness detail and the log
+field — so that a stolen partition (normal during a rebalance) is not mistaken for a lost connection,
+and a wrong key or hub name is named as such:
+
+| kind | cause | what to do |
+|---|---|---|
+| `partition_stolen` | `amqp:link:stolen` (a receiver with a higher owner level took the partition) or the checkpoint store saw the ownership lost | nothing: rebalancing between replicas |
+| `connection_lost` | an open connection or link dropped (`ConnectionLostError`, a `ConnectError` after a reset, `detach-forced`, timeouts) | nothing if rare: the SDK reconnects |
+| `unreachable` | no connection could be made: refused, no route, DNS, TLS, connect timed out | network, firewall, namespace host and port |
+| `unauthorized` | the key, SAS or identity is refused (`AuthenticationError`, `amqp:unauthorized-access`) | key / role assignment |
+| `entity_not_found` | `amqp:not-found`: the hub or the consumer group does not exist | `eventhub.name`, `eventhub.consumer_group` |
+| `throttled` | `amqp:resource-limit-exceeded`, `server-busy` | throughput units, receivers per partition |
+| `storage_unauthorized` | storage 401/403, or the request could not be signed | the storage key or role assignment |
+| `storage_4xx` | another storage 4xx (404 container gone, 409, 412) | the container, the account |
+| `storage_5xx` | storage 5xx (503 is also its throttling) | Azure status; transient |
+| `storage_unreachable` | no answer from storage: refused, DNS, reset | network, the account URL |
+| `storage_timeout` | a checkpoint write that did not finish within its timeout | storage latency |
+| `other` | anything else | the log line's `error_type` and `reason` |
+
+Pure: no I/O, no logging; `log_fields` builds what a log line says about an error, scrubbed of
+secrets and phone numbers.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import ssl
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+PARTITION_STOLEN = "partition_stolen"
+CONNECTION_LOST = "connection_lost"
+UNREACHABLE = "unreachable"
+UNAUTHORIZED = "unauthorized"
+ENTITY_NOT_FOUND = "entity_not_found"
+THROTTLED = "throttled"
+STORAGE_UNAUTHORIZED = "storage_unauthorized"
+STORAGE_4XX = "storage_4xx"
+STORAGE_5XX = "storage_5xx"
+STORAGE_UNREACHABLE = "storage_unreachable"
+STORAGE_TIMEOUT = "storage_timeout"
+OTHER = "other"
+
+#: Every value of the `kind` label, in the order of the table above.
+KINDS = (PARTITION_STOLEN, CONNECTION_LOST, UNREACHABLE, UNAUTHORIZED, ENTITY_NOT_FOUND, THROTTLED,
+         STORAGE_UNAUTHORIZED, STORAGE_4XX, STORAGE_5XX, STORAGE_UNREACHABLE, STORAGE_TIMEOUT, OTHER)
+#: Kinds of the Event Hubs side (the others are the checkpoint store's, or unknown).
+EVENTHUB_KINDS = frozenset({PARTITION_STOLEN, CONNECTION_LOST, UNREACHABLE, UNAUTHORIZED, ENTITY_NOT_FOUND, THROTTLED})
+#: Kinds that are part of normal operation: not a reason to be unready.
+BENIGN_KINDS = frozenset({PARTITION_STOLEN})
+
+_MAX_CHAIN = 10
+_REASON_CHARACTERS = 200
+
+
+def chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it (`__cause__`, else `__context__`), without loops."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < _MAX_CHAIN:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _condition(error: BaseException) -> str:
+    """The AMQP error condition an exception carries, without its namespace (`not-found`, `link:stolen`)."""
+    value: Any = getattr(error, "condition", None)  # pyamqp's AMQPException: an ErrorCondition or bytes
+    if value is not None:
+        value = getattr(value, "value", value)
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return text.removeprefix("amqp:").removeprefix("com.microsoft:").lower()
+    value = getattr(error, "error", None)  # azure-eventhub's EventHubError: the condition after its first ':'
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _is(error: BaseException, module: str, *names: str) -> bool:
+    """Whether `error` is an instance of a class called one of `names` from `module` (any subclass),
+    so that classifying needs neither SDK to be imported."""
+    return any(cls.__name__ in names and cls.__module__.startswith(module) for cls in type(error).__mro__)
+
+
+def classify(error: BaseException) -> str:
+    """The kind (one of `KINDS`) of an Event Hubs, storage or network error."""
+    errors = list(chain(error))
+    conditions = {_condition(e) for e in errors} - {""}
+    # Storage (azure-core's HTTP pipeline): the status says it.
+    for e in errors:
+        if _is(e, "azure.storage", "AzureSigningError"):
+            return STORAGE_UNAUTHORIZED
+        status = getattr(e, "status_code", None)
+        if _is(e, "azure.core", "HttpResponseError") and isinstance(status, int):
+            if status in (401, 403):
+                return STORAGE_UNAUTHORIZED
+            return STORAGE_4XX if 400 <= status < 500 else STORAGE_5XX if status >= 500 else OTHER
+        if _is(e, "azure.core", "ServiceRequestError", "ServiceResponseError"):
+            return STORAGE_UNREACHABLE
+    if (any(_is(e, "azure.eventhub", "AuthenticationError", "AuthenticationException") for e in errors)
+            or any(_is(e, "azure.core", "ClientAuthenticationError") for e in errors)  # a credential without a token
+            or "unauthorized-access" in conditions):
+        return UNAUTHORIZED
+    if "link:stolen" in conditions or any(_is(e, "azure.eventhub", "OwnershipLostError") for e in errors):
+        return PARTITION_STOLEN
+    if "not-found" in conditions or "messaging-entity-not-found" in conditions:
+        return ENTITY_NOT_FOUND
+    if conditions & {"resource-limit-exceeded", "server-busy"}:
+        return THROTTLED
+    if any(_never_connected(e) for e in errors):
+        return UNREACHABLE
+    if (_is(error, "azure.eventhub", "ConnectionLostError", "ConnectError", "OperationTimeoutError")
+            or conditions & {"link:detach-forced", "connection:forced", "socket-error"}
+            or any(isinstance(e, (ConnectionError, TimeoutError)) for e in errors)):
+        return CONNECTION_LOST
+    return OTHER
+
+
+def _never_connected(error: BaseException) -> bool:
+    """A connection that could not be made at all: refused, no route, DNS, TLS — or pyamqp's
+    "Failed to initiate the connection" (which it also says of a connect that timed out). A connection
+    that was open and then dropped (reset, closed, broken pipe) is `connection_lost` instead."""
+    if isinstance(error, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
+        return True
+    if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return True
+    return "Failed to initiate the connection" in str(error)
+
+
+# --- what a log line says about an error ---------------------------------------------------------
+
+_SECRETS = re.compile(r"(?i)\b(SharedAccessKey|AccountKey|sig|password|client_secret)(\s*[=:]\s*)[^\s;&,'\")]+")
+_SAS_TOKEN = re.compile(r"(?i)SharedAccessSignature\s+\S+")
+_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+
+
+def scrub(text: str) -> str:
+    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens), nor digit runs that may be
+    phone numbers or IP addresses (7 digits or more with separators; ports and status codes are shorter)."""
+    text = _SAS_TOKEN.sub("SharedAccessSignature ***", text)
+    text = _SECRETS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    return _PHONE.sub("***", text)
+
+
+def reason(error: BaseException) -> str:
+    """The first line of the error's message, scrubbed and cut to 200 characters (the type if it has none)."""
+    lines = str(error).strip().splitlines()
+    text = scrub(lines[0].strip()) if lines else ""
+    return (text[: _REASON_CHARACTERS - 1] + "…" if len(text) > _REASON_CHARACTERS else text) or type(error).__name__
+
+
+def log_fields(error: BaseException, kind: str | None = None, debug: bool = False) -> dict[str, Any]:
+    """`extra=` of a log line about `error`: its kind, type and one-line reason; with `debug`, the whole
+    chain (each exception's type and scrubbed message, then the scrubbed traceback)."""
+    fields: dict[str, Any] = {
+        "kind": kind or classify(error),
+        "error_type": type(error).__name__,
+        "reason": reason(error),
+    }
+    if debug:
+        fields["error_chain"] = [f"{type(e).__module__}.{type(e).__qualname__}: {scrub(str(e))}" for e in chain(error)]
+        fields["traceback"] = scrub("".join(traceback.format_exception(error)))
+    return fields
