@@ -622,3 +622,30 @@ def test_effective_config_passes_check_config(name: str) -> None:
                            str(KUSTOMIZE_BASE / "config.yaml")], capture_output=True, text=True, cwd=ROOT,
                           timeout=60, env=environment)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_renamed_installation_keeps_its_references(tmp_path: Path) -> None:
+    """A second installation with KEDA (name suffix + instance + the keda component, in an overlay
+    beside a copy of deploy/): the ScaledObject scales its own Deployment and uses its own
+    TriggerAuthentication (kustomizeconfig.yaml's nameReference), whose selectors carry its instance."""
+    shutil.copytree(DEPLOY / "kubernetes", tmp_path / "kubernetes")
+    overlay = tmp_path / "overlays" / "eu-keda"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "namespace": NAMESPACE,
+        "nameSuffix": "-eu",
+        "resources": ["../../kubernetes"],
+        "components": ["../../kubernetes/components/keda"],
+        "labels": [{"pairs": {"app.kubernetes.io/instance": "acs-sms-consumer-eu"}, "includeSelectors": True}],
+    }), encoding="utf-8")
+    proc = subprocess.run([*kustomize_command(), str(overlay)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(proc.stdout) if o}
+    scaled = objects[("ScaledObject", "acs-sms-consumer-eu")]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "acs-sms-consumer-eu"
+    assert ("Deployment", "acs-sms-consumer-eu") in objects
+    (trigger,) = scaled["spec"]["triggers"]
+    assert ("TriggerAuthentication", trigger["authenticationRef"]["name"]) in objects
+    assert trigger["authenticationRef"]["name"] == "acs-sms-consumer-azure-eu"
+    assert "replicas" not in objects[("Deployment", "acs-sms-consumer-eu")]["spec"]
+    assert scaled["metadata"]["labels"]["app.kubernetes.io/instance"] == "acs-sms-consumer-eu"
