@@ -33,11 +33,11 @@ STOP_SECONDS = 3.0
 
 
 def _cpu_seconds(step: Callable[[], Any]) -> float:
-    """The least CPU time of a few runs of `step` (more runs when it is quick, where noise weighs)."""
+    """The least CPU time of 2 to 9 runs of `step` (more when it is quick, where noise weighs more)."""
     best = float("inf")
     runs = 0
     spent = 0.0
-    while runs < 3 or (runs < 9 and spent < 0.05):
+    while runs < 2 or (runs < 9 and spent < 0.05):
         start = time.process_time()
         step()
         took = time.process_time() - start
