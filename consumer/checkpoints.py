@@ -149,8 +149,20 @@ class CheckpointPolicy:
         self.scrapes = scrapes
         self.no_scrape_seconds = no_scrape_seconds
 
-    def due(self, progress: PartitionProgress, now: float, final: bool = False) -> CheckpointTarget | None:
-        """The checkpoint to write now, or None."""
+    def due(self, progress: PartitionProgress, now: float, final: bool = False,
+            limit: Position | None = None) -> CheckpointTarget | None:
+        """The checkpoint to write now, or None. `limit`: the last event another rule lets a checkpoint
+        name (e.g. the one before the first event whose dead letter is not written yet); the target is
+        then the earlier of the two."""
+        target = self._target(progress, now, final)
+        if target is None or limit is None or limit.count >= target.position.count:
+            return target
+        if limit.count <= progress.saved_count:
+            return None
+        scraped = progress.scraped
+        return CheckpointTarget(limit, unscraped=target.unscraped and (scraped is None or scraped.count < limit.count))
+
+    def _target(self, progress: PartitionProgress, now: float, final: bool) -> CheckpointTarget | None:
         latest = progress.position()
         if latest is None or progress.unsaved_events <= 0:
             return None

@@ -234,3 +234,22 @@ def test_replay_after_a_crash_is_at_most_one_checkpoint_interval_plus_one_scrape
                 policy.attempted(progress, float(second), ok=True, target=target)
             worst = max(worst, progress.unsaved_events)
         assert scrape_every - 1 <= worst <= interval + scrape_every, (scrape_every, interval, phase, worst)
+
+
+def test_another_limit_makes_the_checkpoint_the_earlier_of_the_two():
+    policy, scrapes = aligned()
+    progress = progress_with(10)  # 0..9
+    scrape(scrapes, 101.0, progress)  # scraped up to 9
+    limit = Position(6, object(), 7)  # e.g. a dead letter of event 7 not written yet
+    target = policy.due(progress, 100.0 + INTERVAL, limit=limit)
+    assert (target.sequence_number, target.unscraped) == (6, False)
+    assert policy.due(progress, 100.0 + INTERVAL, limit=Position(12, object(), 13)).sequence_number == 9
+    policy.attempted(progress, 111.0, ok=True, target=target)
+    assert policy.due(progress, 200.0, final=True, limit=limit) is None  # nothing saved beyond it yet
+    # Prometheus silent: the limit still holds; the target is unscraped only past the scraped mark.
+    for sequence_number in range(10, 20):
+        progress.processed(object(), sequence_number)
+    silent = 101.0 + NO_SCRAPE
+    target = policy.due(progress, silent, limit=Position(15, object(), 16))
+    assert (target.sequence_number, target.unscraped) == (15, True)
+    assert policy.due(progress, silent, limit=Position(8, object(), 9)).unscraped is False
