@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -114,7 +113,6 @@ def test_demo_with_prometheus_fails_clearly_without_the_server(tmp_path: Path) -
     assert "apt-get install prometheus" in output
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="the Prometheus server is installed by .ci/setup")
 def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prometheus() -> None:
     """The README's walk-through: `demo --prometheus`, then the `simulate --drill-country` line it prints."""
     process = start_demo("--prometheus", "--prometheus-port", "0", "--no-azurite")
