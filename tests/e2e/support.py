@@ -21,6 +21,10 @@ from azure.storage.blob import BlobServiceClient
 from consumer.devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
 
 
+#: The lame duck's longest wait for a scrape of the final counts, in the tests' configurations.
+FINAL_SCRAPE_WAIT = 3.0
+
+
 def write_config(path: Path, eventhub_connection_string: str, hub: str, storage_connection_string: str,
                  container: str, port: int, **overrides: Any) -> Path:
     config: dict[str, Any] = {
@@ -40,7 +44,7 @@ def write_config(path: Path, eventhub_connection_string: str, hub: str, storage_
         "shutdown_timeout_seconds": 15,
         # Checkpoints are scrape-aligned: a test that counts on them scrapes (`Scraper`, or its own
         # polling of /metrics). On SIGTERM the lame duck waits this long for a scrape of the last counts.
-        "shutdown_final_scrape_wait_seconds": 3,
+        "shutdown_final_scrape_wait_seconds": FINAL_SCRAPE_WAIT,
     }
     for dotted, value in overrides.items():
         target = config
