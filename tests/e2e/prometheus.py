@@ -62,6 +62,21 @@ def dashboard_queries(variables: Mapping[str, str], path: Path | None = None) ->
     return queries
 
 
+def dashboard_label_queries(path: Path | None = None) -> list[tuple[str, str, str, str]]:
+    """(dashboard, variable, metric, label) of every `label_values(metric, label)` template variable."""
+    found = []
+    for file in [path] if path else sorted(DASHBOARDS.glob("*.json")):
+        for variable in json.loads(file.read_text(encoding="utf-8"))["templating"]["list"]:
+            if variable.get("type") != "query":
+                continue
+            query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
+            match = re.fullmatch(r"\s*label_values\(\s*([^,()]+?)\s*,\s*(\w+)\s*\)\s*", query)
+            if match is None:
+                raise ValueError(f"{file.name}: variable {variable['name']}: a query the test cannot run: {query!r}")
+            found.append((file.name, variable["name"], match.group(1), match.group(2)))
+    return found
+
+
 def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for panel in panels:
         yield panel

@@ -31,7 +31,13 @@ import pytest
 
 from consumer.devtools.prometheus import PrometheusServer
 from consumer.devtools.traffic import Drill, PublishReport, TrafficOptions, publish
-from tests.e2e.prometheus import SCRAPE_INTERVAL, dashboard_queries, fleet_prometheus, has_data
+from tests.e2e.prometheus import (
+    SCRAPE_INTERVAL,
+    dashboard_label_queries,
+    dashboard_queries,
+    fleet_prometheus,
+    has_data,
+)
 from tests.e2e.support import ConsumerProcess, log_lines, owned_partitions
 from tests.e2e.test_failover import CHECKPOINT_INTERVAL, start_replicas, wait_balanced, wait_for
 
@@ -223,6 +229,8 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
                 if not data:
                     empty.append(f"{dashboard}: {title}: {expr}")
             empty_panels = sorted(name for name, data in panels.items() if not data)
+            choices = {f"{dashboard}: ${name}": prometheus.api(f"label/{label}/values", **{"match[]": metric})
+                       for dashboard, name, metric, label in dashboard_label_queries()}
 
             # (d) latency coverage across the replicas.
             latencies = prometheus.value(f"sum(last_over_time(acs_sms_delivery_latency_seconds_count[{window}s]))") or 0
@@ -240,7 +248,7 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
               f"{caught - traffic.started_at - DURATION:.1f} s after the traffic's end")
         print(f"(b) {ALERT} fired for {sorted(fired_countries)}, for {DRILLED} {fired_after:.1f} s after the drill "
               f"began; every alert that fired: {sorted((s['metric'].get('alertname'), s['metric'].get('country', '')) for s in every_alert)}")
-        print(f"(c) {len(panels)} panels, empty: {empty_panels}; empty targets: {empty}")
+        print(f"(c) {len(panels)} panels, empty: {empty_panels}; empty targets: {empty}; variables {choices}")
         print(f"(d) latencies {latencies:.0f} of {reports:.0f} delivery reports "
               f"({latencies / reports if reports else 0:.1%}); by source {by_source}")
         print(f"wall clock {wall:.1f} s")
@@ -249,6 +257,8 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
         assert counted <= published + bound, (counted - published, bound)
         assert fired_countries == {DRILLED}, fired_countries
         assert not empty_panels, empty
+        assert choices == {"acs-sms-consumer.json: $country": ["CA", "FR", "GB", "US"],
+                           "acs-sms-consumer.json: $partition": [str(p) for p in range(PARTITIONS)]}, choices
         assert latencies >= 0.99 * reports, (latencies, reports, by_source)
         assert by_source.get("paired", 0) > 0 and by_source.get("message_id", 0) > 0, by_source
     finally:
