@@ -116,3 +116,69 @@ async def test_identity_only_is_not_compressed(server) -> None:
     _, headers, body = await get(port, {"Accept-Encoding": "identity"})
     assert "content-encoding" not in headers
     assert body.startswith(b"# HELP")
+
+
+class Observer:
+    """Records the scrapes the handler reports; each start bumps a gauge, so a render shows which start
+    it followed."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.started = 0
+        self.completed: list[int] = []
+
+    def scrape_started(self) -> int:
+        self.started += 1
+        self.metrics.consumer.owned_partitions.set(self.started)
+        return self.started
+
+    def scrape_completed(self, token: int) -> None:
+        self.completed.append(token)
+
+
+@pytest.fixture
+async def observed():
+    metrics = populated()
+    observer = Observer(metrics)
+    http_server = HttpServer(metrics, Health(), "127.0.0.1", 0, scrapes=observer)
+    await http_server.start()
+    try:
+        yield observer, http_server.port
+    finally:
+        await http_server.stop()
+
+
+@pytest.mark.parametrize("accept, encoding", [("", ""), (PROMETHEUS_3_ACCEPT, "gzip")])
+async def test_an_observed_scrape_starts_before_its_render_and_completes_once_written(observed, accept, encoding) -> None:
+    observer, port = observed
+    headers = {"Accept": accept, "Accept-Encoding": encoding} if accept else {}
+    for expected in (1, 2):
+        status, response_headers, body = await get(port, headers)
+        assert status == 200
+        text = gzip.decompress(body) if encoding else body
+        parse = parse_openmetrics if accept else parse_text
+        # The render came after the start that bears its number, and the completion names that start.
+        assert samples(parse(text.decode()))[("acs_consumer_owned_partitions", ())] == expected
+        assert observer.completed == list(range(1, expected + 1))
+        assert response_headers.get("content-encoding", "") == encoding
+
+
+async def test_head_and_other_paths_are_not_scrapes(observed) -> None:
+    import asyncio
+
+    observer, port = observed
+
+    def request(method: str, path: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    assert await asyncio.to_thread(request, "HEAD", "/metrics") == 200
+    assert await asyncio.to_thread(request, "GET", "/readyz") == 200
+    assert await asyncio.to_thread(request, "GET", "/healthz") == 200
+    assert (observer.started, observer.completed) == (0, [])
