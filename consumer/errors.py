@@ -148,9 +148,10 @@ def scrub(text: str) -> str:
 
 
 def reason(error: BaseException) -> str:
-    """The first line of the error's message, scrubbed and cut to 200 characters (the type if it has none)."""
-    lines = str(error).strip().splitlines()
-    text = scrub(lines[0].strip()) if lines else ""
+    """The error's message on one line (its distinct lines joined by '; ': the SDK puts the status and the
+    service's description on lines of their own), scrubbed, cut to 200 characters; the type if it has none."""
+    lines = list(dict.fromkeys(line.strip() for line in str(error).splitlines() if line.strip()))
+    text = scrub("; ".join(lines))
     return (text[: _REASON_CHARACTERS - 1] + "…" if len(text) > _REASON_CHARACTERS else text) or type(error).__name__
 
 

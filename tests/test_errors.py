@@ -127,7 +127,7 @@ def test_log_fields_have_the_type_and_one_line_reason_without_secrets():
     fields = log_fields(secret_error())
     assert set(fields) == {"kind", "error_type", "reason"}
     assert fields["kind"] == "other" and fields["error_type"] == "RuntimeError"
-    assert fields["reason"] == "token SharedAccessSignature *** refused for ***"
+    assert fields["reason"] == "token SharedAccessSignature *** refused for ***; second line AccountKey=***"
     assert KEY not in str(fields) and PHONE not in str(fields) and "14255550123" not in str(fields)
 
 
@@ -143,6 +143,9 @@ def test_log_fields_at_debug_carry_the_chain_still_without_secrets():
 
 def test_reason_is_one_short_line():
     assert reason(ValueError("x" * 500 + "\nmore")) == "x" * 199 + "…"
+    auth = sdk(amqp.TokenAuthFailure(401, b"InvalidSignature: The token has an invalid signature."))
+    assert reason(auth) == ("CBS Token authentication failed.; Status code: 401; Description: InvalidSignature: "
+                            "The token has an invalid signature.; Error: client-error")
     assert reason(ValueError()) == "ValueError"
     assert reason(asyncio.TimeoutError()) == "TimeoutError"
 
