@@ -200,11 +200,15 @@ def dashboard() -> dict:
                      "(processed, invalid, skipped, duplicate).",
                      [target("sum by (category, outcome) (rate(acs_consumer_records_total[$__rate_interval]))",
                              "{{category}} {{outcome}}")], unit="ops", stack=True))
-    d.add(timeseries("Checkpoints", "Checkpoint writes per second by partition and outcome; errors are the red flag.",
+    d.add(timeseries("Checkpoints", "Checkpoint writes per second by partition and outcome; errors are the red flag. "
+                     "Checkpoints follow the /metrics scrapes; 'unscraped' are the checkpoints written past the "
+                     "last scrape because none had come for checkpoint.no_scrape_seconds (Prometheus down).",
                      [target(f"sum by (partition, outcome) (rate(acs_consumer_checkpoints_total{{{PARTITION}}}[$__rate_interval]))",
                              "{{partition}} {{outcome}}"),
                       target(zero_when_none('sum(increase(acs_consumer_checkpoints_total{outcome="error"}[$__rate_interval]))'),
-                             "errors (all partitions)")], unit="ops"))
+                             "errors (all partitions)"),
+                      target(zero_when_none("sum(increase(acs_consumer_unscraped_checkpoints_total[$__rate_interval]))"),
+                             "unscraped (all replicas)")], unit="ops"))
     d.add(timeseries("Decode errors and dead letters", "Bodies that yielded no records, by reason, and what the "
                      "dead-letter writer did with them, by outcome.",
                      [target("sum by (reason) (increase(acs_consumer_decode_errors_total[$__rate_interval]))",
