@@ -175,6 +175,15 @@ def _prometheus_problem(args: argparse.Namespace) -> str | None:
     if not rules.is_file():
         return (f"no alert rules at {rules} (they live in deploy/prometheus/ of the repository: run the demo "
                 "from a checkout, or give --prometheus-rules FILE)")
+    if args.prometheus_port:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", args.prometheus_port))
+            except OSError:
+                return (f"port {args.prometheus_port} is in use (another Prometheus?): give --prometheus-port "
+                        "with a free port, or 0 for any")
     return None
 
 

@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -111,6 +112,17 @@ def test_demo_with_prometheus_fails_clearly_without_the_server(tmp_path: Path) -
     assert process.returncode == 2, output
     assert "demo: --prometheus: the Prometheus server (`prometheus`) is not installed" in output
     assert "apt-get install prometheus" in output
+
+
+def test_demo_with_prometheus_on_a_busy_port_says_so() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = start_demo("--prometheus", "--prometheus-port", str(port))
+        output = Lines(process).rest(60)
+    assert process.returncode == 2, output
+    assert f"demo: --prometheus: port {port} is in use" in output and "--prometheus-port" in output
 
 
 def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prometheus() -> None:
