@@ -188,6 +188,7 @@ class DeadLetterSettings(_Section):
     container: ContainerName = "acs-sms-deadletter"
     max_body_bytes: PositiveInt = 1_048_576
     max_blobs_per_minute: PositiveInt = 60
+    max_queued_bytes: PositiveInt = 16 * 1024 * 1024
 
 
 class HttpSettings(_Section):

@@ -8,7 +8,9 @@ the SDK's other consumers read them). For each received batch:
    (`PipelineWorker`): small ones inline, yielding to other tasks every few milliseconds, large ones
    (`pipeline.offload_min_bytes`) on a worker thread, so /metrics, health probes and the SDK's
    ownership renewals are never starved by parsing;
-2. bodies that yield no records go to the dead-letter writer;
+2. bodies that yield no records go to the dead-letter writer; a checkpoint never passes an event
+   whose dead letter is neither written nor dropped (`_dead_letter_limit`), and a partition's final
+   checkpoint waits (bounded) for its dead letters first;
 3. only then is a checkpoint considered (`CheckpointPolicy`), and it names at most the last event
    whose counts a completed `/metrics` scrape has read (`scrape_started`/`scrape_completed`, called
    by the HTTP handler), so a checkpoint never skips counts Prometheus has not seen (at least once
@@ -46,6 +48,7 @@ from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
 
 from consumer.checkpoints import (
     CheckpointPolicy,
+    Position,
     PartitionProgress,
     Scrapes,
     ScrapeSnapshot,
@@ -70,6 +73,10 @@ YIELD_EVERY_SECONDS = 0.005
 ENQUEUED_TIME_ANNOTATION = b"x-opt-enqueued-time"
 #: How long one checkpoint write may take before it counts as failed.
 CHECKPOINT_TIMEOUT_SECONDS = 10.0
+
+
+#: The checkpoint limit that lets nothing be named (a dead letter of the first event is pending).
+NOTHING = Position(-1, None, 0)
 
 
 def body_bytes(event: Any) -> bytes:
@@ -261,6 +268,9 @@ class Receiver:
             await asyncio.wait([writing])  # the final checkpoint comes after the one in flight, never before
         progress = self.partitions.pop(partition, None)
         if progress is not None:
+            if self.deadletters is not None and self.deadletters.pending(partition):
+                # the final checkpoint passes dead letters only once they are written (or dropped)
+                await self.deadletters.settled(partition, self.settings.shutdown_timeout_seconds / 4)
             await self._checkpoint(context, progress, final=True)
         self.metrics.consumer.owned_partitions.set(len(self.partitions))
         if partition in self._errored:
@@ -354,12 +364,12 @@ class Receiver:
                         result = await worker.process(body, self.clock(), context)
                     records += result.records
                     if result.decode_error is not None:
-                        self._rejected(body, context, result.decode_error.value, result.detail)
+                        self._rejected(body, context, result.decode_error.value, result.detail, progress)
                     elif result.invalid:
                         log.warning("invalid records: %d of %d", result.invalid, result.records,
                                     extra=event_fields(partition, sequence_number, reasons=result.invalid_reasons))
                 except Exception as error:  # the shell's own part of this event failed: the event fails, not the partition
-                    await self._failed(event, partition, error)
+                    await self._failed(event, progress, error)
                 else:
                     if enqueued_ts is not None:
                         last_enqueued_ts = enqueued_ts
@@ -379,7 +389,10 @@ class Receiver:
         self.records_processed += records
         consumer_metrics.batch_duration.observe(time.perf_counter() - started)
 
-    def _rejected(self, body: bytes, context: EventContext, reason: str, detail: str) -> None:
+    def _rejected(self, body: bytes, context: EventContext, reason: str, detail: str,
+                  progress: PartitionProgress) -> None:
+        """Log and dead-letter a body that yielded no records; called before `progress` has recorded
+        its event, so `progress.position()` is where a checkpoint may stop while the letter is pending."""
         fields = event_fields(context.partition, context.sequence_number, offset=context.offset, reason=reason,
                               size=len(body))
         if reason == DecodeError.INTERNAL:
@@ -388,13 +401,15 @@ class Receiver:
             log.warning("body rejected: %s: %s", reason, detail, extra=fields)
         if self.deadletters is not None:
             self.deadletters.submit(DeadLetter(body, context.partition, context.sequence_number, context.offset,
-                                               context.enqueued_time, reason, detail))
+                                               context.enqueued_time, reason, detail),
+                                    hold=(progress, progress.position()))
 
-    async def _failed(self, event: Any, partition: str, error: Exception) -> None:
+    async def _failed(self, event: Any, progress: PartitionProgress, error: Exception) -> None:
         """An event whose handling failed outside the pipeline (reading the body or its position, the
         logging of its result): counted and dead-lettered as `internal` with whatever can be read."""
         await self.worker.call(self.metrics.domain.decode_errors.inc, (DecodeError.INTERNAL.value,))
         detail = failure_detail(error)
+        partition = progress.partition
         try:
             try:
                 body = body_bytes(event)
@@ -402,7 +417,7 @@ class Receiver:
                 body = b""
             offset = getattr(event, "offset", None)
             context = EventContext(partition, event.sequence_number, None if offset is None else str(offset), None)
-            self._rejected(body, context, DecodeError.INTERNAL.value, detail)
+            self._rejected(body, context, DecodeError.INTERNAL.value, detail, progress)
         except Exception as again:  # not even that: the line below is all that is left of the event
             log.error("event processing failed: %s; dead letter not submitted: %s", detail, failure_detail(again),
                       extra=event_fields(partition, getattr(event, "sequence_number", None), reason="internal"))
@@ -448,7 +463,7 @@ class Receiver:
         self.metrics.consumer.partition_lag.labels(progress.partition).set(lag)
 
     async def _checkpoint(self, context: PartitionContext, progress: PartitionProgress, final: bool = False) -> None:
-        target = self.policy.due(progress, self.clock(), final=final)
+        target = self.policy.due(progress, self.clock(), final=final, limit=self._dead_letter_limit(progress))
         if target is None:
             return
         sequence_number = target.sequence_number
@@ -473,6 +488,20 @@ class Receiver:
             self.on_store_answer()
         log.debug("checkpoint written", extra=event_fields(progress.partition, sequence_number, final=final,
                                                            unscraped=target.unscraped))
+
+    def _dead_letter_limit(self, progress: PartitionProgress) -> Position | None:
+        """The last event a checkpoint may name while dead letters of this partition are neither written
+        nor dropped: the one before the oldest of them (`NOTHING` when that is the first event of this
+        ownership); None when there is no such letter. The letter's event is then replayed after a
+        crash, and its letter submitted again."""
+        if self.deadletters is None:
+            return None
+        for pending in self.deadletters.pending(progress.partition):  # oldest first
+            owner, before = pending.hold if isinstance(pending.hold, tuple) else (None, None)
+            if owner is progress and pending.letter.sequence_number is not None:
+                return NOTHING if before is None else before
+            # else an earlier ownership's letter: its event has been replayed and submitted again since
+        return None
 
     def _unscraped(self) -> None:
         self.metrics.consumer.unscraped_checkpoints.inc()
