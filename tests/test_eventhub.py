@@ -204,3 +204,54 @@ def test_a_partition_closed_by_an_error_and_claimed_again_stays_stalled():
         assert receiver._advanced_at["2"] > since
 
     asyncio.run(scenario())
+
+
+# --- scrape alignment and the lame duck, through the receiver ------------------------------------
+
+
+def test_checkpoints_name_what_the_last_completed_scrape_showed():
+    receiver, _, _ = receiver_with(checkpoint={"interval_seconds": 0.001, "every_events": 1})
+    context = FakeContext("0", last_enqueued=5)
+
+    async def scenario():
+        await receiver._on_initialize(context)
+        await receiver._on_batch(context, [hub_event(GOOD, n) for n in range(3)])  # 0..2
+        await receiver._checkpoint(context, receiver.partitions["0"], final=True)
+        assert context.checkpoints == []  # nothing scraped yet
+        snapshot = receiver.scrape_started()
+        await receiver._on_batch(context, [hub_event(GOOD, n) for n in range(3, 6)])  # 3..5, during the render
+        receiver.scrape_completed(snapshot)
+        await receiver._checkpoint(context, receiver.partitions["0"], final=True)
+        receiver.scrape_completed(receiver.scrape_started())
+        await receiver._checkpoint(context, receiver.partitions["0"], final=True)
+
+    asyncio.run(scenario())
+    assert context.checkpoints == [2, 5]
+
+
+def test_the_lame_duck_counts_no_more_and_waits_for_a_scrape_of_the_last_counts():
+    receiver, metrics, _ = receiver_with()
+    context = FakeContext("0", last_enqueued=9)
+    outcomes = {}
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        await receiver._on_initialize(context)
+        await receiver._on_batch(context, [hub_event(GOOD, n) for n in range(3)])
+        started = loop.time()
+        outcomes["unscraped"] = (await receiver.drain(0.3), loop.time() - started)
+        await receiver._on_batch(context, [hub_event(GOOD, n) for n in range(3, 6)])  # not counted
+        draining = asyncio.ensure_future(receiver.drain(30))
+        await asyncio.sleep(0.05)
+        outcomes["before the scrape"] = draining.done()
+        receiver.scrape_completed(receiver.scrape_started())
+        outcomes["scraped"] = await asyncio.wait_for(draining, 5)
+        outcomes["again"] = await receiver.drain(0)  # nothing left unscraped: no wait
+
+    asyncio.run(scenario())
+    unscraped, waited = outcomes["unscraped"]
+    assert unscraped is False and 0.3 <= waited < 5
+    assert outcomes["before the scrape"] is False
+    assert outcomes["scraped"] is True and outcomes["again"] is True
+    assert metrics.domain.events.get("0") == 3
+    assert receiver.partitions["0"].last_sequence_number == 2
