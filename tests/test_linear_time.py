@@ -5,7 +5,9 @@ For each crafted shape (tests/crafted.py) the CPU time of the step is measured a
 doubling, a quadratic one 4x: the median of the four doubling ratios must stay at or below 2.5 and
 1 MiB may cost at most 2.5**4 (39) times 64 KiB (linear: 16, quadratic: 256). No wall-clock limit,
 except a generous one that stops a quadratic step before it runs for minutes: a single call at one
-of these sizes taking more than 3 s (the goal is 50 ms for 1 MiB) fails at once.
+of these sizes taking more than 3 s (the goal is 50 ms for 1 MiB) fails at once. The sizes are
+measured in turn, and a measurement that fails is made again (up to three in all): a quadratic step
+fails all of them, a busy machine seldom two.
 
 The quadratic repair this replaced (a backtracking string regex) failed here at once: 21 s for the
 64 KiB `escaped_quote_run` body (1.3 s for 16 KiB, 4x per doubling).
@@ -32,34 +34,47 @@ MAX_DOUBLING = 2.5
 STOP_SECONDS = 3.0
 
 
-def _cpu_seconds(step: Callable[[], Any]) -> float:
-    """The least CPU time of 2 to 9 runs of `step` (more when it is quick, where noise weighs more)."""
-    best = float("inf")
-    runs = 0
+def _cpu_seconds(steps: list[Callable[[], Any]]) -> list[float]:
+    """The least CPU time of each step over 2 to 9 rounds that run every step once, in turn (so that a
+    change of load on the machine weighs on every size alike; more rounds when the steps are quick)."""
+    best = [float("inf")] * len(steps)
+    rounds = 0
     spent = 0.0
-    while runs < 2 or (runs < 9 and spent < 0.05):
-        start = time.process_time()
-        step()
-        took = time.process_time() - start
-        if took > STOP_SECONDS:
-            pytest.fail(f"one call took {took:.1f} s (goal: 50 ms for 1 MiB): not linear")
-        best = min(best, took)
-        spent += took
-        runs += 1
-    return max(best, 1e-6)
+    while rounds < 2 or (rounds < 9 and spent < 0.1):
+        for index, step in enumerate(steps):
+            start = time.process_time()
+            step()
+            took = time.process_time() - start
+            if took > STOP_SECONDS:
+                pytest.fail(f"one call took {took:.1f} s (goal: 50 ms for 1 MiB): not linear")
+            best[index] = min(best[index], took)
+            spent += took
+        rounds += 1
+    return [max(t, 1e-6) for t in best]
 
 
-def assert_linear(make_step: Callable[[int], Callable[[], Any]]) -> None:
-    gc.collect()
-    gc.disable()
-    try:
-        times = [_cpu_seconds(make_step(size)) for size in SIZES]
-    finally:
-        gc.enable()
-    ratios = [later / earlier for earlier, later in zip(times, times[1:], strict=False)]
-    shown = ", ".join(f"{t * 1e3:.2f} ms" for t in times)
-    assert statistics.median(ratios) <= MAX_DOUBLING, f"per doubling x{statistics.median(ratios):.2f}: {shown}"
-    assert times[-1] / times[0] <= MAX_DOUBLING**4, f"64 KiB -> 1 MiB x{times[-1] / times[0]:.1f}: {shown}"
+def assert_linear(make_step: Callable[[int], Callable[[], Any]], attempts: int = 3) -> None:
+    """Growth within bounds in one of `attempts` measurements: a quadratic step fails every one of
+    them (x4 per doubling), while a linear one on a busy machine may now and then show x2.6 for a
+    doubling that leaves the caches (a plain list of dicts does as much)."""
+    steps = [make_step(size) for size in SIZES]
+    problems = []
+    for _ in range(attempts):
+        gc.collect()
+        gc.disable()
+        try:
+            times = _cpu_seconds(steps)
+        finally:
+            gc.enable()
+        ratios = [later / earlier for earlier, later in zip(times, times[1:], strict=False)]
+        shown = ", ".join(f"{t * 1e3:.2f} ms" for t in times)
+        if statistics.median(ratios) > MAX_DOUBLING:
+            problems.append(f"per doubling x{statistics.median(ratios):.2f}: {shown}")
+        elif times[-1] / times[0] > MAX_DOUBLING**4:
+            problems.append(f"64 KiB -> 1 MiB x{times[-1] / times[0]:.1f}: {shown}")
+        else:
+            return
+    pytest.fail("; ".join(problems))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
