@@ -149,3 +149,39 @@ def test_call_waits_for_the_body_in_the_thread():
 
     asyncio.run(main())
     assert seen == [0]
+
+
+def test_metrics_render_correctly_while_the_thread_updates_them():
+    """Scrapes on the loop while the worker thread applies large bodies: every render parses, and the
+    counts only grow, to exactly what the bodies hold."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from consumer.devtools.traffic import generate_corpus
+
+    bodies = generate_corpus(3000, records_per_body=300, seed=4)  # ~240 KB each: all on the thread
+    settings = PipelineSettings()
+    metrics = Metrics(settings.buckets, "test")
+    worker = PipelineWorker(Pipeline(settings, metrics.domain), offload_min_bytes=64 * 1024)
+    assert min(map(len, bodies)) >= worker.offload_min_bytes
+    seen: list[float] = []
+
+    def records_total() -> float:
+        text = metrics.render().decode()
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   if family.name == "acs_consumer_records" for sample in family.samples)
+
+    async def main():
+        async def scrapes():
+            while True:
+                seen.append(records_total())
+                await asyncio.sleep(0)
+
+        scraping = asyncio.create_task(scrapes())
+        for index, body in enumerate(bodies):
+            await worker.process(body, time.time(), EventContext("0", index))
+        scraping.cancel()
+        worker.close()
+
+    asyncio.run(main())
+    assert len(seen) >= 10
+    assert seen == sorted(seen) and records_total() == 3000
