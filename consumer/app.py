@@ -80,7 +80,13 @@ def check_config(path: str) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    yaml.safe_dump(redacted(settings), sys.stdout, sort_keys=False)
+    try:
+        yaml.safe_dump(redacted(settings), sys.stdout, sort_keys=False)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `check-config ... | head`: the verdict stands, the rest of the print is not wanted
+        from consumer.cli import close_stdout_quietly
+
+        close_stdout_quietly()
     print(f"# {path}: configuration is valid", file=sys.stderr)
     return 0
 

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from consumer import __version__
+
+
+#: What each command's exit status means (its --help lists it).
+EXIT_CODES = {
+    "replay": """exit status:
+  0  the metrics were printed (rejected bodies and invalid records are counted, not errors)
+  1  stdout was closed before the metrics were all written (e.g. `| head`)
+  2  an input or the --config file cannot be read or is invalid, or the arguments are wrong""",
+    "run": """exit status:
+  0  stopped by SIGTERM or SIGINT after a graceful shutdown (final checkpoints, ownership released)
+  1  the Event Hubs receive loop stopped unexpectedly, or the shutdown took longer than
+     shutdown_timeout_seconds
+  2  the configuration is invalid or cannot work (nothing was started), or the arguments are wrong
+  130, 143  a second SIGINT / SIGTERM during the shutdown: exited at once (128 + the signal)""",
+    "check-config": """exit status:
+  0  the configuration is valid (printed with secrets as ***; also when the reader of stdout
+     stopped early, e.g. `| head`)
+  2  the file cannot be read or the configuration is invalid or cannot work: every problem is
+     listed on stderr with its key, never with a secret; or the arguments are wrong""",
+}
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=EXIT_CODES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,15 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    replay = sub.add_parser("replay", help="run captured event bodies through the pipeline and print the metrics")
+    replay = _command(sub, "replay", "run captured event bodies through the pipeline and print the metrics")
     replay.add_argument("inputs", nargs="+", metavar="FILE",
                         help="a body per file, a body per line of a .jsonl file, a body per file of a directory, or - for stdin")
     replay.add_argument("--config", help="take the pipeline section (limits, buckets) from this config file")
 
-    run = sub.add_parser("run", help="consume the Event Hub and serve /metrics")
+    run = _command(sub, "run", "consume the Event Hub and serve /metrics")
     run.add_argument("--config", required=True, help="YAML configuration file (see config.example.yaml)")
 
-    check = sub.add_parser("check-config", help="validate a configuration and print it with secrets redacted")
+    check = _command(sub, "check-config", "validate a configuration and print it with secrets redacted")
     check.add_argument("--config", required=True, help="YAML configuration file")
 
     sub.add_parser("emulator", help="run a local Event Hubs endpoint (development tool)", add_help=False)
@@ -38,7 +64,22 @@ _DELEGATED = {"emulator", "simulate", "demo"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # `... | head`: the reader has had enough; no traceback
+        close_stdout_quietly()
+        return 1
+
+
+def close_stdout_quietly() -> None:
+    """After a BrokenPipeError on stdout: point stdout at /dev/null, so that the interpreter's final
+    flush does not fail again (with 'Exception ignored ... BrokenPipeError' on stderr)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in _DELEGATED:
         return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)

@@ -164,3 +164,39 @@ def test_run_logs_account_url_redacted_at_start_up(tmp_path: Path) -> None:
     assert start["message"] == "starting acs-sms-consumer"
     assert start["config"]["checkpoint_store"]["account_url"] == "https://acct.blob.core.windows.net/?***"
     assert FAKE_SECRET not in first + rest and "sig=" not in first + rest
+
+
+def closed_stdout(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run with stdout a pipe whose reader is already gone: the first write fails (EPIPE), as under `| head`."""
+    read, write = os.pipe()
+    os.close(read)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
+    try:
+        return subprocess.run([sys.executable, "-m", "consumer", *args], stdout=write, stderr=subprocess.PIPE,
+                              env=clean, timeout=60, cwd=REPO)
+    finally:
+        os.close(write)
+
+
+def test_check_config_into_a_closed_pipe_exits_quietly_with_its_verdict(tmp_path: Path) -> None:
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\n")
+    result = closed_stdout("check-config", "--config", str(path))
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert stderr == f"# {path}: configuration is valid\n"  # no traceback, no "Exception ignored"
+
+
+def test_replay_into_a_closed_pipe_exits_quietly() -> None:
+    result = closed_stdout("replay", str(REPO / "consumer" / "samples" / "eventhubs-sms.json"))
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+@pytest.mark.parametrize("command", ["run", "check-config", "replay", "emulator", "simulate", "demo"])
+def test_help_of_every_command_lists_its_exit_status(command: str) -> None:
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    epilog = result.stdout.split("exit status:\n", 1)[1]
+    codes = [line.split()[0] for line in epilog.splitlines() if line.startswith("  ") and not line.startswith("     ")]
+    assert codes[:3] == ["0", "1", "2"] or codes[:2] == ["0", "2"], epilog

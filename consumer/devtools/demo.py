@@ -29,7 +29,14 @@ from consumer.logs import configure
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="acs-sms-consumer demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="acs-sms-consumer demo", description=__doc__.splitlines()[0],
+        epilog="exit status:\n"
+               "  0  stopped by Ctrl-C, or --duration ended, after the consumer's graceful shutdown\n"
+               "  1  the consumer's shutdown did not finish in time, its receive loop stopped, or the\n"
+               "     --prometheus server did not start\n"
+               "  2  the arguments are wrong (or --prometheus cannot run here: the reason is printed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=9464, help="HTTP port of /metrics (default 9464; 0 = any free port)")
     parser.add_argument("--rate", type=float, default=100.0, help="records per second of generated traffic (default 100)")
     parser.add_argument("--failure-ratio", type=float, default=0.02,

@@ -1094,7 +1094,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Publish synthetic Azure Communication Services SMS diagnostic logs (Event Hubs shape) "
                     "to an Event Hub, paced in real time, or write them as JSON lines with --dry-run.",
         epilog=f"The connection string may also come from ${CONNECTION_STRING_ENV}. Without --duration or "
-               "--records the run lasts until Ctrl-C.",
+               "--records the run lasts until Ctrl-C.\n\n"
+               "exit status:\n"
+               "  0  published everything asked for, or stopped by Ctrl-C / SIGTERM (after its summary)\n"
+               "  1  publishing failed (the error on one line), --dry-run FILE cannot be written, or\n"
+               "     stdout was closed early (`--dry-run - | head`)\n"
+               "  2  the arguments are wrong",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = parser.add_argument_group("where to")
     target.add_argument("--connection-string", metavar="STRING", help="Event Hubs connection string (namespace or hub level)")

@@ -19,6 +19,9 @@ def build_parser(prog: str = "acs-sms-consumer emulator") -> argparse.ArgumentPa
         prog=prog,
         description="Run a local Event Hubs endpoint (AMQP 1.0, no TLS) for development and tests. "
         "Events are kept in memory only.",
+        epilog="exit status:\n  0  stopped by Ctrl-C or SIGTERM\n  1  cannot listen on --host:--port (e.g. the port is taken)\n"
+               "  2  the arguments are wrong",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=5672, help="TCP port, 0 for a free one (default: %(default)s)")
