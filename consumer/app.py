@@ -248,7 +248,11 @@ class Service:
         exit_code = 0
         if receiving.done() and not stop.done():
             error = receiving.exception()
-            log.error("event hubs receive loop stopped unexpectedly: %s", type(error).__name__ if error else "returned")
+            if error is None:
+                log.error("event hubs receive loop stopped unexpectedly: returned")
+            else:
+                log.error("event hubs receive loop stopped unexpectedly: %s: %s", classify(error), error_reason(error),
+                          extra=log_fields(error, debug=log.isEnabledFor(logging.DEBUG)))
             exit_code = 1
 
         started = time.monotonic()

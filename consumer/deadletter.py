@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumer.config import DeadLetterSettings
+from consumer.errors import classify, log_fields
+from consumer.errors import reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import ConsumerMetrics
 
@@ -200,8 +202,9 @@ class DeadLetterWriter:
                 await self._container.upload_blob(name, letter.body, overwrite=True, metadata=metadata)
             except Exception as exc:  # storage down, auth, throttling: counted, retried, never fatal
                 self._metrics.dead_letters.labels("error").inc()
-                log.warning("dead letter not written: %s (attempt %d of %d)", type(exc).__name__, attempt,
-                            WRITE_ATTEMPTS, extra=fields)
+                kind = classify(exc)
+                log.warning("dead letter not written: %s: %s (attempt %d of %d)", kind, error_reason(exc), attempt,
+                            WRITE_ATTEMPTS, extra={**fields, **log_fields(exc, kind, log.isEnabledFor(logging.DEBUG))})
                 if attempt < WRITE_ATTEMPTS:
                     await asyncio.sleep(RETRY_DELAYS[attempt - 1])
                 continue

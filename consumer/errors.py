@@ -19,7 +19,7 @@ and a wrong key or hub name is named as such:
 | `storage_5xx` | storage 5xx (503 is also its throttling) | Azure status; transient |
 | `storage_unreachable` | no answer from storage: refused, DNS, reset | network, the account URL |
 | `storage_timeout` | a checkpoint write that did not finish within its timeout | storage latency |
-| `other` | anything else | the log line's `error_type` and `reason` |
+| `other` | anything else | the log line's `error_type` and `error_reason` |
 
 Pure: no I/O, no logging; `log_fields` builds what a log line says about an error, scrubbed of
 secrets and phone numbers.
@@ -161,7 +161,7 @@ def log_fields(error: BaseException, kind: str | None = None, debug: bool = Fals
     fields: dict[str, Any] = {
         "kind": kind or classify(error),
         "error_type": type(error).__name__,
-        "reason": reason(error),
+        "error_reason": reason(error),
     }
     if debug:
         fields["error_chain"] = [f"{type(e).__module__}.{type(e).__qualname__}: {scrub(str(e))}" for e in chain(error)]

@@ -125,9 +125,9 @@ def secret_error() -> Exception:
 
 def test_log_fields_have_the_type_and_one_line_reason_without_secrets():
     fields = log_fields(secret_error())
-    assert set(fields) == {"kind", "error_type", "reason"}
+    assert set(fields) == {"kind", "error_type", "error_reason"}
     assert fields["kind"] == "other" and fields["error_type"] == "RuntimeError"
-    assert fields["reason"] == "token SharedAccessSignature *** refused for ***; second line AccountKey=***"
+    assert fields["error_reason"] == "token SharedAccessSignature *** refused for ***; second line AccountKey=***"
     assert KEY not in str(fields) and PHONE not in str(fields) and "14255550123" not in str(fields)
 
 

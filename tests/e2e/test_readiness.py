@@ -105,6 +105,6 @@ def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite
     assert code == 0, logs[-3000:]
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     errors = [line for line in lines if line.get("kind") == expected.split(":")[0]]
-    assert errors and all(line["error_type"] and line["reason"] and "\n" not in line["reason"] for line in errors)
+    assert errors and all(line["error_type"] and line["error_reason"] and "\n" not in line["error_reason"] for line in errors)
     assert any(line.get("error_chain") for line in errors)  # at DEBUG: the whole chain
     assert KEY not in logs and "14255550123" not in logs and "4255550123" not in logs
