@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ def connection_string(port: int, key: str = KEY) -> str:
     return f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=listen;SharedAccessKey={key};UseDevelopmentEmulator=true"
 
 
-def endpoint(port: int, hub: str = HUB, groups: tuple[str, ...] = (GROUP,), key: str | None = KEY) -> EventHubsEndpoint:
-    return EventHubsEndpoint(hub, 2, groups, port=port, sas_key=key).start()
+def endpoint(port: int, hub: str = HUB, groups: tuple[str, ...] = (GROUP,), key: str | None = KEY,
+             partitions: int = 2) -> EventHubsEndpoint:
+    return EventHubsEndpoint(hub, partitions, groups, port=port, sas_key=key).start()
 
 
 def readiness(consumer: ConsumerProcess) -> tuple[int, dict[str, Any]]:
@@ -108,3 +110,34 @@ def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite
     assert errors and all(line["error_type"] and line["error_reason"] and "\n" not in line["error_reason"] for line in errors)
     assert any(line.get("error_chain") for line in errors)  # at DEBUG: the whole chain
     assert KEY not in logs and "14255550123" not in logs and "4255550123" not in logs
+
+
+def test_a_replica_whose_partitions_all_belong_to_others_is_ready(azurite, blob_container, tmp_path: Path):
+    """One partition, two replicas: the second owns nothing (the first renews its ownership) and is
+    ready because the hub answers its probe; it names no error."""
+    port = free_port()
+    hub = endpoint(port, partitions=1)
+    hub.publish("0", [BODY])
+    replicas: list[ConsumerProcess] = []
+    try:
+        for name in ("first", "second"):
+            http_port = free_port()
+            config = write_config(tmp_path / f"{name}.yaml", connection_string(port), HUB, azurite.connection_string,
+                                  blob_container, http_port, eventhub__consumer_group=GROUP,
+                                  shutdown_final_scrape_wait_seconds=0)
+            replicas.append(ConsumerProcess(config, http_port, tmp_path / f"{name}.log").start())
+            if name == "first":
+                replicas[0].wait_until(lambda: replicas[0].total("acs_consumer_events_total") == 1, 60,
+                                       "the first replica counting partition 0")
+        first, second = replicas
+        second.wait_until(lambda: readiness(second)[0] == 200, 60, "the second replica ready")
+        time.sleep(3)  # three load-balancing rounds: the second replica still owns nothing
+        status, check = readiness(second)
+        assert status == 200 and check["detail"].startswith("Event Hubs answered"), check
+        assert second.total("acs_consumer_owned_partitions") == 0
+        assert first.total("acs_consumer_owned_partitions") == 1 and readiness(first)[0] == 200
+        assert second.total("acs_consumer_errors_total") == 0
+    finally:
+        codes = [replica.stop(signal.SIGTERM) for replica in replicas]
+        hub.close()
+    assert codes == [0, 0]
