@@ -17,11 +17,13 @@ CONTEXT = EventContext("0", 1)
 
 
 class Watched(Pipeline):
-    """Records the thread of every body, how many ran at once, and holds large bodies for a while."""
+    """Records the thread of every body and how many ran at once; with `gated`, holds each large body
+    until the test sets `gate` (so the test waits on conditions, not on sleeps)."""
 
-    def __init__(self, *args, hold: float = 0.0, **kwargs):
+    def __init__(self, *args, gated: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.hold = hold
+        self.gated = gated
+        self.gate = threading.Event()
         self.threads: list[tuple[int, int]] = []  # (body size, thread id)
         self.active = 0
         self.most_active = 0
@@ -33,8 +35,8 @@ class Watched(Pipeline):
             self.most_active = max(self.most_active, self.active)
         try:
             self.threads.append((len(body), threading.get_ident()))
-            if len(body) >= 500 and self.hold:
-                time.sleep(self.hold)
+            if len(body) >= 500 and self.gated:
+                assert self.gate.wait(10), "the test never released the large body"
             if b"raise" in body:
                 raise RuntimeError(body.decode())
             return super().process(body, now, context)
@@ -43,10 +45,18 @@ class Watched(Pipeline):
                 self.active -= 1
 
 
-def make(hold: float = 0.0) -> tuple[PipelineWorker, Watched]:
+def make(gated: bool = False) -> tuple[PipelineWorker, Watched]:
     settings = PipelineSettings()
-    pipeline = Watched(settings, Metrics(settings.buckets, "test").domain, hold=hold)
+    pipeline = Watched(settings, Metrics(settings.buckets, "test").domain, gated=gated)
     return PipelineWorker(pipeline, offload_min_bytes=500), pipeline
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Poll `condition()` on the loop until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.001)
 
 
 async def process(worker: PipelineWorker, body: bytes):
@@ -73,7 +83,7 @@ def test_large_bodies_go_to_one_worker_thread_small_ones_stay_inline():
 
 
 def test_the_loop_runs_while_a_large_body_is_processed_and_nothing_runs_beside_it():
-    worker, pipeline = make(hold=0.5)
+    worker, pipeline = make(gated=True)
     ticks = []
     order = []
 
@@ -83,16 +93,23 @@ def test_the_loop_runs_while_a_large_body_is_processed_and_nothing_runs_beside_i
             await asyncio.sleep(0.01)
 
     async def small_ones():
-        await asyncio.sleep(0.05)  # the large body is in the thread by now
+        await until(lambda: pipeline.active == 1)  # the large body is in the thread
         assert not worker.inline(len(GOOD))
         for _ in range(3):
             await process(worker, GOOD)
             order.append("small")
 
+    async def release():
+        await until(lambda: pipeline.active == 1)
+        held_from = len(ticks)
+        await until(lambda: len(ticks) - held_from >= 20)  # the loop ticks on while the thread holds the body
+        assert order == [] and pipeline.active == 1
+        pipeline.gate.set()
+
     async def main():
         ticking = asyncio.create_task(ticker())
         large = asyncio.create_task(process(worker, LARGE))
-        await asyncio.gather(large, small_ones())
+        await asyncio.gather(large, small_ones(), release())
         ticking.cancel()
         worker.close()
 
@@ -100,7 +117,6 @@ def test_the_loop_runs_while_a_large_body_is_processed_and_nothing_runs_beside_i
     assert pipeline.most_active == 1  # never two bodies at once
     assert [size >= 500 for size, _ in pipeline.threads] == [True, False, False, False]  # small ones waited
     assert order == ["small"] * 3
-    assert len(ticks) >= 20  # the loop ran on through the 0.5 s the thread held the body (~50 ticks)
 
 
 def test_a_body_that_raises_on_the_thread_is_rejected_as_internal():
@@ -120,14 +136,16 @@ def test_a_body_that_raises_on_the_thread_is_rejected_as_internal():
 
 
 def test_a_cancelled_wait_keeps_the_pipeline_locked_until_the_thread_is_done():
-    worker, pipeline = make(hold=0.3)
+    worker, pipeline = make(gated=True)
 
     async def main():
         large = asyncio.create_task(worker.process(LARGE, time.time(), CONTEXT))
-        await asyncio.sleep(0.05)
+        await until(lambda: pipeline.active == 1)
         large.cancel()
-        await asyncio.sleep(0.05)
-        locked_while_thread_runs = not worker.inline(len(GOOD)) and pipeline.active == 1
+        for _ in range(100):  # the cancellation reaches the task, which keeps the lock while the thread runs
+            await asyncio.sleep(0)
+        locked_while_thread_runs = not worker.inline(len(GOOD)) and pipeline.active == 1 and not large.done()
+        pipeline.gate.set()
         await asyncio.gather(large, return_exceptions=True)
         done = worker.inline(len(GOOD)) and pipeline.active == 0
         worker.close()
@@ -137,13 +155,18 @@ def test_a_cancelled_wait_keeps_the_pipeline_locked_until_the_thread_is_done():
 
 
 def test_call_waits_for_the_body_in_the_thread():
-    worker, pipeline = make(hold=0.2)
+    worker, pipeline = make(gated=True)
     seen = []
 
     async def main():
         large = asyncio.create_task(worker.process(LARGE, time.time(), CONTEXT))
-        await asyncio.sleep(0.05)
-        await worker.call(lambda: seen.append(pipeline.active))
+        await until(lambda: pipeline.active == 1)
+        call = asyncio.create_task(worker.call(lambda: seen.append(pipeline.active)))
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert not call.done() and seen == []  # held while the body is in the thread
+        pipeline.gate.set()
+        await call
         await large
         worker.close()
 

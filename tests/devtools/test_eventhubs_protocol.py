@@ -12,6 +12,7 @@ from azure.eventhub._pyamqp.performatives import OpenFrame, SASLInit
 from azure.eventhub.exceptions import EventHubError
 
 import pytest
+from eventhubs_helpers import wait_until
 
 from consumer.devtools.eventhubs import EventHubsEndpoint, codec
 
@@ -66,8 +67,12 @@ def test_sasl_plain_open_and_heartbeats(eventhubs: EventHubsEndpoint) -> None:
     with sock:
         started = time.monotonic()
         frame_type, code, _ = read_frame(sock)  # the endpoint keeps the connection alive for us
+        took = time.monotonic() - started
+        print(f"\nfirst heartbeat after {took:.3f} s (idle timeout 0.4 s)")
         assert code is None and frame_type == 0
-        assert time.monotonic() - started < 1.0
+        # Measured 0.10-0.11 s; the bound is generous: what it catches is an endpoint that sends
+        # none, whose read would wait for the socket's own 5 s timeout.
+        assert took < 2.0, took
 
 
 @pytest.mark.parametrize("eventhubs", [{"idle_timeout_s": 0.3}], indirect=True)
@@ -83,8 +88,8 @@ def test_silent_client_is_closed_after_the_idle_timeout(eventhubs: EventHubsEndp
 def test_idle_sdk_client_is_closed_and_reconnects_on_next_use(eventhubs: EventHubsEndpoint) -> None:
     with EventHubProducerClient.from_connection_string(eventhubs.connection_string) as client:
         client.get_partition_ids()
-        time.sleep(1.0)  # the sync producer sends no heartbeat while unused: closed after 2 x 0.3 s
-        assert eventhubs.connection_count() == 0
+        # The sync producer sends no heartbeat while unused: closed after 2 x 0.3 s.
+        assert wait_until(lambda: eventhubs.connection_count() == 0, timeout=10)
         assert client.get_partition_properties("0")["is_empty"] is True
 
 
