@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from consumer.connection_strings import check_eventhub, check_storage
+from consumer.connection_strings import check_eventhub, check_namespace, check_storage
 
 ENV_PREFIX = "ACS_SMS_CONSUMER_"
 ENV_NESTING = "__"
@@ -142,8 +142,10 @@ class EventHubSettings(_Section):
             parts = check_eventhub(self.connection_string.get_secret_value(), self.name)
             if not self.name and not parts.get("entitypath"):
                 raise ValueError("set eventhub.name, or EntityPath in eventhub.connection_string")
-        elif not self.name:
-            raise ValueError("eventhub.name is required with eventhub.fully_qualified_namespace")
+        else:
+            check_namespace(self.fully_qualified_namespace or "")
+            if not self.name:
+                raise ValueError("eventhub.name is required with eventhub.fully_qualified_namespace")
         if self.partition_ownership_expiration_interval_seconds <= self.load_balancing_interval_seconds:
             raise ValueError(
                 "eventhub.partition_ownership_expiration_interval_seconds must be longer than "

@@ -71,6 +71,17 @@ def check_eventhub(value: str, hub_name: str | None, key: str = "eventhub.connec
     return parts
 
 
+def check_namespace(value: str, key: str = "eventhub.fully_qualified_namespace") -> None:
+    """Raise ValueError naming `key` unless `value` is a host name (the SDK uses it as one, as it is)."""
+    if "=" in value or ";" in value:
+        raise ValueError(f"{key} looks like a connection string (it has '=' or ';'): put a connection string in "
+                         "eventhub.connection_string (a secret: from the environment), or give the namespace's host "
+                         "name here, e.g. my-namespace.servicebus.windows.net")
+    if "://" in value or "/" in value or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise ValueError(f"{key} must be the namespace's host name, e.g. my-namespace.servicebus.windows.net "
+                         "(no sb://, no path, no spaces)")
+
+
 def check_storage(value: str, key: str = "checkpoint_store.connection_string") -> dict[str, str]:
     """Raise ValueError naming `key` when `value` can never authenticate to a storage account; else its parts."""
     parts = _parts(value, key)

@@ -91,3 +91,28 @@ def test_load_settings_reports_both_sections_without_the_secrets(tmp_path: Path)
     assert "  eventhub: eventhub.connection_string has EntityPath=acs, but eventhub.name is acs-diagnostics" in text
     assert "  checkpoint_store: checkpoint_store.connection_string: AccountKey is not valid base64" in text
     assert not any(secret in text for secret in SECRETS)
+
+
+@pytest.mark.parametrize("value, message", [
+    (EH, "looks like a connection string"),
+    ("sb://ns.servicebus.windows.net/", "must be the namespace's host name"),
+    ("ns.servicebus.windows.net/acs", "must be the namespace's host name"),
+    ("ns servicebus", "must be the namespace's host name"),
+])
+def test_a_namespace_that_is_not_a_host_name_fails_without_quoting_it(tmp_path: Path, value, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"eventhub": {"fully_qualified_namespace": value, "name": "acs"},
+                                    "checkpoint_store": {"account_url": "https://acct.blob.core.windows.net"}}))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    text = str(info.value)
+    assert f"  eventhub: eventhub.fully_qualified_namespace {message}" in text, text
+    assert EH_KEY not in text
+
+
+@pytest.mark.parametrize("value", ["ns.servicebus.windows.net", "127.0.0.1:5672"])
+def test_host_names_pass(tmp_path: Path, value):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"eventhub": {"fully_qualified_namespace": value, "name": "acs"},
+                                    "checkpoint_store": {"account_url": "https://acct.blob.core.windows.net"}}))
+    assert load_settings(path, {}).eventhub.fully_qualified_namespace == value
