@@ -237,9 +237,10 @@ class Service:
         gc.collect()
         gc.freeze()
 
+        probing = asyncio.create_task(receiver.probe(EVENTHUB_PROBE_SECONDS), name="eventhub-probe")
         background = [
             asyncio.create_task(self._probe_store(store), name="store-probe"),
-            asyncio.create_task(receiver.probe(EVENTHUB_PROBE_SECONDS), name="eventhub-probe"),
+            probing,
             asyncio.create_task(self._progress(receiver), name="progress"),
         ]
         receiving = asyncio.create_task(receiver.run(), name="receive")
@@ -257,6 +258,7 @@ class Service:
 
         started = time.monotonic()
         self.shutting_down = True
+        probing.cancel()  # readiness is 503 from here on; no Event Hubs call beside the client's close
         wait = settings.shutdown_final_scrape_wait_seconds
         log.info("shutting down", extra={"final_scrape_wait_seconds": wait,
                                          "timeout_seconds": settings.shutdown_timeout_seconds})
