@@ -90,6 +90,9 @@ class LabelLimits(_Section):
     usage_types: PositiveInt = 50
     unit_types: PositiveInt = 50
     categories: PositiveInt = 20
+    #: Total series (label combinations) of one metric family; past it, new combinations fold into the
+    #: family's `other` series (counted in acs_consumer_series_folded_total).
+    series_per_family: PositiveInt = 2000
 
 
 class PipelineSettings(_Section):

@@ -131,6 +131,7 @@ class Pipeline:
         self._unit_type = Names(limits.unit_types, missing=OTHER, known=UNIT_TYPES)
         self._category = Names(limits.categories, known=CATEGORIES)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
+        metrics.limit_series(limits.series_per_family)
         # raw (operation_name, result_type, number_type, country) → bounded labels of acs_sms_operations
         # (the mapping is a pure function of the raw values, so memoising it changes nothing)
         self._sms_labels: dict[tuple[str | None, ...], tuple[str, str, str, str]] = {}
@@ -252,7 +253,11 @@ class Pipeline:
                 if message_id is not None:
                     key = hash((raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
                     if key in seen_entries:
-                        counts[_SMS_DUPLICATE] = counts.get(_SMS_DUPLICATE, 0.0) + 1.0
+                        present = counts.get(_SMS_DUPLICATE)
+                        if present is None:  # a new series: `inc` applies the family's series budget
+                            m.records.inc(_SMS_DUPLICATE, 1.0)
+                        else:
+                            counts[_SMS_DUPLICATE] = present + 1.0
                         result.duplicate += 1
                         continue
                     seen_entries[key] = (now, None)
@@ -264,7 +269,11 @@ class Pipeline:
                         seen_fresh = True
                 # `_sms`, from the clean values
                 operation, result_label, number_type, where = labels
-                operations[labels] = operations.get(labels, 0.0) + 1.0
+                present = operations.get(labels)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.operations.inc(labels, 1.0)
+                else:
+                    operations[labels] = present + 1.0
                 if result_type is not None and result_label != SUCCEEDED:
                     m.failures.inc((operation, self._result_signature(signature), number_type, where))
                 duration = record.durationMs
@@ -278,10 +287,18 @@ class Pipeline:
                         child[-1] += seconds
                 length = properties.OutgoingMessageLength
                 if length:
-                    characters[_OUTGOING] = characters.get(_OUTGOING, 0.0) + length
+                    present = characters.get(_OUTGOING)
+                    if present is None:  # a new series: `inc` applies the family's series budget
+                        m.message_characters.inc(_OUTGOING, length)
+                    else:
+                        characters[_OUTGOING] = present + length
                 length = properties.IncomingMessageLength
                 if length:
-                    characters[_INCOMING] = characters.get(_INCOMING, 0.0) + length
+                    present = characters.get(_INCOMING)
+                    if present is None:  # a new series: `inc` applies the family's series budget
+                        m.message_characters.inc(_INCOMING, length)
+                    else:
+                        characters[_INCOMING] = present + length
                 if stamp is not None:
                     age = now - stamp
                     if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
@@ -319,7 +336,11 @@ class Pipeline:
                         child[-1] += latency
                 if evicted:
                     self._count_evictions(evicted)
-                counts[_SMS_PROCESSED] = counts.get(_SMS_PROCESSED, 0.0) + 1.0
+                present = counts.get(_SMS_PROCESSED)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.records.inc(_SMS_PROCESSED, 1.0)
+                else:
+                    counts[_SMS_PROCESSED] = present + 1.0
                 result.processed += 1
             elif category == USAGE:
                 properties = record.properties or NO_PROPERTIES
@@ -344,7 +365,11 @@ class Pipeline:
                 if record_id is not None:
                     key = hash((USAGE, record_id, usage_type, quantity))
                     if key in seen_entries:
-                        counts[_USAGE_DUPLICATE] = counts.get(_USAGE_DUPLICATE, 0.0) + 1.0
+                        present = counts.get(_USAGE_DUPLICATE)
+                        if present is None:  # a new series: `inc` applies the family's series budget
+                            m.records.inc(_USAGE_DUPLICATE, 1.0)
+                        else:
+                            counts[_USAGE_DUPLICATE] = present + 1.0
                         result.duplicate += 1
                         continue
                     seen_entries[key] = (now, None)
@@ -360,9 +385,17 @@ class Pipeline:
                 if key is None:
                     key = self._resolve_usage(pair)
                 usage_records = m.usage_records.values
-                usage_records[key] = usage_records.get(key, 0.0) + 1.0
+                present = usage_records.get(key)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.usage_records.inc(key, 1.0)
+                else:
+                    usage_records[key] = present + 1.0
                 usage_quantity = m.usage_quantity.values
-                usage_quantity[key] = usage_quantity.get(key, 0.0) + quantity
+                present = usage_quantity.get(key)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.usage_quantity.inc(key, quantity)
+                else:
+                    usage_quantity[key] = present + quantity
                 value = record.time  # `time_stamp(value)[0]`, inlined as for SMS above
                 if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
                     fraction = value[20:27]
@@ -383,13 +416,21 @@ class Pipeline:
                     else:
                         child[_bisect_left(age_bounds, age)] += 1
                         child[-1] += age
-                counts[_USAGE_PROCESSED] = counts.get(_USAGE_PROCESSED, 0.0) + 1.0
+                present = counts.get(_USAGE_PROCESSED)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.records.inc(_USAGE_PROCESSED, 1.0)
+                else:
+                    counts[_USAGE_PROCESSED] = present + 1.0
                 result.processed += 1
             elif (category not in _NULLS and category.strip() is category
                   and category.lower() not in _CATEGORIES):
                 # `Skipped(category)`: a category this service does not parse, spelled plainly
                 key = (self._category(category), "skipped")
-                counts[key] = counts.get(key, 0.0) + 1.0
+                present = counts.get(key)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.records.inc(key, 1.0)
+                else:
+                    counts[key] = present + 1.0
                 result.skipped += 1
             else:
                 if general is None:
@@ -505,7 +546,11 @@ class Pipeline:
                 self._sms_labels[raw] = labels
         operation, result, number_type, where = labels
         operations = m.operations.values
-        operations[labels] = operations.get(labels, 0.0) + 1.0
+        present = operations.get(labels)
+        if present is None:  # a new series: `inc` applies the family's series budget
+            m.operations.inc(labels, 1.0)
+        else:
+            operations[labels] = present + 1.0
         if result_type is not None and result != SUCCEEDED:
             signature = self._result_signature(record.result_signature)
             m.failures.inc((operation, signature, number_type, where))
@@ -548,9 +593,17 @@ class Pipeline:
         if key is None:
             key = self._resolve_usage(raw)
         usage_records = m.usage_records.values
-        usage_records[key] = usage_records.get(key, 0.0) + 1.0
+        present = usage_records.get(key)
+        if present is None:  # a new series: `inc` applies the family's series budget
+            m.usage_records.inc(key, 1.0)
+        else:
+            usage_records[key] = present + 1.0
         usage_quantity = m.usage_quantity.values
-        usage_quantity[key] = usage_quantity.get(key, 0.0) + record.quantity
+        present = usage_quantity.get(key)
+        if present is None:  # a new series: `inc` applies the family's series budget
+            m.usage_quantity.inc(key, record.quantity)
+        else:
+            usage_quantity[key] = present + record.quantity
         time = record.time
         if time is not None:
             m.record_age.observe((USAGE,), max(0.0, now - time.timestamp()))

@@ -193,3 +193,89 @@ def test_registries_are_independent():
     a.domain.events.inc(("0",))
     assert "acs_consumer_events_total{" in a.render().decode()
     assert "acs_consumer_events_total{" not in b.render().decode()
+
+
+# --- series budget per family -------------------------------------------------------------------
+
+
+def test_a_family_at_its_budget_folds_new_combinations_into_other() -> None:
+    d = Metrics(PipelineSettings().buckets, "test").domain
+    d.limit_series(3)
+    for i in range(5):
+        d.operations.inc(("SMSMessagesSent", "Succeeded", "LongCodeNumber", f"C{i}"))
+    d.operations.inc(("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1"), 2.0)  # present: its own series
+    assert d.operations.values == {
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C0"): 1.0,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1"): 3.0,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C2"): 1.0,
+        ("other", "other", "other", "other"): 2.0,
+    }
+    assert d.series_folded.values == {("acs_sms_operations",): 2.0}
+
+
+def test_closed_labels_keep_their_value_when_folded() -> None:
+    d = Metrics(PipelineSettings().buckets, "test").domain
+    d.limit_series(2)
+    for i, outcome in enumerate(("processed", "skipped", "invalid", "duplicate", "invalid")):
+        d.records.inc((f"Cat{i}", outcome))
+    assert d.records.values == {("Cat0", "processed"): 1.0, ("Cat1", "skipped"): 1.0, ("other", "invalid"): 2.0,
+                                ("other", "duplicate"): 1.0}
+    for i, source in enumerate(("paired", "message_id", "paired", "message_id")):
+        d.delivery_latency.observe(("Succeeded", f"N{i}", source), 1.5)
+    assert set(d.delivery_latency.children) == {("Succeeded", "N0", "paired"), ("Succeeded", "N1", "message_id"),
+                                                ("other", "other", "paired"), ("other", "other", "message_id")}
+    assert d.delivery_latency.count("other", "other", "paired") == 1
+    assert d.series_folded.values == {("acs_consumer_records",): 3.0, ("acs_sms_delivery_latency_seconds",): 2.0}
+
+
+def test_updating_the_other_series_itself_is_not_a_fold() -> None:
+    d = Metrics(PipelineSettings().buckets, "test").domain
+    d.limit_series(1)
+    d.usage_records.inc(("SMS", "Message"))
+    d.usage_records.inc(("other", "other"))
+    assert d.series_folded.values == {}
+    d.usage_records.inc(("PSTN", "Minute"))
+    assert d.usage_records.values == {("SMS", "Message"): 1.0, ("other", "other"): 2.0}
+    assert d.series_folded.values == {("acs_usage_records",): 1.0}
+
+
+# --- the direct exposition of the fast families is prometheus_client's, byte for byte ---------------
+
+
+def _hostile_populated() -> Metrics:
+    m = populated()
+    d = m.domain
+    odd = ['a"b', "back\\slash", "new\nline", "ü€", "", "other"]
+    for i, value in enumerate(odd):
+        d.operations.inc((value, "Failed", f"N{i}", "US"), 0.1 * i + 1e-7)
+        d.delivery_latency.observe((value, "LongCodeNumber", "paired"), 10.0 ** (i - 2))
+        d.api_duration.observe((value,), 1e22 * i)
+    d.repaired_bodies.inc((), 3)  # a family without labels
+    d.event_age.observe((), float("inf"))
+    return m
+
+
+@pytest.mark.parametrize("accept", [
+    None,
+    "text/plain; version=0.0.4",
+    "text/plain; version=1.0.0; escaping=allow-utf-8",
+    "application/openmetrics-text",
+    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8",
+    "application/openmetrics-text; version=1.0.0; escaping=dots",  # prometheus_client's own writer
+])
+def test_direct_render_is_prometheus_clients_byte_for_byte(accept):
+    from prometheus_client.exposition import choose_encoder
+
+    for m in (Metrics(Buckets(), "test"), _hostile_populated()):
+        encoder, content_type = choose_encoder(accept or "")
+        assert m.render_for(accept) == (encoder(m.registry), content_type)
+        assert m.render() == __import__("prometheus_client").generate_latest(m.registry)
+
+
+def test_direct_render_is_used_and_the_registry_stays_complete():
+    m = _hostile_populated()
+    text = m.render()
+    assert text.count(b"# TYPE acs_sms_operations_total counter") == 1
+    # anyone collecting the registry itself still gets every family
+    assert "acs_sms_operations" in {family.name for family in m.registry.collect()}

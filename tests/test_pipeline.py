@@ -511,3 +511,20 @@ def test_quantity_1e308_twice_is_invalid_and_every_sum_stays_finite(canonical):
             assert all(math.isfinite(v) for v in child)
     for family in (m.usage_quantity, m.usage_records, m.message_characters, m.operations):
         assert all(math.isfinite(v) for v in family.values.values())
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_series_budget_per_family(canonical):
+    p, m = make(labels=LabelLimits(series_per_family=5))
+    p.canonical = canonical
+    countries = ["US", "CA", "GB", "FR", "DE", "IT", "ES", "NL", "BE", "CH"]
+    p.process(body(*[sms(Country=c, NumberType="LongCodeNumber") for c in countries]), NOW)
+    p.process(body(*[sms(Country=c, NumberType="LongCodeNumber") for c in countries]), NOW)  # same again
+    admitted = {("SMSMessagesSent", "Succeeded", "LongCodeNumber", c): 2.0 for c in countries[:5]}
+    assert m.operations.values == {**admitted, ("other", "other", "other", "other"): 10.0}
+    assert sum(m.operations.values.values()) == 20  # every record still counted
+    assert m.series_folded.values == {("acs_sms_operations",): 10.0}
+    p.process(body(*[usage(f"u{i}", usage_type=f"U{i}", unit_type="Message", quantity=2) for i in range(8)]), NOW)
+    assert len(m.usage_records.values) == 6 and m.usage_records.values[("other", "other")] == 3
+    assert m.usage_quantity.values[("other", "other")] == 6
+    assert m.series_folded.get("acs_usage_records") == m.series_folded.get("acs_usage_quantity") == 3

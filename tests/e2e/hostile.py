@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from azure.eventhub import EventData, EventHubProducerClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer.config import Buckets
 from consumer.labels import (
     CATEGORIES,
     DOCUMENTED_SIGNATURES,
@@ -21,6 +22,7 @@ from consumer.labels import (
     UNKNOWN,
     USAGE_TYPES,
 )
+from consumer.metrics import DomainMetrics
 
 
 def publish_batched(connection_string: str, bodies: Iterable[tuple[str, bytes]]) -> dict[str, list[int]]:
@@ -71,6 +73,7 @@ def contract_violations(text: str, partitions: Iterable[str], *, result_signatur
         "side": {"sent", "delivery_report"},
         "direction": {"outgoing", "incoming"},
         "source": {"paired", "message_id"},
+        "family": {family.name for family in DomainMetrics(Buckets()).families()},
     }
     open_ended = {"result_signature": result_signatures, "usage_type": usage_types, "unit_type": unit_types,
                   "category": categories, "kind": 50}
