@@ -130,6 +130,8 @@ def lost_report(prometheus: PrometheusServer, replicas: list[ConsumerProcess], e
     lines = [f"records in Prometheus {counted_records(prometheus, window):.0f}",
              f"events in the hub per partition {endpoint.event_counts()}",  # type: ignore[attr-defined]
              f"events per (instance, partition) in Prometheus {dict(sorted(per_series.items()))}"]
+    lines.append(f"failed scrapes (epoch seconds) per instance {failed_scrapes(prometheus, window)}")
+    lines.append(f"slowest scrape per instance {slowest_scrapes(prometheus, window)}")
     for replica in replicas:
         interesting = [line for line in log_lines(replica) if line.get("message") in (
             "partition claimed", "partition released", "shutting down", "final counts scraped", "stopped")
@@ -137,6 +139,18 @@ def lost_report(prometheus: PrometheusServer, replicas: list[ConsumerProcess], e
         lines.append(f"--- replica on port {replica.port} (exit {replica.process.poll()}):")
         lines += [str({k: v for k, v in line.items() if k not in ("logger",)})[:300] for line in interesting[-30:]]
     return "\n".join(lines)
+
+
+def failed_scrapes(prometheus: PrometheusServer, window: int) -> dict[str, list[int]]:
+    """When each target's scrapes failed (`up` 0): a response Prometheus dropped (a timeout) that the
+    replica saw written would let a checkpoint name counts Prometheus never stored."""
+    return {series["metric"]["instance"]: [int(float(t)) for t, v in series["values"] if v == "0"][:10]
+            for series in prometheus.api("query", query=f'up{{job="acs-sms-consumer"}}[{window}s]')["result"]}
+
+
+def slowest_scrapes(prometheus: PrometheusServer, window: int) -> dict[str, float]:
+    return {series["metric"]["instance"]: round(float(series["value"][1]), 3) for series in prometheus.query(
+        f"max by (instance) (max_over_time(scrape_duration_seconds[{window}s]))")}
 
 
 def handovers_after(replicas: list[ConsumerProcess], since_wall: float) -> Counter[str]:
@@ -256,6 +270,7 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
             # (d) latency coverage across the replicas.
             latencies = prometheus.value(f"sum(last_over_time(acs_sms_delivery_latency_seconds_count[{window}s]))") or 0
             reports = prometheus.value(f"sum(last_over_time(acs_sms_operations_total{{{DR}}}[{window}s]))") or 0
+            slowest = slowest_scrapes(prometheus, window)
             by_source = {series["metric"].get("source", ""): float(series["value"][1]) for series in prometheus.query(
                 f"sum by (source) (last_over_time(acs_sms_delivery_latency_seconds_count[{window}s]))")}
 
@@ -272,7 +287,7 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
         print(f"(c) {len(panels)} panels, empty: {empty_panels}; empty targets: {empty}; variables {choices}")
         print(f"(d) latencies {latencies:.0f} of {reports:.0f} delivery reports "
               f"({latencies / reports if reports else 0:.1%}); by source {by_source}")
-        print(f"wall clock {wall:.1f} s")
+        print(f"slowest scrapes {slowest} (timeout {SCRAPE_INTERVAL:g} s); wall clock {wall:.1f} s")
 
         assert counted >= published, f"{published - counted:.0f} records published were never seen by Prometheus"
         assert counted <= published + bound, (counted - published, bound)
