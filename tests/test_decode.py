@@ -176,10 +176,12 @@ def test_decode_never_raises_on_odd_inputs():
 # --- the repair is the one it replaced, in linear time -------------------------------------------
 
 import re  # noqa: E402
+from unittest import mock  # noqa: E402
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from consumer import decode  # noqa: E402
 from tests.crafted import SHAPES  # noqa: E402
 
 # The repair as it was (a backtracking regex: quadratic in the worst case, see tests/test_linear_time.py):
@@ -212,19 +214,56 @@ NEAR_JSON = st.lists(st.sampled_from(['"', "'", "\\", '\\"', "\\'", "\\\\", "NaN
                                       "{", "}", ":", ",", "null", "\ud7ff"]), max_size=40).map("".join)
 
 
-@settings(max_examples=3000, deadline=None)
-@given(NEAR_JSON)
-def test_repair_is_the_old_repair(text):
-    assert repair_json(text) == old_repair(text)
+# Texts are read as bit masks from `BITS_FROM` characters on, the regex way below: both readings are
+# held to the old repair, on short texts (BITS_FROM set to 0 for the bit reading).
+READINGS = pytest.mark.parametrize("bits_from", [0, decode.BITS_FROM], ids=["bits", "regex"])
+
+# Like NEAR_JSON, made of whole strings more often, so that the bit reading applies (a backslash
+# outside strings sends a text the regex way).
+NEAR_JSON_STRINGS = st.lists(st.sampled_from(['"a\\"b"', "'x\\'y'", '"\n"', "NaN", ",", "[", "]", '"\'"', "'\"'",
+                                              "'a\\\\'", '"\\\\"', "-Infinity", " ", "\t", "\r", "'\x01'", "xNaN",
+                                              "'NaN'", '"I"', "'", '"', "\\", "\u00e9", "{", ":", "'\\\"'", "'it''s'"]),
+                             max_size=16).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@READINGS
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(NEAR_JSON, NEAR_JSON_STRINGS))
+def test_repair_is_the_old_repair(bits_from, text):
+    with mock.patch.object(decode, "BITS_FROM", bits_from):
+        assert repair_json(text) == old_repair(text)
+
+
+@READINGS
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(sorted(SHAPES)), st.integers(1, 300), NEAR_JSON, NEAR_JSON)
-def test_repair_of_crafted_shapes_is_the_old_repair(shape, size, before, after):
+def test_repair_of_crafted_shapes_is_the_old_repair(bits_from, shape, size, before, after):
     if shape == "escaped_quote_run":
         size = min(size, 64)  # the old repair is quadratic here
     text = before + SHAPES[shape](size).decode() + after
-    assert repair_json(text) == old_repair(text)
+    with mock.patch.object(decode, "BITS_FROM", bits_from):
+        assert repair_json(text) == old_repair(text)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_crafted_shape_of_event_size_is_read_as_bits(shape):
+    text = SHAPES[shape](64 * 1024).decode()
+    if '"' in text or "'" in text:
+        assert decode._repair_bits(text, '"' in text, "'" in text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[\\'a']",  # a backslash outside strings right before a quote
+        "[\x01, 'a']",  # a control character outside strings other than tab, newline, return
+        "['\udc80']",  # a lone surrogate (not from UTF-8 or JSON)
+    ],
+)
+def test_texts_the_bit_reading_leaves_to_the_regex_way(text):
+    assert decode._repair_bits(text, True, True) is None
+    with mock.patch.object(decode, "BITS_FROM", 0):
+        assert repair_json(text) == old_repair(text)
 
 
 @pytest.mark.parametrize(
@@ -245,3 +284,8 @@ def test_repair_of_crafted_shapes_is_the_old_repair(shape, size, before, after):
 def test_repair_examples(text, repaired):
     assert repair_json(text) == repaired == old_repair(text)
 
+
+def test_a_backslash_outside_strings_before_no_quote_is_read_as_bits():
+    text = "[\\x, 'a', \\\\ \"b\"]"
+    assert decode._repair_bits(text, True, True) == ('[\\x, "a", \\\\ "b"]', "", "")
+    assert old_repair(text) == '[\\x, "a", \\\\ "b"]'
