@@ -149,8 +149,12 @@ def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prome
     finally:
         for child in (simulate, process):
             if child is not None and child.poll() is None:
-                child.kill()
-                child.wait(10)
+                child.send_signal(signal.SIGINT)  # the demo then stops its Prometheus; a kill would orphan it
+                try:
+                    child.wait(30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait(10)
     assert process.returncode == 0, rest
     assert "demo: stopped" in rest
     with pytest.raises((urllib.error.URLError, ConnectionError)):  # Prometheus went with the demo
