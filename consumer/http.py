@@ -4,6 +4,8 @@
   0.0.4 text format; gzip-compressed when `Accept-Encoding` allows it (as Prometheus' scrapes do).
   A `ScrapeObserver` (the receiver) is told when a render starts and when its response has been
   written completely: checkpoints name only what a completed scrape has shown (consumer/checkpoints.py).
+  A scrape that took more than half the timeout Prometheus announces (`X-Prometheus-Scrape-Timeout-Seconds`)
+  is not reported as completed: Prometheus may have given up on it and dropped what it showed.
 - `GET /healthz` (liveness): 200 while the process and its event loop run — the answer itself is
   served by the event loop, so a blocked or dead loop fails the probe by not answering.
 - `GET /readyz` (readiness): 200 when every readiness check passes, else 503; the JSON body lists
@@ -12,6 +14,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +24,20 @@ from aiohttp import web
 from consumer.metrics import Metrics
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
+
+#: A scrape counts as completed only if its response was written within this share of the scrape
+#: timeout that Prometheus announces; Prometheus' own clock started earlier (connection, queueing).
+SCRAPE_TIMEOUT_SHARE = 0.5
+
+
+def scrape_timeout(request: web.Request) -> float:
+    """The scrape timeout Prometheus announces in `X-Prometheus-Scrape-Timeout-Seconds`; infinity
+    when the header is absent or not a positive number (curl, other scrapers)."""
+    try:
+        timeout = float(request.headers.get("X-Prometheus-Scrape-Timeout-Seconds", "inf"))
+    except ValueError:
+        return math.inf
+    return timeout if timeout > 0 else math.inf
 
 
 class ScrapeObserver(Protocol):
@@ -60,11 +78,13 @@ def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None
     async def get_metrics(request: web.Request) -> web.Response:
         if scrapes is None or request.method != "GET":
             return metrics_response(metrics, request)
+        began = time.monotonic()
         token = scrapes.scrape_started()  # the render below is synchronous: it shows what was counted by now
         response = metrics_response(metrics, request)
         await response.prepare(request)
         await response.write_eof()  # raises if the client went away: then the scrape did not complete
-        scrapes.scrape_completed(token)
+        if time.monotonic() - began <= SCRAPE_TIMEOUT_SHARE * scrape_timeout(request):
+            scrapes.scrape_completed(token)  # else Prometheus may have timed out and dropped it
         return response
 
     async def healthz(_: web.Request) -> web.Response:

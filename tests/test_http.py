@@ -163,6 +163,17 @@ async def test_an_observed_scrape_starts_before_its_render_and_completes_once_wr
         assert response_headers.get("content-encoding", "") == encoding
 
 
+@pytest.mark.parametrize("timeout, completes", [("10", True), ("not-a-number", True), ("0", True), ("1e-9", False)])
+async def test_a_scrape_slower_than_half_the_announced_timeout_does_not_complete(observed, timeout, completes) -> None:
+    """Prometheus drops a scrape that outlasts its timeout; such a scrape must not let a checkpoint
+    pass what it showed. (1 ns cannot be met; 10 s always is; no usable header means no timeout.)"""
+    observer, port = observed
+    status, _, _ = await get(port, {"X-Prometheus-Scrape-Timeout-Seconds": timeout})
+    assert status == 200
+    assert observer.started == 1
+    assert observer.completed == ([1] if completes else [])
+
+
 async def test_head_and_other_paths_are_not_scrapes(observed) -> None:
     import asyncio
 
