@@ -19,6 +19,7 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 
 from consumer.devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
+from tests.e2e.slices import Slices
 
 
 #: The lame duck's longest wait for a scrape of the final counts, in the tests' configurations.
@@ -208,18 +209,45 @@ def scrape_once_counted(process: ConsumerProcess, expected: dict[str, int], time
         time.sleep(0.01)
 
 
-def kill_once_counted(process: ConsumerProcess, expected: dict[str, int], timeout: float) -> Samples:
-    """SIGKILL `process` right after a scrape that shows it has counted `expected` events in each of
-    those partitions, and return that scrape. In a hub that does not grow meanwhile (`Stream.paused`)
-    the scrape is then exact: the process has nothing more to count, so every checkpoint it wrote, or
-    writes before it dies, names an event the scrape counted. A scrape and a kill alone are not: in
-    between, the process goes on counting and checkpointing (seen: a checkpoint two events past the
-    scrape, in three runs of eleven)."""
-    samples = scrape_once_counted(process, expected, timeout)
-    process.process.send_signal(signal.SIGKILL)
-    process.process.wait()
-    process._log.close()
-    return samples
+def kill_past_checkpoints(process: ConsumerProcess, stream: Stream, partitions: set[str],
+                          read_checkpoints: Callable[[], dict[str, int]], timeout: float = 10,
+                          attempts: int = 5) -> tuple[Samples, dict[str, int]]:
+    """SIGKILL `process` at a moment when each of `partitions` has counted events that its checkpoint
+    does not name yet, right after a scrape that shows every event the hub holds there counted (the
+    stream held still, so the scrape is exact). Returns (that scrape, the checkpoints read then).
+
+    Checkpoints are scrape-aligned, so the scrape lets the next due checkpoint name everything counted;
+    a checkpoint written between the scrape and the kill would leave nothing to replay. So the process
+    is stopped (SIGSTOP) while its checkpoint blobs are read: if one already names every counted event,
+    it is let go on (SIGCONT), counts more of the stream, and the next attempt comes. The caller reads
+    the blobs again after the kill (a write in flight at the SIGSTOP could still land)."""
+    for _ in range(attempts):
+        with stream.paused() as held:
+            samples = scrape_once_counted(process, {p: held[p] for p in partitions}, timeout)
+            process.process.send_signal(signal.SIGSTOP)
+            checkpoints = read_checkpoints()
+            counts = events_by_partition(samples)
+            if all(checkpoints.get(p, -1) + 1 < counts.get(p, 0) for p in partitions):
+                process.process.send_signal(signal.SIGKILL)
+                process.process.wait()
+                process._log.close()
+                return samples, checkpoints
+            process.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + timeout
+        while not all(events_by_partition(process).get(p, 0) > counts.get(p, 0) for p in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the process counted nothing more in {timeout} s after {counts}")
+            time.sleep(0.05)
+    raise AssertionError(f"in {attempts} attempts a checkpoint always named every counted event")
+
+
+def checkpoints(samples: Samples, outcome: str) -> dict[str, float]:
+    """`acs_consumer_checkpoints_total{outcome}` per partition."""
+    found: dict[str, float] = {}
+    for (name, labels), value in samples.items():
+        if name == "acs_consumer_checkpoints_total" and dict(labels).get("outcome") == outcome:
+            found[dict(labels)["partition"]] = value
+    return found
 
 
 class Scraper:
@@ -259,18 +287,22 @@ class Stream:
     """A steady stream of events into every partition of a local endpoint (stored directly, no AMQP
     producer), `per_second` events per partition, in ticks of `tick` seconds, until `stop()`.
     The endpoint's own event counts are the ground truth of what was published. `paused()` holds it
-    still (the ticks go on, publishing nothing) for a moment that must see a hub that does not grow."""
+    still (the ticks go on, publishing nothing) for a moment that must see a hub that does not grow.
+    `bodies`: a corpus to cycle through, or `Slices` (tests/e2e/slices.py), which makes every event
+    identifiable by partition and phase."""
 
-    def __init__(self, endpoint: Any, per_second: float, bodies: list[bytes], tick: float = 0.1) -> None:
+    def __init__(self, endpoint: Any, per_second: float, bodies: list[bytes] | Slices, tick: float = 0.1) -> None:
         import threading
 
         self.endpoint = endpoint
         self.per_tick = max(1, round(per_second * tick))
         self.tick = tick
-        self.bodies = bodies
+        self.slices = bodies if isinstance(bodies, Slices) else None
+        self.bodies = [] if isinstance(bodies, Slices) else bodies
         self._next = 0
         self.records = 0  # records in the bodies published so far
-        self._records_per_body = [_records_in(body) for body in bodies]
+        self._records_per_body = [_records_in(body) for body in self.bodies]
+        self.error: BaseException | None = None
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._tick_lock = threading.Lock()  # held while a tick publishes
@@ -285,11 +317,20 @@ class Stream:
         while not self._stop.is_set():
             with self._tick_lock:
                 if not self._paused.is_set():
-                    self._publish_tick()
+                    try:
+                        self._publish_tick()
+                    except BaseException as error:  # raised again by stop()
+                        self.error = error
+                        return
             next_tick += self.tick
             self._stop.wait(max(0.0, next_tick - time.monotonic()))
 
     def _publish_tick(self) -> None:
+        if self.slices is not None:
+            for partition in self.endpoint.partition_ids:
+                self.endpoint.publish(partition, self.slices.bodies(partition, self.per_tick))
+                self.records += self.per_tick
+            return
         for partition in self.endpoint.partition_ids:
             indexes = [(self._next + i) % len(self.bodies) for i in range(self.per_tick)]
             chunk = [self.bodies[i] for i in indexes]
@@ -313,6 +354,17 @@ class Stream:
         """Stop publishing; returns the events per partition the hub holds."""
         self._stop.set()
         self._thread.join(10)
+        if self.error is not None:
+            raise AssertionError(f"the stream failed: {self.error!r}") from self.error
+        return self.endpoint.event_counts()
+
+    def markers(self) -> dict[str, int]:
+        """After `stop()`: one last event per partition in the slices' phase "end" (a partition's
+        owner has counted everything before it once it counts its marker). Returns the events per
+        partition the hub holds."""
+        assert self.slices is not None and self._stop.is_set()
+        for partition in self.endpoint.partition_ids:
+            self.endpoint.publish(partition, self.slices.bodies(partition, 1, phase="end"))
         return self.endpoint.event_counts()
 
 

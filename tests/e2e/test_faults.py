@@ -1,7 +1,10 @@
 """Faults under a steady stream: blob storage away for 60 s (refused, then black-holed, through a
 test-controlled TCP proxy in front of Azurite), Event Hubs connections dropped and the endpoint
 restarted, a partition receiver stolen by a higher owner level. One `acs-sms-consumer run` process;
-per-event accounting against the hub's own counts.
+per-event accounting against the hub's own counts, and by identity: every event belongs to a slice
+(partition and second of the stream, tests/e2e/slices.py), and each slice must be counted exactly
+as often as it was published (one replica: a replay would show as a slice counted twice, a loss as
+one counted less, and neither can hide the other).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from azure.eventhub.aio import EventHubConsumerClient
 
 from consumer.devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
+from tests.e2e.slices import Slices, compare, counted
 from tests.e2e.support import (
     ConsumerProcess,
+    Samples,
     Stream,
     checkpoint_blobs,
+    checkpoints,
     events_by_partition,
     free_port,
     log_lines,
@@ -28,7 +34,7 @@ from tests.e2e.support import (
     scrape_once_counted,
     write_config,
 )
-from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, EVERY_EVENTS, LB_INTERVAL, MAX_BATCH, RATE, wait_for
+from tests.e2e.test_failover import CHECKPOINT_INTERVAL, EVERY_EVENTS, LB_INTERVAL, MAX_BATCH, RATE, wait_for
 
 OUTAGE_SECONDS = 60.0
 READY_MAX_AGE = 10.0
@@ -51,14 +57,6 @@ def start_consumer(endpoint: Any, storage_connection_string: str, container: str
     return ConsumerProcess(config, port, tmp_path / f"{name}.log").start()
 
 
-def checkpoints(samples: dict, outcome: str) -> dict[str, float]:  # type: ignore[type-arg]
-    found: dict[str, float] = {}
-    for (name, labels), value in samples.items():
-        if name == "acs_consumer_checkpoints_total" and dict(labels).get("outcome") == outcome:
-            found[dict(labels)["partition"]] = value
-    return found
-
-
 def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhubs, azurite, blob_container,
                                                                         tmp_path: Path) -> None:
     proxy = TcpProxy("127.0.0.1", azurite.port).start()
@@ -67,7 +65,8 @@ def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhub
     stream = None
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
-        stream = Stream(eventhubs, RATE, BODIES).start()
+        slices = Slices()
+        stream = Stream(eventhubs, RATE, slices).start()
         consumer.wait_until(lambda: all(v > 0 for v in checkpoints(consumer.metrics(), "ok").values())
                             and len(checkpoints(consumer.metrics(), "ok")) == 4, 20, "first checkpoints")
 
@@ -91,30 +90,26 @@ def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhub
         returned = time.monotonic()
         proxy.mode = "pass"
 
-        ok_at_return = checkpoints(at_return, "ok")
         counted_at_return = events_by_partition(at_return)
         caught: dict[str, float] = {}
 
         def checkpoints_caught_up() -> bool:
-            samples = consumer.metrics()
+            # The first write to succeed may be one begun during the outage and retried by the storage
+            # SDK, naming an older event; what counts is when each partition's checkpoint names what
+            # was counted (and scraped, just above) when storage came back.
+            consumer.metrics()  # scraped on, as Prometheus would (checkpoints are scrape-aligned)
+            blobs = checkpoint_blobs(azurite.connection_string, blob_container, eventhubs)
             now = time.monotonic() - returned
-            for partition, value in checkpoints(samples, "ok").items():
-                if value > ok_at_return.get(partition, 0) and partition not in caught:
+            for partition, counted_ in counted_at_return.items():
+                if blobs.get(partition, -1) >= counted_ - 1 and partition not in caught:
                     caught[partition] = now
             return len(caught) == 4
 
         consumer.wait_until(checkpoints_caught_up, 30, "checkpoints after storage returned")
-        blobs = checkpoint_blobs(azurite.connection_string, blob_container, eventhubs)
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready again")
         ready_again_after = time.monotonic() - returned
-        published = stream.stop()
+        published, final, _, samples = finish(consumer, stream, eventhubs, azurite, blob_container)
         stream = None
-        consumer.wait_until(lambda: all(events_by_partition(consumer).get(p, 0) >= n for p, n in published.items()),
-                            30, "catch-up")
-        consumer.wait_until(lambda: checkpoint_blobs(azurite.connection_string, blob_container, eventhubs)
-                            == {p: n - 1 for p, n in published.items()}, 20, "checkpoints at the end")
-        time.sleep(1)
-        final = events_by_partition(consumer)
         assert consumer.get("/readyz")[0] == 200
     finally:
         if stream is not None:
@@ -129,7 +124,7 @@ def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhub
           f"{timeline[-1][2] - timeline[0][2]:.0f} (published {timeline[-1][4] - timeline[0][4]}), largest lag "
           f"{lag_max:.0f} events, checkpoint errors {errors:.0f}; /readyz 503 from {min(not_ready, default=-1):.1f} s "
           f"to the end of the outage ({sum(1 for *_, in timeline)} samples), 200 again {ready_again_after:.2f} s "
-          f"after storage returned; first checkpoint per partition after return {caught} s; "
+          f"after storage returned; checkpoints at the counts of the return {({p: round(t, 2) for p, t in caught.items()})} s after it; "
           f"halves (counted, published) {halves}")
     assert code == 0
     # Counting went on through both halves: within a few seconds of traffic of what was published.
@@ -138,20 +133,23 @@ def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhub
         assert counted_ >= published_ - slack, (half, counted_, published_)
     assert lag_max <= slack, lag_max
     assert errors > 0
-    # Readiness: ready before, not ready once storage was silent for longer than the limit (the probe
-    # and checkpoint attempts decide within a few seconds more), ready again once it answers. The age
-    # runs from the store's last answer, up to one checkpoint interval before the outage began
-    # (measured: 503 from 9.94 s with a 10 s limit), hence the lower bound.
+    # Readiness: ready before, not ready once storage was silent for longer than the limit, ready again
+    # once it answers. The age runs from the store's last answer, up to one checkpoint interval before
+    # the outage began (measured: 503 from 9.94 s with a 10 s limit), hence the lower bound; the upper
+    # one is generous (the probe and checkpoint attempts decide at once, measured), and still well
+    # inside the refused half of the outage.
     assert timeline[0][1] == 200
-    assert not_ready and READY_MAX_AGE - CHECKPOINT_INTERVAL <= min(not_ready) <= READY_MAX_AGE + 5, not_ready[:3]
-    assert all(status != 200 for t, status, *_ in timeline if t >= READY_MAX_AGE + 5)
+    assert not_ready and READY_MAX_AGE - CHECKPOINT_INTERVAL <= min(not_ready) <= 2 * READY_MAX_AGE, not_ready[:3]
+    assert all(status != 200 for t, status, *_ in timeline if t >= 2 * READY_MAX_AGE)
+    # Measured 0.3 s each; the bounds are 20x that (a consumer that waited for something, say the next
+    # probe or a backoff of the storage SDK's default, would still fail).
     assert ready_again_after < 2 * CHECKPOINT_INTERVAL + 5
-    # Checkpoints caught up: every partition wrote one within a few seconds of storage returning,
-    # naming at least what was counted when it came back; at the end they name the last event.
+    # Checkpoints caught up: soon after storage returned every partition's names at least what was
+    # counted when it came back; at the end they name the last event (finish()).
     assert max(caught.values()) < 2 * CHECKPOINT_INTERVAL + 5, caught
-    assert all(blobs[p] >= counted_at_return[p] - 1 for p in counted_at_return), (blobs, counted_at_return)
-    # Nothing lost; one replica, nothing replayed either.
+    # Nothing lost; one replica, nothing replayed either: every slice counted exactly once.
     assert final == {p: float(n) for p, n in published.items()}, (final, published)
+    exactly_once(slices, samples)
 
 
 # --- Event Hubs faults ----------------------------------------------------------------------------
@@ -193,18 +191,37 @@ def wait_resumed(consumer: ConsumerProcess, published_after_fault: dict[str, int
                     timeout, what, [consumer])
 
 
+def counted_more(consumer: ConsumerProcess, events: int, timeout: float = 30) -> None:
+    """Wait until every partition has counted `events` more than now (the stream runs on meanwhile)."""
+    now = events_by_partition(consumer)
+    wait_for(lambda: all(v >= now.get(p, 0) + events for p, v in events_by_partition(consumer).items()),
+             timeout, f"{events} more events counted on every partition", [consumer])
+
+
 def finish(consumer: ConsumerProcess, stream: Stream, endpoint: Any, azurite: Any,
-           container: str) -> tuple[dict[str, int], dict[str, float], dict[str, int]]:
-    """Stop the stream; wait until every event is counted and the checkpoints name the last one.
-    Returns (events per partition in the hub, counted a second later, checkpoint blobs)."""
-    published = stream.stop()
-    wait_for(lambda: all(events_by_partition(consumer).get(p, 0) >= n for p, n in published.items()),
-             20, "catch-up", [consumer])
+           container: str) -> tuple[dict[str, int], dict[str, float], dict[str, int], Samples]:
+    """Stop the stream, publish the end markers; wait until every marker is counted (so everything
+    before it) and the checkpoints name the last event. Returns (events per partition in the hub,
+    counted, checkpoint blobs, the last scrape)."""
+    stream.stop()
+    published = stream.markers()
+    assert stream.slices is not None
+    markers = stream.slices.slices_of("end")
+    wait_for(lambda: all(counted(consumer.metrics()).get(i, 0) >= 1 for i in markers.values()),
+             30, "the end markers counted", [consumer])
     at_end = {p: n - 1 for p, n in published.items()}
     wait_for(lambda: checkpoint_blobs(azurite.connection_string, container, endpoint) == at_end, 20,
              "checkpoints at the end", [consumer])
-    time.sleep(1)  # late replays would show up as more
-    return published, events_by_partition(consumer), checkpoint_blobs(azurite.connection_string, container, endpoint)
+    samples = consumer.metrics()
+    return (published, events_by_partition(samples), checkpoint_blobs(azurite.connection_string, container, endpoint),
+            samples)
+
+
+def exactly_once(slices: Slices, samples: Samples) -> None:
+    """Every slice counted exactly as often as it was published (one replica: nothing replayed)."""
+    lost, replayed, unknown = compare(slices, counted(samples))
+    print(f"{len(slices.published)} slices: lost {lost}, replayed {replayed}, unknown {unknown}")
+    assert (lost, replayed, unknown) == ({}, {}, {})
 
 
 def released_before_shutdown(lines: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
@@ -272,7 +289,8 @@ def test_dropped_connections_reconnect_and_count_every_event_once(eventhubs, azu
     stream = None
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
-        stream = Stream(eventhubs, RATE, BODIES).start()
+        slices = Slices()
+        stream = Stream(eventhubs, RATE, slices).start()
         counting_started(consumer, eventhubs)
         reconnects: list[float] = []
         dropped: list[int] = []
@@ -290,8 +308,8 @@ def test_dropped_connections_reconnect_and_count_every_event_once(eventhubs, azu
             reconnects.append(resumed - started)
             errors_after.append(client_errors(consumer.metrics()))
             assert consumer.process.poll() is None
-            time.sleep(2)
-        published, final, blobs = finish(consumer, stream, eventhubs, azurite, blob_container)
+            counted_more(consumer, 2 * RATE)
+        published, final, blobs, samples = finish(consumer, stream, eventhubs, azurite, blob_container)
         stream = None
         lines = log_lines(consumer)
     finally:
@@ -312,9 +330,10 @@ def test_dropped_connections_reconnect_and_count_every_event_once(eventhubs, azu
     assert sorted((p, reason) for p, reason, _ in released) == [(p, "ownership_lost") for p in sorted(partitions)], \
         released
     assert len(client_error_lines(lines)) == len(partitions)
-    assert max(reconnects) < 5, reconnects
+    assert max(reconnects) < 15, reconnects  # measured 1.0-2.3 s; generous, the figure is printed
     # Every event counted exactly once per partition; the checkpoints name the last event.
     assert final == {p: float(n) for p, n in published.items()}, (final, published)
+    exactly_once(slices, samples)
     assert blobs == {p: n - 1 for p, n in published.items()}, (blobs, published)
 
 
@@ -325,27 +344,27 @@ def test_endpoint_restarted_with_its_data_resumes_without_loss_or_replay(eventhu
     stream = None
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
-        stream = Stream(eventhubs, RATE, BODIES).start()
+        slices = Slices()
+        stream = Stream(eventhubs, RATE, slices).start()
         counting_started(consumer, eventhubs)
-        time.sleep(2)
+        counted_more(consumer, 2 * RATE)
         # An instant restart (stop, start on the same port), then one with an outage between.
         started = time.monotonic()
         eventhubs.restart(keep_data=True)
         instant = wait_resumed(consumer, eventhubs.event_counts(), 30, "counting after the restart") - started
-        time.sleep(2)
+        counted_more(consumer, 2 * RATE)
         eventhubs.stop()
         stopped = time.monotonic()
         counted_at_stop = events_by_partition(consumer)
-        time.sleep(outage)
+        time.sleep(outage)  # the outage itself (the scenario, not a wait for something)
         counted_in_outage = events_by_partition(consumer)
         assert consumer.process.poll() is None
         eventhubs.start()
         back = time.monotonic()
         after_outage = wait_resumed(consumer, eventhubs.event_counts(), 30, "counting after the outage") - back
-        time.sleep(2)
-        published, final, blobs = finish(consumer, stream, eventhubs, azurite, blob_container)
+        counted_more(consumer, 2 * RATE)
+        published, final, blobs, samples = finish(consumer, stream, eventhubs, azurite, blob_container)
         stream = None
-        samples = consumer.metrics()
         lines = log_lines(consumer)
     finally:
         if stream is not None:
@@ -364,14 +383,17 @@ def test_endpoint_restarted_with_its_data_resumes_without_loss_or_replay(eventhu
     # on_error, no partition is closed, and nothing is replayed from the checkpoint.
     assert errors == {}, errors
     assert released == [], released
-    assert instant < 5 and after_outage < 5, (instant, after_outage)
+    # Measured 1.4-2.3 s and 0.9-1.4 s; generous bounds, the figures are printed (that nothing was
+    # replayed from a checkpoint is what proves the in-memory position was kept).
+    assert instant < 15 and after_outage < 15, (instant, after_outage)
     assert final == {p: float(n) for p, n in published.items()}, (final, published)
+    exactly_once(slices, samples)
     assert blobs == {p: n - 1 for p, n in published.items()}, (blobs, published)
 
 
 def test_receiver_stolen_by_a_higher_owner_level_resumes_after_the_thief_leaves(eventhubs, azurite, blob_container,
                                                                                tmp_path: Path) -> None:
-    hold = 4.0
+    refusals = 3  # re-claims refused while the thief holds the partition (one per load-balancing cycle)
     victim = "0"
     others = [p for p in eventhubs.partition_ids if p != victim]
     consumer = start_consumer(eventhubs, azurite.connection_string, blob_container, tmp_path)
@@ -379,9 +401,10 @@ def test_receiver_stolen_by_a_higher_owner_level_resumes_after_the_thief_leaves(
     thief = None
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
-        stream = Stream(eventhubs, RATE, BODIES).start()
+        slices = Slices()
+        stream = Stream(eventhubs, RATE, slices).start()
         counting_started(consumer, eventhubs)
-        time.sleep(2)
+        counted_more(consumer, 2 * RATE)
         assert eventhubs.active_receivers(partition_id=victim) == 1  # ours
 
         # The thief: a plain receiver on one partition with owner level 1 (> the consumer's 0). The hub
@@ -394,17 +417,20 @@ def test_receiver_stolen_by_a_higher_owner_level_resumes_after_the_thief_leaves(
             released_at = wait_for(lambda: victim not in owned_partitions(consumer), 15,
                                    "the victim partition released", [consumer])
         counted_at_release = events_by_partition(consumer)
-        time.sleep(hold)
+        # The thief holds the partition while the consumer's re-claims are refused and the stream goes on.
+        wait_for(lambda: len(client_error_lines(log_lines(consumer))) >= 1 + refusals and len(thief.events) >= 2 * RATE
+                 and all(events_by_partition(consumer)[p] >= counted_at_release[p] + 2 * RATE for p in others),
+                 30, f"{refusals} re-claims refused while the thief receives", [consumer])
+        hold = time.monotonic() - released_at
         counted_held = events_by_partition(consumer)
         receivers_held = eventhubs.active_receivers(partition_id=victim)
         assert consumer.process.poll() is None
         thief.close()
         left = thief.leaving_at
         resumed = wait_resumed(consumer, eventhubs.event_counts(), 30, "counting after the thief left") - left
-        time.sleep(2)
-        published, final, blobs = finish(consumer, stream, eventhubs, azurite, blob_container)
+        counted_more(consumer, 2 * RATE)
+        published, final, blobs, samples = finish(consumer, stream, eventhubs, azurite, blob_container)
         stream = None
-        samples = consumer.metrics()
         lines = log_lines(consumer)
     finally:
         if thief is not None:
@@ -445,6 +471,9 @@ def test_receiver_stolen_by_a_higher_owner_level_resumes_after_the_thief_leaves(
     assert all(counted_held[p] > counted_at_release[p] for p in others), (counted_held, counted_at_release)
     # Taken back at the next load-balancing cycle after the thief left, from the final checkpoint:
     # nothing lost and (the checkpoint naming the last counted event) nothing counted twice.
-    assert resumed < LB_INTERVAL * 1.2 + 4, resumed
+    # Measured 1.0-1.7 s; a generous bound, the figure is printed. That the claim after the thief left
+    # was the first one not refused is the `claims` count above.
+    assert resumed < 10, resumed
     assert final == {p: float(n) for p, n in published.items()}, (final, published)
+    exactly_once(slices, samples)
     assert blobs == {p: n - 1 for p, n in published.items()}, (blobs, published)
