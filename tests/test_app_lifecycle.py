@@ -1,17 +1,22 @@
 """`Service.serve` in this process, against the local Event Hubs endpoint and Azurite: what start-up
-and shutdown do to the process beyond receiving (the subprocess tests in tests/e2e cover the rest)."""
+and shutdown do to the process beyond receiving, and what a receive loop that stops does to
+readiness (the subprocess tests in tests/e2e cover the rest)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import time
+import urllib.error
+import urllib.request
 
 from consumer.app import Service
 from consumer.config import Settings
 from consumer.devtools.azurite import Azurite
 from consumer.devtools.eventhubs import EventHubsEndpoint
+from consumer.eventhub import Receiver
 
 
 def settings_for(eventhubs: EventHubsEndpoint, azurite: Azurite, container: str, **eventhub: object) -> Settings:
@@ -80,3 +85,66 @@ def test_a_healthy_shutdown_does_not_wait_for_the_load_balancing_interval(eventh
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     released = [r for r in caplog.records if r.getMessage() == "partition released"]
     assert len(released) == 4  # every partition closed (final checkpoint, ownership released) first
+
+
+def test_readyz_fails_at_once_when_the_receive_loop_stops_and_the_process_exits_1(
+        eventhubs, azurite, blob_container, caplog, monkeypatch):
+    """The receive loop ending on its own (here the SDK's `receive_batch` raises, its partitions still
+    open) makes `/readyz` answer 503 naming the `eventhub` check (`not receiving`) while the process
+    still serves, then the service shuts down as after a signal and exits 1."""
+    receivers: list[Receiver] = []
+    real_run = Receiver.run
+    broken = asyncio.Event()
+    loops: list[asyncio.Future] = []
+
+    async def run(self: Receiver) -> None:
+        receivers.append(self)
+        original = self.client.receive_batch
+
+        async def receive_batch(*args, **kwargs):
+            loops.append(asyncio.ensure_future(original(*args, **kwargs)))  # ends at the shutdown's close()
+            await broken.wait()
+            raise RuntimeError("the receive loop broke")
+
+        self.client.receive_batch = receive_batch
+        await real_run(self)
+
+    monkeypatch.setattr(Receiver, "run", run)
+    settings = settings_for(eventhubs, azurite, blob_container, initial_position="earliest").model_copy(
+        update={"shutdown_final_scrape_wait_seconds": 30.0})
+    service = Service(settings)
+
+    def get(path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}{path}", timeout=5) as response:
+                return response.status, json.loads(response.read()) if path != "/metrics" else {}
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    async def until(condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(condition):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.05)
+
+    async def main() -> tuple[int, int, dict]:
+        serving = await serve_until_ready(service)
+        await until(lambda: sum(r.getMessage() == "partition claimed" for r in caplog.records) == 4, 20, "claims")
+        eventhubs.publish("0", [b'{"records": []}'] * 3)
+        await until(lambda: receivers[0].events_processed == 3, 20, "the events counted")
+        # Counted and not scraped: the shutdown's lame duck waits for a scrape, /readyz can be read.
+        broken.set()
+        await until(lambda: get("/readyz")[0] == 503, 20, "/readyz 503")
+        status, report = await asyncio.to_thread(get, "/readyz")
+        await asyncio.to_thread(get, "/metrics")  # the scrape the lame duck waits for
+        code = await asyncio.wait_for(serving, 30)
+        return code, status, report
+
+    with caplog.at_level(logging.INFO, logger="consumer"):
+        code, status, report = asyncio.run(main())
+    assert status == 503
+    assert report["checks"]["eventhub"] == {"ok": False, "detail": "not receiving"}, report
+    assert code == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("event hubs receive loop stopped unexpectedly: ") and m.endswith("the receive loop broke")
+               for m in messages), messages[-10:]
