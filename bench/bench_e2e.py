@@ -1,8 +1,16 @@
 """Benchmark: records/s end to end — local Event Hubs endpoint → real async SDK → `Service` → /metrics.
 
     .venv/bin/python bench/bench_e2e.py [--records N] [--partitions P] [--batch-size B] [--prefetch F]
-                                        [--store azurite|memory] [--no-sweep] [--repeat N] [--timeout S]
+                                        [--store azurite|memory] [--no-sweep | --sweep BxP,...] [--repeat N]
+                                        [--timeout S] [--loop asyncio|uvloop]
                                         [--profiler sample|pyinstrument|cprofile|none]
+
+The headline is a ratio: the consumer's streaming rate over a **bare SDK receiver**'s on the same
+preloaded data, in the same run (``run_bare``: ``EventHubConsumerClient.receive_batch`` with the same
+client and receive settings and the same checkpoint store kind, counting ``len(events)`` and nothing
+else). Absolute rates on a shared machine move by 2× from run to run; the ratio of runs made side by
+side moves much less. ``--repeat N`` makes N pairs, alternating which side runs first, and prints the
+median ratio.
 
 A benchmark, not a test: it asserts nothing, it prints. Bounded: every run stops by itself when the
 corpus has gone through, or after ``--timeout`` seconds with what it got.
@@ -37,14 +45,14 @@ checkpoint store is recorded (the SDK's load-balancing loop renews owned partiti
 the interval between successive renewals of a partition is compared with the load-balancing interval
 (with Azurite: the ``last_modified`` the ownership blob got from the service).
 
-Runs: (1) the timed run with ``--batch-size``/``--prefetch`` and no profiler (``--repeat N``: N of them and
-their median); (2) the same again
+Runs: (1) the timed pairs (consumer, bare) with ``--batch-size``/``--prefetch`` and no profiler (``--repeat N``:
+N pairs and the median ratio; the first consumer run printed in full); (2) the consumer again
 profiled, for the CPU breakdown by module path — by default with a SIGPROF sampler of process CPU time
 (1 ms; ~no overhead, C calls charged to their Python caller; ``--profiler cprofile|pyinstrument`` for
 the tracing profilers, which slow call-heavy code several times and so skew the shares): SDK (``azure/eventhub`` incl. ``_pyamqp``; the checkpoint store: ``checkpointstoreblobaio``,
 ``azure/storage``, ``azure/core``), our code (``consumer/``; built-ins such as ``orjson.loads`` count
 for their caller's module; ``prometheus_client``, which our metrics and /metrics call, is shown apart), other (asyncio, aiohttp, …);
-(3) unless ``--no-sweep``: max_batch_size × prefetch in {100, 300, 1000} × {300, 1000, 3000}.
+(3) unless ``--no-sweep``: a pair for each max_batch_size × prefetch of ``--sweep``.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ HUB = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_BALANCING_INTERVAL = 2.0
 OWNERSHIP_EXPIRATION = 12.0
+MAX_WAIT_TIME = 5.0  # eventhub.max_wait_time_seconds (the default; write_config leaves it)
 #: /healthz every 50 ms (20×/s); /metrics every 4th tick (5×/s): a render costs milliseconds of CPU
 #: of the consumer's loop (measured and printed), so 20 renders/s would tax the run itself.
 METRICS_EVERY = 4
@@ -392,6 +401,75 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
             "renewals": renewals.summary(LOAD_BALANCING_INTERVAL)}
 
 
+# --- the bare SDK receiver (this process) ------------------------------------------------------------
+
+
+async def run_bare(connection_string: str, storage: str | None, container: str, events: int, records: int,
+                   batch: int, prefetch: int, max_wait_time: float, timeout: float) -> dict[str, Any]:
+    """What the SDK alone delivers: `EventHubConsumerClient.receive_batch` with the consumer's client and
+    receive settings (same checkpoint store kind, load balancing, prefetch, max_batch_size, max_wait_time,
+    track_last_enqueued_event_properties) and a callback that only counts events: no body read, no
+    checkpoint written. Timed like the consumer's `Window`: first batch in → last event counted."""
+    from azure.eventhub import LoadBalancingStrategy
+    from azure.eventhub.aio import EventHubConsumerClient
+
+    if storage is None:
+        from consumer.devtools.memory_store import InMemoryCheckpointStore
+
+        store: Any = InMemoryCheckpointStore()
+    else:
+        from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+        from azure.storage.blob.aio import ContainerClient
+
+        async with ContainerClient.from_connection_string(storage, container) as created:
+            await created.create_container()
+        store = BlobCheckpointStore.from_connection_string(storage, container)
+    client = EventHubConsumerClient.from_connection_string(
+        connection_string, consumer_group="$Default", eventhub_name=HUB, checkpoint_store=store,
+        load_balancing_strategy=LoadBalancingStrategy.GREEDY, load_balancing_interval=LOAD_BALANCING_INTERVAL,
+        partition_ownership_expiration_interval=OWNERSHIP_EXPIRATION)
+    received = 0
+    first: tuple[float, float] | None = None
+    last = float("nan")
+    cpu_done = float("nan")
+    done = asyncio.Event()
+
+    async def on_batch(_context: Any, batch_events: list[Any]) -> None:
+        nonlocal received, first, last, cpu_done
+        if not batch_events:
+            return
+        if first is None:
+            first = (time.perf_counter(), time.process_time())
+        received += len(batch_events)
+        last = time.perf_counter()
+        if received >= events and not done.is_set():
+            cpu_done = time.process_time()
+            done.set()
+
+    started = time.perf_counter()
+    task = asyncio.create_task(client.receive_batch(
+        on_batch, max_batch_size=batch, max_wait_time=max_wait_time, prefetch=prefetch,
+        track_last_enqueued_event_properties=True, starting_position="-1"))
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    except TimeoutError:
+        pass
+    await client.close()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    if storage is not None:
+        await store.close()
+    per_event = records / events
+    window_s = max(last - first[0], 1e-9) if first else float("nan")
+    return {"complete": done.is_set(), "events": received, "records": received * per_event,
+            "window_s": window_s, "records_s_window": received * per_event / window_s,
+            "cpu_per_record_window_us": 1e6 * (cpu_done - first[1]) / max(received * per_event, 1) if first else float("nan"),
+            "total": time.perf_counter() - started}
+
+
 # --- profile breakdown ------------------------------------------------------------------------------
 
 
@@ -608,7 +686,7 @@ def print_run(title: str, s: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=200_000, help="corpus size in records (50 per body)")
+    parser.add_argument("--records", type=int, default=100_000, help="corpus size in records (50 per body)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=300, help="eventhub.max_batch_size")
     parser.add_argument("--prefetch", type=int, default=600, help="eventhub.prefetch")
@@ -619,9 +697,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="profiled run: SIGPROF sampling of CPU time (default, ~no overhead), pyinstrument "
                         "(pip install it; hooks every call) or cProfile (CPU clock; per-call overhead)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the batch size × prefetch table")
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs (the first printed in full, then one line "
-                        "each and the median): CPU per record varies from run to run on a shared machine")
+    parser.add_argument("--sweep", default="100x300,100x1000,300x300,300x600,300x1000,1000x1000,1000x3000",
+                        help="max_batch_size x prefetch pairs of the settings table, comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of timed runs (consumer, bare SDK; order "
+                        "alternating), each printed on one line, then the median ratio: absolute rates vary from run "
+                        "to run on a shared machine, their ratio much less")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="event loop of the consumer and the bare receiver (uvloop: pip install uvloop)")
     args = parser.parse_args(argv)
+    sweep = [] if args.no_sweep else [tuple(int(x) for x in item.split("x")) for item in args.sweep.split(",")]
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+
+    def arun(coro: Any) -> Any:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
 
     print(f"# bench_e2e  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cpus {os.cpu_count()}  "
           f"python {sys.version.split()[0]}")
@@ -663,31 +756,55 @@ def main(argv: list[str] | None = None) -> int:
         counter += 1
         config = write_config(Path(tmp.name) / f"run{counter}.yaml", info["connection_string"], storage,
                               f"bench{counter}-{os.getpid()}", batch, prefetch)
-        run = asyncio.run(run_consumer(config, azurite is None, parent,
+        run = arun(run_consumer(config, azurite is None, parent,
                                        azurite._process.pid if azurite else None,  # noqa: SLF001
                                        events, args.timeout, renewals, profile))
         return run, summarise(run, args.records, events, body_bytes)
 
+    def bare(batch: int, prefetch: int) -> dict[str, Any]:
+        nonlocal counter
+        counter += 1
+        return arun(run_bare(info["connection_string"], storage, f"bare{counter}-{os.getpid()}", events,
+                             args.records, batch, prefetch, MAX_WAIT_TIME, args.timeout))
+
+    def pair(n: int, batch: int, prefetch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One consumer run and one bare run, in alternating order (drift hits both sides alike)."""
+        if n % 2:
+            b = bare(batch, prefetch)
+            c = one(batch, prefetch, None)[1]
+        else:
+            c = one(batch, prefetch, None)[1]
+            b = bare(batch, prefetch)
+        return c, b
+
+    def ratio(c: dict[str, Any], b: dict[str, Any]) -> float:
+        return c["records_s_window"] / b["records_s_window"]
+
     try:
-        _, s = one(args.batch_size, args.prefetch, None)
-        print_run(f"timed run: max_batch_size={args.batch_size}, prefetch={args.prefetch} (no profiler)", s)
-        if args.repeat > 1:
-            runs = [s]
-            print(f"\n== {args.repeat} timed runs, same settings: streaming records/s timed in the consumer, "
-                  "µs CPU/record while streaming, records/s incl. start-up")
-            print(f"  run 1: {s['records_s_window']:9,.0f}  {s['cpu_per_record_window_us']:5.1f} µs  {s['records_s']:9,.0f}")
-            for n in range(2, args.repeat + 1):
-                _, r = one(args.batch_size, args.prefetch, None)
-                runs.append(r)
-                print(f"  run {n}: {r['records_s_window']:9,.0f}  {r['cpu_per_record_window_us']:5.1f} µs  "
-                      f"{r['records_s']:9,.0f}" + ("" if r["complete"] else "  (incomplete)"))
-            for key, what, fmt in (("records_s_window", "streaming records/s", "{:,.0f}"),
-                                   ("cpu_per_record_window_us", "µs CPU/record streaming", "{:.1f}"),
-                                   ("records_s", "records/s incl. start-up", "{:,.0f}")):
-                values = sorted(r[key] for r in runs)
-                print(f"  {what:26s} median {fmt.format(statistics.median(values))}, "
-                      f"range {fmt.format(values[0])} – {fmt.format(values[-1])}")
-            s = {**s, "complete": all(r["complete"] for r in runs)}
+        print(f"\n== consumer / bare SDK receiver, max_batch_size={args.batch_size}, prefetch={args.prefetch}, "
+              f"{args.repeat} pair(s), order alternating; streaming records/s timed in-process (first body in → "
+              "last counted)")
+        print(f"  bare: EventHubConsumerClient.receive_batch counting len(events) only, same client settings "
+              f"(checkpoint store: {args.store}, no checkpoint written; prefetch, max_batch_size, max_wait_time, "
+              f"track_last_enqueued_event_properties, load balancing), event loop: {args.loop}")
+        runs, bares, ratios = [], [], []
+        for n in range(args.repeat):
+            c, b = pair(n, args.batch_size, args.prefetch)
+            runs.append(c)
+            bares.append(b)
+            ratios.append(ratio(c, b))
+            print(f"  pair {n + 1}: consumer {c['records_s_window']:9,.0f} ({c['cpu_per_record_window_us']:4.1f} µs "
+                  f"CPU/record)  bare {b['records_s_window']:9,.0f} ({b['cpu_per_record_window_us']:4.1f} µs)  "
+                  f"ratio {ratios[-1]:.2f}" + ("" if c["complete"] and b["complete"] else "  (incomplete)"))
+        s = runs[0]
+        print_run(f"first consumer run in full: max_batch_size={args.batch_size}, prefetch={args.prefetch} "
+                  "(no profiler)", s)
+        print(f"\n== RATIO consumer / bare SDK: median {statistics.median(ratios):.2f} of {len(ratios)} "
+              f"(range {min(ratios):.2f} – {max(ratios):.2f}); consumer median "
+              f"{statistics.median(r['records_s_window'] for r in runs):,.0f} records/s, bare median "
+              f"{statistics.median(r['records_s_window'] for r in bares):,.0f} records/s; consumer µs CPU/record "
+              f"median {statistics.median(r['cpu_per_record_window_us'] for r in runs):.1f}")
+        s = {**s, "complete": all(r["complete"] for r in runs + bares)}
         if args.profiler != "none":
             run, sp = one(args.batch_size, args.prefetch, args.profiler)
             if args.profiler == "sample":
@@ -718,21 +835,20 @@ def main(argv: list[str] | None = None) -> int:
             print("  top functions by own time:")
             for tt, name in top:
                 print(f"    {tt:6.2f}s  {name}")
-        if not args.no_sweep:
-            print("\n== settings (max_batch_size × prefetch), no profiler, one run each")
-            print("  (records/s incl. start-up; streaming records/s and µs CPU/record timed in the consumer)")
-            print(f"  {'batch':>5s} {'prefetch':>8s} {'records/s':>10s} {'streaming':>10s} {'cons.CPU%':>9s} "
-                  f"{'µs/rec':>7s} {'endp.CPU%':>9s} {'lag p99':>8s} {'lag max':>8s} {'/metrics p99':>12s} "
+        if sweep:
+            print("\n== settings (max_batch_size × prefetch), no profiler, one consumer run and one bare run each")
+            print("  (streaming records/s and µs CPU/record timed in the consumer; bare: the SDK alone, same settings)")
+            print(f"  {'batch':>5s} {'prefetch':>8s} {'consumer':>9s} {'bare':>9s} {'ratio':>5s} {'cons.CPU%':>9s} "
+                  f"{'µs/rec':>7s} {'lag p99':>8s} {'lag max':>8s} {'/metrics p99':>12s} "
                   f"{'/healthz p99':>12s} {'late renew.':>11s}")
-            for batch in (100, 300, 1000):
-                for prefetch in (300, 1000, 3000):
-                    _, r = one(batch, prefetch, None)
-                    lat = r["latencies"]
-                    print(f"  {batch:5d} {prefetch:8d} {r['records_s']:10,.0f} {r['records_s_window']:10,.0f} "
-                          f"{100 * r['cpu_share']:8.0f}% {r['cpu_per_record_window_us']:7.1f} "
-                          f"{100 * r['endpoint_cpu'] / r['wall']:8.0f}% {ms(r['lag_p99']):>6s}ms {ms(r['lag_max']):>6s}ms "
-                          f"{ms(percentile(lat['/metrics'], 0.99)):>10s}ms {ms(percentile(lat['/healthz'], 0.99)):>10s}ms "
-                          f"{len(r['renewals']['late']):>11d}" + ("" if r["complete"] else "  (incomplete)"))
+            for n, (batch, prefetch) in enumerate(sweep):
+                r, b = pair(n, batch, prefetch)
+                lat = r["latencies"]
+                print(f"  {batch:5d} {prefetch:8d} {r['records_s_window']:9,.0f} {b['records_s_window']:9,.0f} "
+                      f"{ratio(r, b):5.2f} {100 * r['cpu_share']:8.0f}% {r['cpu_per_record_window_us']:7.1f} "
+                      f"{ms(r['lag_p99']):>6s}ms {ms(r['lag_max']):>6s}ms "
+                      f"{ms(percentile(lat['/metrics'], 0.99)):>10s}ms {ms(percentile(lat['/healthz'], 0.99)):>10s}ms "
+                      f"{len(r['renewals']['late']):>11d}" + ("" if r["complete"] and b["complete"] else "  (incomplete)"))
     finally:
         parent.send("stop")
         parent.poll(30) and parent.recv()
