@@ -161,11 +161,12 @@ def _json_type(value: Any) -> str:
 # (outside, a quote opens its kind; in a string, its own kind closes it and the other does nothing),
 # so the state after the k-th quote is the alternating sum c_k - c_(k-1) + c_(k-2) - ... (mod 3): a
 # prefix parity and a prefix sum mod 3, each in log2(n) shift-and-combine steps. What must change is
-# then marked by replacing its byte with one UTF-8 never holds (0xF8-0xFF, one per kind of change, by
-# one xor over the whole text), and every kind of change is made by str.replace. This reading takes
-# a backslash to escape the next byte wherever it is, so a backslash outside strings (where it
-# escapes nothing) right before a quote, or a control character other than tab/newline/return
-# outside strings, sends the text the regex way instead.
+# then marked by replacing its byte with one UTF-8 never holds (one per kind of change, by one xor over
+# the whole text), and every kind of change is made by str.replace. A backslash outside strings
+# escapes nothing; where one stands right before a quote, the sums are made again with that quote
+# counted, and if that is not consistent, the states are composed instead (a map of the three
+# states per byte, ~3x the work of the sums). The regex way is left for texts under
+# `BITS_FROM` characters (where it is quicker) and texts holding lone surrogates.
 
 _DOUBLE_INSIDE = r'[^"\\]*+(?:\\.[^"\\]*+)*+'
 _SINGLE_INSIDE = r"[^'\\]*+(?:\\.[^'\\]*+)*+"
@@ -256,26 +257,29 @@ _DOUBLE_BITS = _table(b'"')
 _SINGLE_BITS = _table(b"'")
 _BACKSLASH_BITS = _table(b"\\")
 _CONTROL_BITS = _table(bytes(range(32)))
-_TAB_BITS, _NEWLINE_BITS, _RETURN_BITS = _table(b"\t"), _table(b"\n"), _table(b"\r")
 _N_BITS, _I_BITS = _table(b"N"), _table(b"I")
 _NOT_CONTROL = bytes(range(32, 256))
 
-# What `_repair_bits` changes, by code: (the byte it finds there, what that byte becomes). Each code's
-# byte is first replaced by a placeholder, 0xF7 + code: a byte UTF-8 never holds, read back as the
-# lone surrogate U+DC00 + byte (surrogateescape) and then replaced by what it stands for.
-_CODES = {
-    1: (b"'", '"'),  # the quotes of a single-quoted string
-    2: (b'"', '\\"'),  # `"` inside a single-quoted string
-    3: (b"\\", ""),  # the backslash of `\'` inside a single-quoted string
-    4: (b"\t", "\t"),  # raw tab, newline and return outside strings: kept, while the control
-    5: (b"\n", "\n"),  # characters inside strings are escaped
-    6: (b"\r", "\r"),
-    7: (b"N", "N"),  # N and I inside strings: so that NaN and Infinity there are not words
-    8: (b"I", "I"),
+# What `_repair_bits` changes, by code (a hex digit per byte): the byte is first turned into a byte
+# UTF-8 never holds, by an xor, and read back (surrogateescape) as the lone surrogate U+DC00 + that
+# byte, which str.replace then turns into what it stands for.
+#: code → (the byte it finds there, the xor, what the byte becomes)
+_CODES: dict[int, tuple[int, int, str]] = {
+    1: (ord("'"), ord("'") ^ 0xF8, '"'),  # the quotes of a single-quoted string
+    2: (ord('"'), ord('"') ^ 0xF9, '\\"'),  # `"` inside a single-quoted string
+    3: (ord("\\"), ord("\\") ^ 0xFA, ""),  # the backslash of `\'` inside a single-quoted string
+    # 4: a control character (0x00-0x1F) inside a string, 5: one outside strings; whichever are
+    # fewer are marked (the others, if inside, are escaped in the text as a whole): xor 0x80 makes
+    # it a lone continuation byte 0x80-0x9F, restored escaped (4) or as it was (5)
+    7: (ord("N"), ord("N") ^ 0xFE, "N"),  # N and I inside strings: so that NaN and Infinity there
+    8: (ord("I"), ord("I") ^ 0xFF, "I"),  # are not words
 }
-#: A code per hex digit (b"0".."8") → the xor that turns its byte into its placeholder.
-_XOR = bytes(_CODES[b - 48][0][0] ^ (0xF7 + b - 48) if 49 <= b <= 56 else 0 for b in range(256))
-_RESTORE = {code: (chr(0xDC00 + 0xF7 + code), final) for code, (_, final) in _CODES.items()}
+_INSIDE_CONTROL, _OUTSIDE_CONTROL = 4, 5
+#: hex digit (b"0".."8") → the xor of its code
+_XOR = bytes(_CODES[b - 48][1] if b - 48 in _CODES else 0x80 if b - 48 in (4, 5) else 0 for b in range(256))
+_RESTORE: dict[int, Any] = {code: (chr(0xDC00 + (byte ^ xor)), final) for code, (byte, xor, final) in _CODES.items()}
+_RESTORE[_INSIDE_CONTROL] = tuple((chr(0xDC80 + ord(char)), escaped) for char, escaped in _CONTROL_ESCAPES)
+_RESTORE[_OUTSIDE_CONTROL] = tuple((chr(0xDC80 + ord(char)), char) for char, _ in _CONTROL_ESCAPES)
 
 
 def _bits(reversed_text: bytes, table: bytes) -> int:
@@ -303,10 +307,45 @@ def _prefix_sum_mod3(lo: int, hi: int, n: int, full: int) -> tuple[int, int]:
     return lo, hi
 
 
+def _states_by_sums(doubles: int, singles: int, n: int, full: int) -> tuple[int, int]:
+    """The state after each byte (bits: in a "-string, in a '-string) when every one of these quotes
+    counts (none escaped): a quote of kind c (1 for ", 2 for ') turns state t into c - t (mod 3), so
+    the state after byte i is (-1)**p(i) * sum over quotes j <= i of (-1)**p(j) * c_j (mod 3), p(i)
+    being the parity of the number of quotes up to i."""
+    parity = _prefix_xor(doubles | singles, n, full)
+    even = full ^ parity
+    lo, hi = _prefix_sum_mod3((doubles & even) | (singles & parity), (singles & even) | (doubles & parity), n, full)
+    return (lo & even) | (hi & parity), (hi & even) | (lo & parity)
+
+
+def _states_by_composition(doubles: int, singles: int, escaped: int, n: int, full: int) -> tuple[int, int]:
+    """The state after each byte when a quote after an odd run of backslashes counts only outside
+    strings (the backslashes escape it inside a string, and nothing outside): each byte's map of
+    the states (0 outside, 1 in a "-string, 2 in a '-string), composed over 0..i in log2(n) steps;
+    a map is held as the images of 0, 1 and 2, each in two bit planes (image 1, image 2)."""
+    # outside, any quote opens its kind; an unescaped quote closes its kind, an escaped one nothing
+    f0lo, f0hi = doubles, singles
+    f1lo, f1hi = full ^ (doubles & ~escaped), 0
+    f2lo, f2hi = 0, full ^ (singles & ~escaped)
+    k = 1
+    while k < n:
+        below = (1 << k) - 1  # the bytes before the start: the identity map
+        images = ((f0lo << k) & full, (f0hi << k) & full), (((f1lo << k) | below) & full, (f1hi << k) & full), (
+            (f2lo << k) & full, ((f2hi << k) | below) & full)
+        composed = []
+        for lo, hi in images:  # the map of the k bytes before, then this one's
+            zero = full ^ (lo | hi)
+            composed.append((zero & f0lo) | (lo & f1lo) | (hi & f2lo))
+            composed.append((zero & f0hi) | (lo & f1hi) | (hi & f2hi))
+        f0lo, f0hi, f1lo, f1hi, f2lo, f2hi = composed
+        k <<= 1
+    return f0lo, f0hi
+
+
 def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] | None:
     """`repair_json` of `text` read as bit masks (see above), up to the quote of a string that never
     closes: (the repaired text before that quote, the quote, the text after it); the quote and the
-    text after it are "" when every string closes. None when this reading does not apply."""
+    text after it are "" when every string closes. None for a text with lone surrogates."""
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
@@ -316,7 +355,9 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
     rev = data[::-1]  # int(..., 2) reads the first digit as the highest bit: bit i is then byte i
     doubles = _bits(rev, _DOUBLE_BITS) if b'"' in data else 0
     singles = _bits(rev, _SINGLE_BITS) if b"'" in data else 0
-    if b"\\" in data:  # the bytes after an odd run of backslashes are escaped
+    live_doubles = doubles if double else 0
+    live_singles = singles if single else 0
+    if b"\\" in data:  # the bytes after an odd run of backslashes are escaped (inside strings)
         backslash = _bits(rev, _BACKSLASH_BITS)
         even = int.from_bytes(b"\x55" * (n // 8 + 2), "little") & ((full << 1) | 1)
         starts = backslash & ~(backslash << 1)
@@ -326,50 +367,44 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
                    | (((backslash + odd_starts) & ~backslash) & even)) & full
     else:
         backslash = escaped = 0
-    opens_double = (doubles & ~escaped) if double else 0
-    opens_single = (singles & ~escaped) if single else 0
-    # The state after byte i is (-1)**parity(i) * sum over quotes j <= i of (-1)**parity(j) * c_j (mod 3),
-    # parity(i) being that of the number of quotes up to i: c_j is negated (1 <-> 2) where parity is odd.
-    quotes = opens_double | opens_single
-    parity = _prefix_xor(quotes, n, full)
-    other = full ^ parity
-    lo = (opens_double & other) | (opens_single & parity)
-    hi = (opens_single & other) | (opens_double & parity)
-    lo, hi = _prefix_sum_mod3(lo, hi, n, full)
-    in_double = (lo & other) | (hi & parity)  # after the byte: in a "-string (its opening quote included)
-    in_single = (hi & other) | (lo & parity)  # after the byte: in a '-string
-    first_double = opens_double & in_double
-    first_single = opens_single & in_single
-    inner_double = in_double ^ first_double
-    inner_single = in_single ^ first_single
+    live = live_doubles | live_singles
+    in_double, in_single = _states_by_sums(live_doubles & ~escaped, live_singles & ~escaped, n, full)
+    counted = (backslash & ~(in_double | in_single)) << 1 & escaped & live
+    if counted:
+        # A backslash outside strings right before a quote escapes nothing: that quote counts. Read
+        # again with those quotes counted; if then exactly the escaped quotes after a backslash
+        # outside strings are counted, that reading is the one (each quote was taken as it should
+        # be, given the states before it); else compose the states, which is exact in one reading.
+        in_double, in_single = _states_by_sums(live_doubles & ~(escaped ^ counted),
+                                               live_singles & ~(escaped ^ counted), n, full)
+        if (backslash & ~(in_double | in_single)) << 1 & escaped & live != counted:
+            in_double, in_single = _states_by_composition(live_doubles, live_singles, escaped, n, full)
+    before = ((in_double | in_single) << 1) & full  # in a string before the byte
+    first_double = live_doubles & in_double & ~before
+    first_single = live_singles & in_single & ~before
     end = -1
     if (in_double | in_single) >> (n - 1) & 1:  # the last string never closes
         end = (first_double | first_single).bit_length() - 1
         keep = (1 << end) - 1
     else:
         keep = full
-    inside = (inner_double | inner_single) & keep
-    # A backslash outside strings escapes nothing; the reading above took it to escape the next byte,
-    # which matters only where that byte is a quote: then read the text the other way.
-    alive = (doubles if double else 0) | (singles if single else 0)
-    if (backslash & ~inside) << 1 & escaped & alive & keep:
-        return None
+    inner_single = (in_single ^ first_single) & keep
+    inside = ((in_double ^ first_double) | inner_single) & keep
     codes: dict[int, int] = {}  # code → the bytes it marks
-    delimiters = (first_single | (opens_single & (in_single << 1))) & keep
-    if delimiters:
-        codes[1] = delimiters
-        inner_single &= keep
+    if first_single:
+        codes[1] = (first_single | (live_singles & (in_single << 1) & ~in_single)) & keep
         codes[2] = doubles & inner_single
         codes[3] = (singles & inner_single) >> 1
-    controls = 0
+    escape_all = False  # escape the control characters of the text as a whole
     if data.translate(None, _NOT_CONTROL):
         controls = _bits(rev, _CONTROL_BITS) & keep
-        outside = controls & ~inside
-        if outside:
-            tabs, newlines, returns = (_bits(rev, t) & outside for t in (_TAB_BITS, _NEWLINE_BITS, _RETURN_BITS))
-            if outside ^ tabs ^ newlines ^ returns:
-                return None  # another control character outside strings: read the other way
-            codes[4], codes[5], codes[6] = tabs, newlines, returns
+        inside_controls, outside_controls = controls & inside, controls & ~inside
+        if inside_controls:
+            if outside_controls and inside_controls.bit_count() <= outside_controls.bit_count():
+                codes[_INSIDE_CONTROL] = inside_controls
+            else:
+                codes[_OUTSIDE_CONTROL] = outside_controls
+                escape_all = True
     nonfinite = b"NaN" in data or b"Infinity" in data
     if nonfinite:
         codes[7] = _bits(rev, _N_BITS) & inside
@@ -387,15 +422,19 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
                 digits |= int(format(plane, "b"), 16) << bit
         xor = int.from_bytes(format(digits, f"0{n}x")[::-1].encode("ascii").translate(_XOR), "little")
         data = (int.from_bytes(data, "little") ^ xor).to_bytes(n, "little")
-    head = data[:end] if end >= 0 else data
-    repaired = head.decode("utf-8", "surrogateescape")
+    repaired = (data[:end] if end >= 0 else data).decode("utf-8", "surrogateescape")
     if nonfinite:
         repaired = _NON_FINITE.sub("null", repaired)
-    if controls:
+    if escape_all:
         repaired = _escape_control(repaired)
     for code in codes:
-        placeholder, final = _RESTORE[code]
-        repaired = repaired.replace(placeholder, final)
+        if code in (_INSIDE_CONTROL, _OUTSIDE_CONTROL):
+            for placeholder, final in _RESTORE[code]:
+                if placeholder in repaired:
+                    repaired = repaired.replace(placeholder, final)
+        else:
+            placeholder, final = _RESTORE[code]
+            repaired = repaired.replace(placeholder, final)
     if end < 0:
         return repaired, "", ""
     return repaired, chr(data[end]), data[end + 1 :].decode("utf-8")

@@ -10,6 +10,9 @@ Why each shape exists:
 - `unterminated_string`: one long string that never closes;
 - `single_quote_run` / `mixed_quote_run`: long runs of quotes of one or both kinds (every quote opens
   and closes a string, or not);
+- `backslash_mixed_quote_run`: the same after a backslash outside strings right before a quote, which
+  escapes nothing there (unlike inside a string), so that the repair cannot take every backslash
+  for an escape;
 - `deep_nesting` / `deep_object_nesting`: brackets nested far past any parser's depth limit;
 - `nan_run`: NaN/Infinity outside strings (each one a repair);
 - `control_characters`: raw control characters inside strings (each one a repair);
@@ -49,6 +52,10 @@ def single_quote_run(size: int) -> bytes:
 
 def mixed_quote_run(size: int) -> bytes:
     return _repeat(b"", b"\"'", b"", size)
+
+
+def backslash_mixed_quote_run(size: int) -> bytes:
+    return _repeat(b'\\"', b"'\"", b"", size)
 
 
 def deep_nesting(size: int) -> bytes:
@@ -93,6 +100,7 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "unterminated_string": unterminated_string,
     "single_quote_run": single_quote_run,
     "mixed_quote_run": mixed_quote_run,
+    "backslash_mixed_quote_run": backslash_mixed_quote_run,
     "deep_nesting": deep_nesting,
     "deep_object_nesting": deep_object_nesting,
     "nan_run": nan_run,

@@ -255,37 +255,45 @@ def test_every_crafted_shape_of_event_size_is_read_as_bits(shape):
 @pytest.mark.parametrize(
     "text",
     [
-        "[\\'a']",  # a backslash outside strings right before a quote
-        "[\x01, 'a']",  # a control character outside strings other than tab, newline, return
-        "['\udc80']",  # a lone surrogate (not from UTF-8 or JSON)
+        "[\\'a', \"b\\\"\"]",  # a backslash outside strings right before a quote: the states composed
+        "[\x01, 'a\x02', \"\x03\"]",  # control characters outside strings: fewer marked than inside
+        "[\x01, \x02, 'a\x03']",  # more outside than inside
+        "\n['\\'', NaN, \"NaN\", 'Infinity\\'s']\n",
     ],
 )
-def test_texts_the_bit_reading_leaves_to_the_regex_way(text):
-    assert decode._repair_bits(text, True, True) is None
+def test_odd_texts_read_as_bits_are_repaired_as_before(text):
+    assert decode._repair_bits(text, True, True) is not None
     with mock.patch.object(decode, "BITS_FROM", 0):
         assert repair_json(text) == old_repair(text)
 
 
-@pytest.mark.parametrize(
-    "text, repaired",
-    [
-        # A quote whose string never closes is ordinary text; the repair goes on right after it.
-        ("[\"x ', '']", '["x ", "\']'),
-        ("['a \"b\" NaN", "['a \"b\" null"),
-        ('["a\\"]', '["a\\"]'),
-        ("'\\", "'\\"),
-        ('"\\', '"\\'),
-        ("'it''s'", '"it""s"'),
-        ("x-NaN -Infinity,NaNa,_NaN,\u00e9NaN", "xnull null,NaNa,_NaN,\u00e9NaN"),
-        ("'a\\\\'", '"a\\\\"'),
-        ("'\\\\\\''", "\"\\\\'\""),
-    ],
-)
-def test_repair_examples(text, repaired):
-    assert repair_json(text) == repaired == old_repair(text)
+def test_a_text_with_lone_surrogates_is_read_the_regex_way():
+    text = "['\udc80', NaN]"
+    assert decode._repair_bits(text, True, True) is None
+    with mock.patch.object(decode, "BITS_FROM", 0):
+        assert repair_json(text) == old_repair(text) == '["\udc80", null]'
 
 
 def test_a_backslash_outside_strings_before_no_quote_is_read_as_bits():
     text = "[\\x, 'a', \\\\ \"b\"]"
     assert decode._repair_bits(text, True, True) == ('[\\x, "a", \\\\ "b"]', "", "")
     assert old_repair(text) == '[\\x, "a", \\\\ "b"]'
+
+
+@pytest.mark.parametrize(
+    "text, composed",
+    [
+        # \"'"'"'...: the first quote opens a string (the backslash escapes nothing outside strings);
+        # counting it, the sums read the rest consistently
+        ('\\"' + "'\"" * 300, False),
+        ('\\"\\"', True),  # counting the first quote puts the second backslash inside: the states composed
+        ("\\'\\'" * 300, True),
+    ],
+)
+def test_a_backslash_before_a_quote_outside_strings(text, composed):
+    with mock.patch.object(decode, "_states_by_composition", wraps=decode._states_by_composition) as composition:
+        read = decode._repair_bits(text, True, True)
+    assert read is not None
+    assert composition.called is composed
+    with mock.patch.object(decode, "BITS_FROM", 0):
+        assert repair_json(text) == old_repair(text)
