@@ -804,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(r['records_s_window'] for r in runs):,.0f} records/s, bare median "
               f"{statistics.median(r['records_s_window'] for r in bares):,.0f} records/s; consumer µs CPU/record "
               f"median {statistics.median(r['cpu_per_record_window_us'] for r in runs):.1f}")
+        cpu_ratios = [b["cpu_per_record_window_us"] / c["cpu_per_record_window_us"] for c, b in zip(runs, bares)]
+        print(f"   CPU ratio (bare µs CPU/record ÷ consumer µs CPU/record, what the ratio becomes when each side "
+              f"has a core to itself): median {statistics.median(cpu_ratios):.2f} "
+              f"(range {min(cpu_ratios):.2f} – {max(cpu_ratios):.2f})")
         s = {**s, "complete": all(r["complete"] for r in runs + bares)}
         if args.profiler != "none":
             run, sp = one(args.batch_size, args.prefetch, args.profiler)
@@ -825,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"of a {sp['wall']:.2f}s run; process CPU {sp['cpu']:.2f}s")
             groups: dict[str, float] = defaultdict(float)
             for name, value in sorted(totals.items(), key=lambda kv: -kv[1]):
-                print(f"    {name:42s} {value:7.2f}s  {100 * value / total:5.1f}%")
+                print(f"    {name:42s} {value:7.2f}s  {100 * value / total:5.1f}%  "
+                      f"{1e6 * value / max(sp['window_records'], 1):5.2f} µs/record")
                 groups[name.split(":")[0].split(" (")[0]] += value
             print("  summary: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in
                                             sorted(groups.items(), key=lambda kv: -kv[1])))

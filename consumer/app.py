@@ -40,6 +40,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -115,17 +116,39 @@ def fix_mmap_threshold() -> bool:
         return False
 
 
-def run(path: str) -> int:
+#: Event loops `run --loop` offers: the standard library's, or uvloop (`pip install acs-sms-consumer[uvloop]`).
+LOOPS = ("asyncio", "uvloop")
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory for `asyncio.Runner` (None: the standard library's loop)."""
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        import uvloop  # optional dependency: ImportError names it
+
+        return uvloop.new_event_loop
+    raise ValueError(f"unknown event loop {name!r}: one of {', '.join(LOOPS)}")
+
+
+def run(path: str, loop: str = "asyncio") -> int:
     try:
         settings = load_settings(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    try:
+        factory = loop_factory(loop)
+    except ImportError:
+        print(f"--loop {loop}: the {loop} package is not installed (pip install 'acs-sms-consumer[{loop}]')",
+              file=sys.stderr)
+        return 2
     fix_mmap_threshold()
     configure(settings.logging.level)
-    log.info("starting acs-sms-consumer", extra={"version": __version__, "config": redacted(settings)})
+    log.info("starting acs-sms-consumer", extra={"version": __version__, "config": redacted(settings), "loop": loop})
     try:
-        return asyncio.run(Service(settings).serve())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(Service(settings).serve())
     except KeyboardInterrupt:
         return 130
 

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = _command(sub, "run", "consume the Event Hub and serve /metrics")
     run.add_argument("--config", required=True, help="YAML configuration file (see config.example.yaml)")
+    run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                     help="event loop: the standard library's (default) or uvloop (pip install "
+                     "'acs-sms-consumer[uvloop]'; see README, Benchmarks)")
 
     check = _command(sub, "check-config", "validate a configuration and print it with secrets redacted")
     check.add_argument("--config", required=True, help="YAML configuration file")
@@ -102,7 +105,7 @@ def _main(argv: list[str]) -> int:
     if args.command == "run":
         from consumer.app import run
 
-        return run(args.config)
+        return run(args.config, args.loop)
     raise AssertionError(args.command)
 
 

@@ -200,3 +200,43 @@ def test_help_of_every_command_lists_its_exit_status(command: str) -> None:
     epilog = result.stdout.split("exit status:\n", 1)[1]
     codes = [line.split()[0] for line in epilog.splitlines() if line.startswith("  ") and not line.startswith("     ")]
     assert codes[:3] == ["0", "1", "2"] or codes[:2] == ["0", "2"], epilog
+
+
+def test_run_on_uvloop_starts_on_it(tmp_path: Path) -> None:
+    """`run --loop uvloop` runs the service on uvloop's loop (the start-up line names it, and the
+    service gets as far as retrying the unreachable hub, which needs the loop running)."""
+    import json
+
+    pytest.importorskip("uvloop")
+    path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\n"
+                           "http:\n  host: 127.0.0.1\n  port: 0\nshutdown_timeout_seconds: 2\n")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
+    process = subprocess.Popen([sys.executable, "-m", "consumer", "run", "--loop", "uvloop", "--config", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean, cwd=REPO)
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())
+        second = process.stdout.readline()  # logged from inside the running loop
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    assert first["message"] == "starting acs-sms-consumer" and first["loop"] == "uvloop"
+    assert second and "Traceback" not in second
+
+
+def test_loop_factory_names_the_loop() -> None:
+    import asyncio
+
+    from consumer.app import loop_factory
+
+    assert loop_factory("asyncio") is None
+    with pytest.raises(ValueError, match="unknown event loop 'trio'"):
+        loop_factory("trio")
+    uvloop = pytest.importorskip("uvloop")
+    factory = loop_factory("uvloop")
+    assert factory is uvloop.new_event_loop
+    loop = factory()
+    try:
+        assert isinstance(loop, asyncio.AbstractEventLoop) and type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
