@@ -102,6 +102,8 @@ def classify(error: BaseException) -> str:
             return STORAGE_4XX if 400 <= status < 500 else STORAGE_5XX if status >= 500 else OTHER
         if _is(e, "azure.core", "ServiceRequestError", "ServiceResponseError"):
             return STORAGE_UNREACHABLE
+    if any(getattr(e, "status_code", None) == 404 and _is(e, "azure.eventhub", "TokenAuthFailure") for e in errors):
+        return ENTITY_NOT_FOUND  # the service answers a token for a hub or consumer group that does not exist so
     if (any(_is(e, "azure.eventhub", "AuthenticationError", "AuthenticationException") for e in errors)
             or any(_is(e, "azure.core", "ClientAuthenticationError") for e in errors)  # a credential without a token
             or "unauthorized-access" in conditions):

@@ -56,6 +56,8 @@ def storage(status: int, cls: type[HttpResponseError] = HttpResponseError) -> Ex
     (sdk(amqp.AMQPConnectionError(amqp.ErrorCondition.NotFound, description="Management connection failed. Status code: 404")),
      "entity_not_found"),
     (sdk(amqp.TokenAuthFailure(401, b"InvalidSignature: The token has an invalid signature.")), "unauthorized"),
+    (sdk(amqp.TokenAuthFailure(404, b"The messaging entity 'sb://ns.servicebus.windows.net/x' could not be found.")),
+     "entity_not_found"),  # the service's answer to a token for a hub that does not exist
     (link(amqp.ErrorCondition.UnauthorizedAccess, "Unauthorized access. 'Listen' claim(s) are required"), "unauthorized"),
     (ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token"), "unauthorized"),
     (link(amqp.ErrorCondition.ResourceLimitExceeded, "Exceeded the maximum number of allowed receivers"), "throttled"),

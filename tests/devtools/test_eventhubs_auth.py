@@ -52,3 +52,15 @@ def test_the_required_key_changes_while_serving(keyed: EventHubsEndpoint) -> Non
     keyed.require_key(None)  # any key again
     with EventHubConsumerClient.from_connection_string(with_key(keyed, "anything"), consumer_group="$Default") as client:
         assert client.get_partition_ids() == ["0", "1"]
+
+
+@pytest.mark.parametrize("key", [None, "the-right-key"])
+def test_a_token_for_a_hub_that_does_not_exist_gets_404(eventhubs_factory, key) -> None:
+    """As the service answers put-token for a missing entity (with or without a key required)."""
+    endpoint = eventhubs_factory(hub="hub", partitions=1, sas_key=key)
+    other = endpoint.connection_string.replace("EntityPath=hub", "EntityPath=no-such-hub")
+    with EventHubConsumerClient.from_connection_string(other, consumer_group="$Default", retry_total=0) as client:
+        with pytest.raises(AuthenticationError) as info:
+            client.get_partition_ids()
+    assert "Status code: 404" in str(info.value)
+    assert f"The messaging entity 'sb://127.0.0.1:{endpoint.port}/no-such-hub' could not be found." in str(info.value)

@@ -761,12 +761,17 @@ class EventHubsServer:
 
     # --- authorization ---------------------------------------------------------------------------
     def check_token(self, token: Any) -> tuple[int, str]:
-        """(status, description) of a $cbs put-token: 202, or 401 as the service answers a bad signature."""
-        if self.sas_key is None:
-            return 202, "Accepted"
+        """(status, description) of a $cbs put-token, as the service answers it: 404 when the token's
+        audience names a hub that does not exist; with a key required, 401 for a bad
+        signature or an expired token; else 202."""
         text = token.decode("utf-8", "replace") if isinstance(token, bytes) else str(token or "")
         fields = {k: v[0] for k, v in parse_qs(text.removeprefix("SharedAccessSignature ")).items()}
         audience, signature, expiry = fields.get("sr"), fields.get("sig"), fields.get("se", "")
+        missing = self._missing_entity(audience or "")
+        if missing:
+            return 404, f"The messaging entity '{missing}' could not be found."
+        if self.sas_key is None:
+            return 202, "Accepted"
         if not audience or not signature or not expiry.isdigit():
             return 401, "InvalidToken: the token is not a SharedAccessSignature with sr, sig and se."
         expected = b64encode(hmac.new(self.sas_key.encode("utf-8"), f"{quote_plus(audience)}\n{expiry}".encode("utf-8"),
@@ -776,6 +781,12 @@ class EventHubsServer:
         if int(expiry) < time.time():
             return 401, "ExpiredToken: The token is expired."
         return 202, "Accepted"
+
+    def _missing_entity(self, audience: str) -> str | None:
+        """The audience (`sb://host/hub[/...]`) if its hub does not exist. (A missing consumer group is
+        refused at the receiver's attach, `amqp:not-found`, not here.)"""
+        path = [part for part in audience.split("://", 1)[-1].split("/")[1:] if part]
+        return audience if path and path[0].lower() != self.hub.name.lower() else None
 
     # --- receivers and owner level ---------------------------------------------------------------
     def check_epoch(self, link: Link) -> AMQPError | None:
