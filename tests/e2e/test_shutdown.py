@@ -27,12 +27,13 @@ from tests.e2e.support import (
     Scraper,
     Stream,
     checkpoint_blobs,
+    checkpoints,
     events_by_partition,
     log_lines,
     ownership_blobs,
     released_at_shutdown,
 )
-from tests.e2e.test_failover import BODIES, CHECKPOINT_INTERVAL, RATE, SCRAPE_INTERVAL
+from tests.e2e.test_failover import BODIES, RATE, SCRAPE_INTERVAL
 from tests.e2e.test_faults import start_consumer
 
 
@@ -51,8 +52,10 @@ def counting_through_proxy(eventhubs: Any, azurite: Any, container: str, tmp_pat
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 30, "ready")
         consumer.wait_until(lambda: len(events_by_partition(consumer)) == 4, 30, "counting on every partition")
-        time.sleep(2 * CHECKPOINT_INTERVAL)  # checkpoints written: storage answered, and there is a stream
-        # to leave unsaved events behind (20 a second a partition) for the final checkpoints.
+        # Checkpoints written (storage answered), and a stream to leave unsaved events behind (20 a
+        # second a partition) for the final checkpoints.
+        consumer.wait_until(lambda: all(n >= 2 for n in checkpoints(consumer.metrics(), "ok").values())
+                            and len(checkpoints(consumer.metrics(), "ok")) == 4, 30, "two checkpoints on every partition")
         # The test spoils storage and signals at once, while the SDK's load-balancing loop most likely
         # sleeps between two rounds (a round takes milliseconds of each LB_INTERVAL): its next round
         # then comes during the shutdown.
@@ -80,15 +83,16 @@ def test_a_shutdown_that_cannot_finish_ends_at_the_timeout_with_exit_1(eventhubs
     with counting_through_proxy(eventhubs, azurite, blob_container, tmp_path, timeout) as (consumer, proxy):
         proxy.mode = "blackhole"
         consumer.process.send_signal(signal.SIGTERM)
-        code, took = wait_exit(consumer, timeout + 10)
+        code, took = wait_exit(consumer, 30)
         lines = log_lines(consumer)
     messages = [line.get("message", "") for line in lines]
     print(f"\nSIGTERM with storage black-holed: exit {code} after {took:.2f} s (shutdown timeout {timeout} s)")
     assert code == 1, consumer.logs()[-3000:]
-    # Hanging storage calls wait up to 10 s (CHECKPOINT_TIMEOUT_SECONDS, the read timeout): far more.
-    # Before the timeout runs, the lame duck waits for a scrape (every SCRAPE_INTERVAL here, at most
-    # FINAL_SCRAPE_WAIT).
-    assert timeout <= took < timeout + FINAL_SCRAPE_WAIT + 3, took
+    # The exit code and the log line below prove that the timeout ended it; the figure is printed
+    # (measured 3.2-3.5 s: before the timeout runs, the lame duck waits for a scrape, every
+    # SCRAPE_INTERVAL here, at most FINAL_SCRAPE_WAIT). The upper bound is 5x that: hanging storage
+    # calls wait up to 10 s each (CHECKPOINT_TIMEOUT_SECONDS) and retry, far more without the timeout.
+    assert timeout <= took < 5 * (timeout + 0.5), took
     assert "shutting down" in messages
     assert f"shutdown did not finish within {timeout:.0f} s" in messages, messages[-10:]
     stopped = [line for line in lines if line.get("message") == "stopped"]
@@ -100,16 +104,16 @@ def test_a_second_signal_during_shutdown_exits_at_once(eventhubs, azurite, blob_
     with counting_through_proxy(eventhubs, azurite, blob_container, tmp_path, timeout) as (consumer, proxy):
         proxy.mode = "blackhole"
         consumer.process.send_signal(signal.SIGTERM)
-        consumer.wait_until(lambda: any(line.get("message") == "shutting down" for line in log_lines(consumer)),
-                            10, "shutting down")
-        time.sleep(1)
+        # Past the lame duck (the scraper ends it), the shutdown is held up by storage.
+        consumer.wait_until(lambda: "final counts scraped" in [line.get("message") for line in log_lines(consumer)],
+                            10 + FINAL_SCRAPE_WAIT, "the lame duck's end")
         assert consumer.process.poll() is None, "the first signal alone should be held up by storage here"
         consumer.process.send_signal(signal.SIGINT)
         code, took = wait_exit(consumer, 5)
         messages = [line.get("message", "") for line in log_lines(consumer)]
     print(f"\nsecond signal during a held-up shutdown: exit {code} after {took:.2f} s (shutdown timeout {timeout} s)")
     assert code == 128 + signal.SIGINT.value, consumer.logs()[-3000:]
-    assert took < 2, took
+    assert took < 2, took  # measured 0.02 s
     assert "second SIGINT: exiting at once" in messages, messages[-10:]
     assert "stopped" not in messages
 
