@@ -22,7 +22,7 @@ What runs where (2 cores are assumed to be shared):
   50 records per body — round-robin over the partitions. Its CPU (``time.process_time`` in that process) and the bytes
   handed to its sockets (a counter wrapped around its connections' flush) are read before and after each run, so the
   endpoint's own events/s and MB/s served to the SDK are measured, not assumed.
-- **checkpoint store**: Azurite (``consumer.devtools.azurite``, a node child process; a fresh container
+- **checkpoint store**: Azurite (``acs_sms_devtools.azurite``, a node child process; a fresh container
   per run, so every run starts from ``earliest`` again) — or ``--store memory``
   (``InMemoryCheckpointStore``, injected through ``Service(checkpoint_store=...)``).
 - **consumer**: in this process: ``consumer.app.Service`` built by ``load_settings`` from a YAML config,
@@ -104,8 +104,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def endpoint_process(conn: Connection, records: int, partitions: int, seed: int) -> None:
-    from consumer.devtools.eventhubs import EventHubsEndpoint, server
-    from consumer.devtools.traffic import generate_corpus
+    from acs_sms_devtools.eventhubs import EventHubsEndpoint, server
+    from acs_sms_devtools.traffic import generate_corpus
 
     sent = [0]
     flush = server.Connection.flush
@@ -300,7 +300,7 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
 
     store = None
     if memory_store:
-        from consumer.devtools.memory_store import InMemoryCheckpointStore
+        from acs_sms_devtools.memory_store import InMemoryCheckpointStore
 
         store = InMemoryCheckpointStore()
         renewals.wrap(InMemoryCheckpointStore)
@@ -414,7 +414,7 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
     from azure.eventhub.aio import EventHubConsumerClient
 
     if storage is None:
-        from consumer.devtools.memory_store import InMemoryCheckpointStore
+        from acs_sms_devtools.memory_store import InMemoryCheckpointStore
 
         store: Any = InMemoryCheckpointStore()
     else:
@@ -736,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     azurite = None
     storage = None
     if args.store == "azurite":
-        from consumer.devtools.azurite import Azurite
+        from acs_sms_devtools.azurite import Azurite
 
         azurite = Azurite().start()
         storage = azurite.connection_string

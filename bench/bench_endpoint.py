@@ -51,7 +51,7 @@ def make_bodies(body_kb: int, variants: int = 16) -> list[bytes]:
 
 def endpoint_process(conn: Connection, events: int, body_kb: int, partitions: int, profile: bool) -> None:
     """Child: run the endpoint, preload, answer 'cpu' / 'stop' requests."""
-    from consumer.devtools.eventhubs import EventHubsEndpoint
+    from acs_sms_devtools.eventhubs import EventHubsEndpoint
 
     endpoint = EventHubsEndpoint("bench", partitions, max_events_per_partition=events + 1).start()
     bodies = make_bodies(body_kb)

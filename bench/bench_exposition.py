@@ -4,7 +4,7 @@
 
 A benchmark, not a test: it asserts nothing, it prints. The registry is the service's (`Metrics`, with
 the process collector, and the gauges a `Pipeline` adds) after `--records` generated records of the
-realistic mix (`consumer.devtools.traffic.generate_corpus`) and `--partitions` partitions' worth of
+realistic mix (`acs_sms_devtools.traffic.generate_corpus`) and `--partitions` partitions' worth of
 per-partition series. For each format the consumer can answer (the 0.0.4 text format, what /metrics
 always answered before, and OpenMetrics 1.0, what Prometheus asks for first) it prints the median CPU
 time (`time.process_time`) of `Metrics.render_for` over `--repeat` renders, the size, and the
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from consumer.config import Buckets, PipelineSettings  # noqa: E402
-from consumer.devtools.traffic import generate_corpus  # noqa: E402
+from acs_sms_devtools.traffic import generate_corpus  # noqa: E402
 from consumer.metrics import Metrics  # noqa: E402
 from consumer.pipeline import EventContext, Pipeline  # noqa: E402
 

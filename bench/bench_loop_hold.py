@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consumer.config import PipelineSettings  # noqa: E402
-from consumer.devtools.traffic import generate_corpus  # noqa: E402
+from acs_sms_devtools.traffic import generate_corpus  # noqa: E402
 from consumer.metrics import Metrics  # noqa: E402
 from consumer.pipeline import EventContext, Pipeline  # noqa: E402
 from consumer.worker import PipelineWorker  # noqa: E402

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_pipeline.py [--records N] [--seed S] [--repeat R]
 
 A benchmark, not a test: it asserts nothing, it prints. One run generates a realistic corpus
-(`consumer.devtools.traffic.generate_corpus`: the Event Hubs shape, 50 records per body, sends with
+(`acs_sms_devtools.traffic.generate_corpus`: the Event Hubs shape, 50 records per body, sends with
 their delivery reports, incoming messages, opt-in/out, Usage, a skipped category) and times, in CPU
 time of this process (`time.process_time`, not wall time), after one warm-up pass, best of `--repeat`
 (rounds interleaved):
@@ -31,7 +31,7 @@ import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
 
 from consumer.config import PipelineSettings
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import DomainMetrics
 from consumer.pipeline import EventContext, Pipeline
 

@@ -94,7 +94,7 @@ def windows() -> None:
 
 def endpoint_process(conn: Connection, events: int) -> None:
     """Child: the local endpoint with `events` bodies of 1 MiB on partition 0."""
-    from consumer.devtools.eventhubs import EventHubsEndpoint
+    from acs_sms_devtools.eventhubs import EventHubsEndpoint
 
     endpoint = EventHubsEndpoint("bench", 1, max_events_per_partition=events + 1).start()
     body = b'{"records":[{"category":"x","operationName":"y","pad":"' + b"z" * (MIB - 100) + b'"}]}'

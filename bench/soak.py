@@ -4,7 +4,7 @@
 
 A soak run, not a test: it asserts nothing, it prints. It starts Azurite (the checkpoint store) and
 the local Event Hubs endpoint (in this process), then `acs-sms-consumer run` as a child process,
-exactly as a user runs it. The synthetic ACS traffic generator (`consumer.devtools.traffic`, fresh
+exactly as a user runs it. The synthetic ACS traffic generator (`acs_sms_devtools.traffic`, fresh
 records all the way, so nothing is a duplicate) writes `--rate` records per second into the hub's
 partitions, paced by the generator's own clock. Every `--report-every` seconds it scrapes /metrics and
 prints a line:
@@ -39,11 +39,11 @@ from pathlib import Path
 
 import yaml
 
-from consumer.devtools.azurite import Azurite
-from consumer.devtools.eventhubs import EventHubsEndpoint
-from consumer.devtools.scrape import Samples, free_port, total
-from consumer.devtools.scrape import scrape as scrape_url
-from consumer.devtools.traffic import TrafficGenerator, TrafficOptions
+from acs_sms_devtools.azurite import Azurite
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.scrape import Samples, free_port, total
+from acs_sms_devtools.scrape import scrape as scrape_url
+from acs_sms_devtools.traffic import TrafficGenerator, TrafficOptions
 
 
 def scrape(port: int) -> Samples:

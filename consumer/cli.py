@@ -111,13 +111,13 @@ def _main(argv: list[str]) -> int:
 
 def _delegate(command: str, rest: list[str]) -> int:
     if command == "emulator":
-        from consumer.devtools.eventhubs import main as emulator_main
+        from acs_sms_devtools.eventhubs import main as emulator_main
 
         return emulator_main(rest)
     if command == "simulate":
-        from consumer.devtools.traffic import main as simulate_main
+        from acs_sms_devtools.traffic import main as simulate_main
 
         return simulate_main(rest)
-    from consumer.devtools.demo import main as demo_main
+    from acs_sms_devtools.demo import main as demo_main
 
     return demo_main(rest)

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from consumer.devtools.azurite import Azurite
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.azurite import Azurite
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 
 
 @pytest.fixture

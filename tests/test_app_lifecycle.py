@@ -14,8 +14,8 @@ import urllib.request
 
 from consumer.app import Service
 from consumer.config import Settings
-from consumer.devtools.azurite import Azurite
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.azurite import Azurite
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from consumer.eventhub import Receiver
 
 

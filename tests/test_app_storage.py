@@ -6,7 +6,7 @@ import asyncio
 
 from consumer.app import Service
 from consumer.config import Settings
-from consumer.devtools.azurite import development_connection_string
+from acs_sms_devtools.azurite import development_connection_string
 
 
 def test_checkpoint_store_and_service_clients_retry_within_seconds():

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from consumer.records import Invalid, Skipped, SmsOperational, Usage, _fast_normalise, _normalise, normalise
 
 SAMPLES = Path(__file__).resolve().parent.parent / "consumer" / "samples"

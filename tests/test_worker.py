@@ -179,7 +179,7 @@ def test_metrics_render_correctly_while_the_thread_updates_them():
     counts only grow, to exactly what the bodies hold."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from consumer.devtools.traffic import generate_corpus
+    from acs_sms_devtools.traffic import generate_corpus
 
     bodies = generate_corpus(3000, records_per_body=300, seed=4)  # ~240 KB each: all on the thread
     settings = PipelineSettings()

@@ -12,8 +12,8 @@ from azure.eventhub.aio import EventHubConsumerClient
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 from azure.storage.blob import BlobServiceClient
 
-from consumer.devtools.azurite import ACCOUNT_KEY, Azurite, AzuriteError, find_azurite_blob
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.azurite import ACCOUNT_KEY, Azurite, AzuriteError, find_azurite_blob
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from eventhubs_helpers import async_wait_until
 
 

@@ -12,7 +12,7 @@ from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubConsumerClient, EventHubProducerClient
 from azure.eventhub.exceptions import ConnectionLostError
 
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from eventhubs_helpers import async_wait_until
 
 

@@ -8,7 +8,7 @@ import pytest
 from azure.eventhub import EventData, EventHubConsumerClient, EventHubProducerClient
 from azure.eventhub.exceptions import AuthenticationError
 
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 
 
 @pytest.fixture()

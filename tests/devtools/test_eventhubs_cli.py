@@ -1,4 +1,4 @@
-"""The `emulator` entry point (consumer.devtools.eventhubs.main) as a foreground process."""
+"""The `emulator` entry point (acs_sms_devtools.eventhubs.main) as a foreground process."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 from azure.eventhub import EventData, EventHubProducerClient
 
-from consumer.devtools.eventhubs import main
+from acs_sms_devtools.eventhubs import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_main_serves_until_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from consumer.devtools.eventhubs import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from acs_sms_devtools.eventhubs import main; sys.exit(main())",
          "--host", "127.0.0.1", "--port", "0", "--partitions", "3", "--hub", "cli-hub", "--consumer-group", "extra"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

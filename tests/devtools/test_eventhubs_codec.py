@@ -9,8 +9,8 @@ from azure.eventhub._pyamqp import _decode
 from azure.eventhub._pyamqp.message import Message, Properties
 from azure.eventhub._pyamqp.performatives import TransferFrame
 
-from consumer.devtools.eventhubs import codec
-from consumer.devtools.eventhubs.hub import EventHub, parse_selector
+from acs_sms_devtools.eventhubs import codec
+from acs_sms_devtools.eventhubs.hub import EventHub, parse_selector
 
 
 def test_hand_encoded_transfer_is_what_the_sdk_codec_produces() -> None:

@@ -14,7 +14,7 @@ from azure.eventhub.exceptions import EventHubError
 import pytest
 from eventhubs_helpers import wait_until
 
-from consumer.devtools.eventhubs import EventHubsEndpoint, codec
+from acs_sms_devtools.eventhubs import EventHubsEndpoint, codec
 
 
 def read_exact(sock: socket.socket, n: int) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from azure.eventhub import EventData, EventHubConsumerClient, EventHubProducerClient
 from azure.eventhub.exceptions import ConnectionLostError, EventHubError
 
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from eventhubs_helpers import SyncReceiver, close_all, receive_sync, wait_until
 
 

@@ -1,4 +1,4 @@
-"""consumer/devtools/prometheus.py: the shortened copy of the alert rules (pure) and the server's start."""
+"""devtools/acs_sms_devtools/prometheus.py: the shortened copy of the alert rules (pure) and the server's start."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from consumer.devtools.prometheus import (
+from acs_sms_devtools.prometheus import (
     PrometheusNotFound,
     PrometheusServer,
     RuleRewriteError,

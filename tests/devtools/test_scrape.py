@@ -2,7 +2,7 @@ import socket
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from consumer.devtools.scrape import free_port, parse, total
+from acs_sms_devtools.scrape import free_port, parse, total
 
 
 def test_parse_and_total_of_a_real_exposition():

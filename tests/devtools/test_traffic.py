@@ -25,9 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumer import __version__
 from consumer.config import PipelineSettings
-from consumer.devtools.eventhubs import EventHubsEndpoint
-from consumer.devtools import traffic
-from consumer.devtools.traffic import (
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools import traffic
+from acs_sms_devtools.traffic import (
     CHAT_OPERATIONAL,
     DELIVERY_STATUS,
     OPT_IN,

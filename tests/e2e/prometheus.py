@@ -1,4 +1,4 @@
-"""A real Prometheus server for the end-to-end tests: the harness of consumer/devtools/prometheus.py
+"""A real Prometheus server for the end-to-end tests: the harness of devtools/acs_sms_devtools/prometheus.py
 with the project's alert rules shortened (a minute becomes a second), scraping local replicas every
 second, evaluating every second; stopped at the end of the `with` block.
 
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from consumer.devtools.prometheus import (
+from acs_sms_devtools.prometheus import (
     DEFAULT_SPEEDUP,
     PrometheusServer,
     repository_rules,

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from consumer.devtools.scrape import Samples
+from acs_sms_devtools.scrape import Samples
 from consumer.labels import ISO_COUNTRIES, NUMBER_TYPES
 
 #: Every slice's (country, number_type), in the order slices are handed out.

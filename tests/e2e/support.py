@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from azure.storage.blob import BlobServiceClient
 
-from consumer.devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
+from acs_sms_devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
 from tests.e2e.slices import Slices
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from tests.e2e.slices import Slices, compare, counted
 from tests.e2e.support import (
     ConsumerProcess,

@@ -18,7 +18,7 @@ from typing import Any
 
 from azure.eventhub.aio import EventHubConsumerClient
 
-from consumer.devtools.azurite import development_connection_string
+from acs_sms_devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
 from tests.e2e.slices import Slices, compare, counted
 from tests.e2e.support import (

@@ -36,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.config import LabelLimits, PipelineSettings
 from consumer.decode import decode_body
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
 from tests.e2e.hostile import contract_violations, publish_batched

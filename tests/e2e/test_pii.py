@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from consumer.decode import decode_body
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from tests.e2e.hostile import contract_violations, publish_batched
 from tests.e2e.support import ConsumerProcess, free_port, write_config
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from tests.e2e.support import ConsumerProcess, free_port, write_config
 
 HUB = "acs-diagnostics"

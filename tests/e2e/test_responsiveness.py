@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from consumer.config import PipelineSettings
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
 from tests.crafted import MAX_EVENT_BYTES, crafted_bodies

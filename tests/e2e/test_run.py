@@ -18,7 +18,7 @@ from azure.eventhub import EventData, EventHubProducerClient
 from azure.storage.blob import BlobServiceClient
 
 from consumer.config import PipelineSettings
-from consumer.devtools.traffic import generate_corpus
+from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
 from tests.e2e.support import ConsumerProcess, free_port, write_config

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from consumer.devtools.scrape import total
+from acs_sms_devtools.scrape import total
 from tests.e2e.support import ConsumerProcess, checkpoint_blobs, events_by_partition, log_lines
 from tests.e2e.test_failover import BODIES
 from tests.e2e.test_faults import start_consumer

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from consumer.devtools.azurite import development_connection_string
+from acs_sms_devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
 from tests.e2e.support import (
     FINAL_SCRAPE_WAIT,

@@ -36,7 +36,7 @@ from typing import IO, Any, Final
 
 import yaml
 
-from consumer.devtools.scrape import free_port
+from acs_sms_devtools.scrape import free_port
 
 __all__ = [
     "DEFAULT_SPEEDUP",
@@ -252,7 +252,7 @@ def write_shortened_rules(source: Path, destination: Path, speedup: float = DEFA
         raise PrometheusError(f"cannot read the alert rules {source}: {exc.strerror or exc}") from None
     destination.write_text(
         f"# A copy of {source.name} with its time constants divided by {speedup:g} "
-        "(consumer/devtools/prometheus.py).\n" + yaml.dump(shorten_rules(rules, speedup, min_range), Dumper=_Dumper,
+        "(devtools/acs_sms_devtools/prometheus.py).\n" + yaml.dump(shorten_rules(rules, speedup, min_range), Dumper=_Dumper,
                                                             sort_keys=False, width=120),
         encoding="utf-8")
     promtool = shutil.which("promtool")

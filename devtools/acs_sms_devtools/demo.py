@@ -5,7 +5,7 @@ else the clearly labelled in-memory store), the synthetic ACS traffic generator 
 real SDK producer, and the real consumer (`Service`, the code behind `run`) serving /metrics on
 localhost. Prints the URLs and a few live figures; Ctrl-C stops everything cleanly.
 
-With `--prometheus`, a real Prometheus server (consumer/devtools/prometheus.py) scrapes the consumer
+With `--prometheus`, a real Prometheus server (devtools/acs_sms_devtools/prometheus.py) scrapes the consumer
 every second with the project's alert rules, time constants divided by 60 (`for: 15m` over 15
 minutes becomes 15 s over 15 s), and the demo prints every alert that starts or stops firing: run
 `acs-sms-consumer simulate --drill-country GB ...` against the endpoint it prints to see one fire.
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from consumer.devtools.traffic import TrafficOptions, parse_mix
+    from acs_sms_devtools.traffic import TrafficOptions, parse_mix
 
     try:
         countries = parse_mix(args.countries, _iso(), expected="COUNTRY=WEIGHT pairs such as US=70,CA=30")
@@ -89,8 +89,8 @@ def _iso() -> frozenset[str]:
 
 
 async def _demo(args: argparse.Namespace, traffic: Any) -> int:
-    from consumer.devtools.eventhubs import EventHubsEndpoint
-    from consumer.devtools.traffic import publish
+    from acs_sms_devtools.eventhubs import EventHubsEndpoint
+    from acs_sms_devtools.traffic import publish
 
     say = print
     endpoint = EventHubsEndpoint(hub="acs-diagnostics", partitions=args.partitions).start()
@@ -106,7 +106,7 @@ async def _demo(args: argparse.Namespace, traffic: Any) -> int:
             storage_connection_string = azurite.connection_string
             say(f"demo: checkpoint store: Azurite on {azurite.blob_endpoint}")
         else:
-            from consumer.devtools.memory_store import InMemoryCheckpointStore
+            from acs_sms_devtools.memory_store import InMemoryCheckpointStore
 
             store = InMemoryCheckpointStore()
             say(f"demo: checkpoint store: {store.label}; dead letters are not kept")
@@ -165,14 +165,14 @@ async def _demo(args: argparse.Namespace, traffic: Any) -> int:
 
 
 def _rules_file(args: argparse.Namespace) -> Path:
-    from consumer.devtools.prometheus import repository_rules
+    from acs_sms_devtools.prometheus import repository_rules
 
     return args.prometheus_rules or repository_rules()
 
 
 def _prometheus_problem(args: argparse.Namespace) -> str | None:
     """Why `--prometheus` cannot work here (checked before anything starts), or None."""
-    from consumer.devtools.prometheus import PrometheusNotFound, find_prometheus
+    from acs_sms_devtools.prometheus import PrometheusNotFound, find_prometheus
 
     try:
         find_prometheus()
@@ -196,7 +196,7 @@ def _prometheus_problem(args: argparse.Namespace) -> str | None:
 
 async def _start_prometheus(args: argparse.Namespace, consumer_port: int, connection_string: str, say: Any) -> Any:
     """Prometheus scraping the demo's consumer, with the shortened rules; None (said why) if it fails."""
-    from consumer.devtools.prometheus import DEFAULT_SPEEDUP, PrometheusError, PrometheusServer, write_shortened_rules
+    from acs_sms_devtools.prometheus import DEFAULT_SPEEDUP, PrometheusError, PrometheusServer, write_shortened_rules
 
     workdir = Path(tempfile.mkdtemp(prefix="acs-sms-demo-prometheus-"))
     try:
@@ -239,7 +239,7 @@ def _alert_text(labels: tuple[tuple[str, str], ...]) -> str:
 
 
 def _start_azurite(say: Any) -> Any:
-    from consumer.devtools.azurite import Azurite, AzuriteError, find_azurite_blob
+    from acs_sms_devtools.azurite import Azurite, AzuriteError, find_azurite_blob
 
     try:
         find_azurite_blob()

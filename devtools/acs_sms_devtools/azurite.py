@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from consumer.devtools.scrape import free_port
+from acs_sms_devtools.scrape import free_port
 
 __all__ = [
     "Azurite",
