@@ -53,6 +53,8 @@ KINDS = (PARTITION_STOLEN, CONNECTION_LOST, UNREACHABLE, UNAUTHORIZED, ENTITY_NO
          STORAGE_UNAUTHORIZED, STORAGE_4XX, STORAGE_5XX, STORAGE_UNREACHABLE, STORAGE_TIMEOUT, OTHER)
 #: Kinds of the Event Hubs side (the others are the checkpoint store's, or unknown).
 EVENTHUB_KINDS = frozenset({PARTITION_STOLEN, CONNECTION_LOST, UNREACHABLE, UNAUTHORIZED, ENTITY_NOT_FOUND, THROTTLED})
+#: Kinds of the checkpoint store (its own readiness check covers them).
+STORAGE_KINDS = frozenset({STORAGE_UNAUTHORIZED, STORAGE_4XX, STORAGE_5XX, STORAGE_UNREACHABLE, STORAGE_TIMEOUT})
 #: Kinds that are part of normal operation: not a reason to be unready.
 BENIGN_KINDS = frozenset({PARTITION_STOLEN})
 

@@ -57,7 +57,7 @@ from consumer.checkpoints import (
 from consumer.config import Settings, connection_string_parts
 from consumer.deadletter import DeadLetter, DeadLetterWriter
 from consumer.decode import DecodeError
-from consumer.errors import EVENTHUB_KINDS, STORAGE_TIMEOUT, classify, log_fields
+from consumer.errors import EVENTHUB_KINDS, STORAGE_KINDS, STORAGE_TIMEOUT, classify, log_fields
 from consumer.errors import reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
@@ -293,7 +293,8 @@ class Receiver:
         partition = context.partition_id if context is not None else ""
         if context is not None:  # the SDK closes the partition after this (and may claim it again)
             self._errored[partition] = time.monotonic()
-            self.readiness.partition_failed(partition, kind, error_reason(error))
+            if kind not in STORAGE_KINDS:  # storage has a readiness check of its own
+                self.readiness.partition_failed(partition, kind, error_reason(error))
         elif kind in EVENTHUB_KINDS:  # the load-balancing round: reading the partition ids failed
             self.readiness.hub_failed(kind, error_reason(error))
         log.warning("event hubs client error: %s: %s", kind, error_reason(error),

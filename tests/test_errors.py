@@ -100,6 +100,8 @@ def test_a_stolen_partition_and_a_lost_connection_are_told_apart():
 def test_the_vocabulary_is_small_and_fixed():
     assert len(KINDS) == len(set(KINDS)) == 12
     assert errors.EVENTHUB_KINDS < set(KINDS) and errors.BENIGN_KINDS == {"partition_stolen"}
+    assert errors.STORAGE_KINDS == {kind for kind in KINDS if kind.startswith("storage_")}
+    assert errors.EVENTHUB_KINDS | errors.STORAGE_KINDS == set(KINDS) - {"other"}
 
 
 def test_a_chain_that_loops_is_walked_once():

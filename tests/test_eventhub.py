@@ -255,3 +255,42 @@ def test_the_lame_duck_counts_no_more_and_waits_for_a_scrape_of_the_last_counts(
     assert outcomes["scraped"] is True and outcomes["again"] is True
     assert metrics.domain.events.get("0") == 3
     assert receiver.partitions["0"].last_sequence_number == 2
+
+
+# --- errors: counted by kind, told to readiness where they concern Event Hubs ---------------------
+
+
+def test_errors_are_counted_by_kind_and_only_event_hubs_failures_make_it_unready(caplog):
+    from azure.core.exceptions import ServiceRequestError
+    from azure.eventhub._pyamqp import error as amqp
+
+    from tests.test_errors import link
+
+    receiver, metrics, _ = receiver_with()
+    context = FakeContext("0", last_enqueued=0)
+    receiver.readiness.hub_answered()
+
+    def kinds():
+        return {kind: metrics.registry.get_sample_value("acs_consumer_errors_total", {"kind": kind})
+                for kind in ("partition_stolen", "storage_unreachable", "entity_not_found", "unreachable")}
+
+    async def scenario():
+        with caplog.at_level(logging.WARNING, logger="consumer.eventhub"):
+            await receiver._on_error(None, ServiceRequestError("Cannot connect to host"))  # the load balancer's storage
+            await receiver._on_error(context, link(amqp.ErrorCondition.LinkStolen, "New receiver with higher epoch"))
+            assert receiver.readiness.check()[0], receiver.readiness.check()  # neither concerns Event Hubs' answer
+            await receiver._on_error(context, link(amqp.ErrorCondition.NotFound, "The consumer group 'x' could not be found."))
+            assert receiver.readiness.check() == (False, "entity_not_found: receiving fails on every partition it tried, "
+                                                         "last error 0 s ago: The consumer group 'x' could not be found.; "
+                                                         "Error condition: ErrorCondition.NotFound; Error Description: The "
+                                                         "consumer group 'x' could not be found.")
+            await receiver._on_batch(context, [hub_event(GOOD, 0)])  # events again
+            assert receiver.readiness.check() == (True, "receiving (partitions 0)")
+
+    asyncio.run(scenario())
+    assert kinds() == {"partition_stolen": 1, "storage_unreachable": 1, "entity_not_found": 1, "unreachable": 0}
+    lines = [r for r in caplog.records if r.getMessage().startswith("event hubs client error")]
+    assert [(r.kind, r.error_type) for r in lines] == [("storage_unreachable", "ServiceRequestError"),
+                                                       ("partition_stolen", "ConnectionLostError"),
+                                                       ("entity_not_found", "ConnectionLostError")]
+    assert all("\n" not in r.error_reason for r in lines)
