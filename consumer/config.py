@@ -227,6 +227,16 @@ class Settings(_Section):
     readiness_eventhub_max_age_seconds: PositiveFloat = 60
     readiness_partition_stalled_max_seconds: PositiveFloat = 120
 
+    @field_validator("readiness_eventhub_max_age_seconds")
+    @classmethod
+    def _eventhub_answers_often_enough(cls, value: float) -> float:
+        # An idle replica's only answers are the probe's, every 10 s (a failing call takes ~12 s more):
+        # a shorter age would turn it unready between two answers.
+        if value < 30:
+            raise ValueError("must be at least 30 s: the Event Hubs probe answers every 10 s, a failing "
+                             "call takes up to ~15 s")
+        return value
+
 
 class ConfigError(Exception):
     """The configuration is unusable; the message names the file, the key and the problem."""

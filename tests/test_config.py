@@ -353,3 +353,10 @@ def test_the_defaults_the_readme_states():
     assert "`checkpoint.interval_seconds` (10 s) or every `checkpoint.every_events` (1,000) events" in readme
     assert Settings.model_fields["readiness_checkpoint_store_max_age_seconds"].default == 60
     assert "`readiness_checkpoint_store_max_age_seconds` (60 s)" in readme
+
+
+def test_readiness_eventhub_max_age_outlasts_the_probe(tmp_path):
+    error = error_of(write(tmp_path, MINIMAL + "readiness_eventhub_max_age_seconds: 20\n"))
+    assert "readiness_eventhub_max_age_seconds: must be at least 30 s" in error
+    assert load_settings(write(tmp_path, MINIMAL + "readiness_eventhub_max_age_seconds: 30\n"), {}) \
+        .readiness_eventhub_max_age_seconds == 30
