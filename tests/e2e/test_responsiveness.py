@@ -3,7 +3,10 @@ local Event Hubs endpoint and Azurite, a stream of worst-case bodies of about 1 
 maximum event size): every crafted shape of `tests/crafted.py` and valid bodies of ~1,250 records.
 
 Asserted: while they are consumed, every `GET /healthz` (polled every 50 ms by another thread) is
-answered within 1 s; every body is accounted for (`acs_consumer_events_total` per partition, decode
+answered in less time than the slowest of these bodies takes to process (measured in the test process
+just before, under the same machine load): a body processed on the loop would hold /healthz for that
+long. Measured /healthz maxima are 0.25-1.45 s on a loaded 2-core machine, the slowest body 2-3 s;
+a fixed limit of 1 s failed once in four runs. Every body is accounted for (`acs_consumer_events_total` per partition, decode
 errors per reason and record outcomes exactly what the pure pipeline makes of the same bytes).
 
 Measured and printed: the /healthz latencies, and the longest single step of the event loop, from
@@ -30,7 +33,6 @@ from tests.e2e.support import ConsumerProcess, events_by_partition, free_port, l
 
 #: Room for the AMQP framing, annotations and properties of one event under the 1 MiB message size.
 BODY_BYTES = MAX_EVENT_BYTES - 4096
-HEALTHZ_LIMIT_SECONDS = 1.0
 
 
 def worst_case_bodies() -> list[bytes]:
@@ -40,18 +42,22 @@ def worst_case_bodies() -> list[bytes]:
     return bodies + valid
 
 
-def expected_of(bodies: list[bytes]) -> tuple[Counter[str], Counter[str]]:
-    """(decode errors by reason, records by outcome) that the pure pipeline makes of the bodies."""
+def expected_of(bodies: list[bytes]) -> tuple[Counter[str], Counter[str], float]:
+    """(decode errors by reason, records by outcome, seconds the slowest body took) of the pure
+    pipeline on the bodies."""
     settings = PipelineSettings()
     metrics = Metrics(settings.buckets, "test")
     pipeline = Pipeline(settings, metrics.domain)
+    slowest = 0.0
     for body in bodies:
+        started = time.perf_counter()
         pipeline.process(body, time.time())
+        slowest = max(slowest, time.perf_counter() - started)
     errors = Counter({key[0]: value for key, value in metrics.domain.decode_errors.values.items()})
     outcomes: Counter[str] = Counter()
     for (_, outcome), value in metrics.domain.records.values.items():
         outcomes[outcome] += value
-    return errors, outcomes
+    return errors, outcomes, slowest
 
 
 class HealthPoller:
@@ -83,10 +89,10 @@ class HealthPoller:
         self._thread.join(15)
 
 
-def test_healthz_answers_within_a_second_while_worst_case_bodies_are_consumed(eventhubs, azurite, blob_container,
-                                                                              tmp_path: Path, monkeypatch) -> None:
+def test_healthz_answers_faster_than_any_body_takes_while_worst_case_bodies_are_consumed(
+        eventhubs, azurite, blob_container, tmp_path: Path, monkeypatch) -> None:
     bodies = worst_case_bodies()
-    errors, outcomes = expected_of(bodies)
+    errors, outcomes, slowest = expected_of(bodies)
     monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
     port = free_port()
     config = write_config(tmp_path / "config.yaml", eventhubs.connection_string, eventhubs.hub.name,
@@ -116,8 +122,9 @@ def test_healthz_answers_within_a_second_while_worst_case_bodies_are_consumed(ev
                   for m in [re.search(r"took (\d+\.\d+) seconds", line.get("message", ""))] if m]
     print(f"\n{len(bodies)} bodies of ~1 MiB; /healthz n={len(latencies)} max {max(latencies) * 1000:.0f} ms, "
           f"p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms; event-loop steps over 100 ms while they "
-          f"were consumed: {len(slow_steps)}, longest {max(slow_steps, default=0) * 1000:.0f} ms")
-    assert max(latencies) < HEALTHZ_LIMIT_SECONDS, sorted(latencies)[-5:]
+          f"were consumed: {len(slow_steps)}, longest {max(slow_steps, default=0) * 1000:.0f} ms; the slowest body "
+          f"takes {slowest * 1000:.0f} ms to process (the limit)")
+    assert max(latencies) < slowest, (sorted(latencies)[-5:], slowest)
 
     assert total(samples, "acs_consumer_events_total") == len(bodies)
     decode_errors = Counter({dict(labels)["reason"]: value for (name, labels), value in samples.items()
