@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acs-sms-consumer",
         description="Azure Communication Services SMS diagnostic logs from Event Hubs → Prometheus metrics.",
+        epilog="Each command's --help lists its exit status (acs-sms-consumer COMMAND --help).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
