@@ -576,7 +576,10 @@ async def test_publish_stops_cleanly_when_cancelled() -> None:
     lines: list[str] = []
     task = asyncio.create_task(publish(TrafficOptions(rate=200.0, seed=1), producer=producer,  # type: ignore[arg-type]
                                        progress=lines.append, progress_every=0.05))
-    await asyncio.sleep(1.5)  # the first body (50 records) is due after ~0.7 s: sends come first
+    deadline = asyncio.get_running_loop().time() + 30
+    while not producer.sent:  # the first body (50 records) is due after ~0.7 s: sends come first
+        assert asyncio.get_running_loop().time() < deadline, "nothing sent"
+        await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -694,23 +697,28 @@ def test_a_publishing_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
 
 
 def test_ctrl_c_stops_a_real_producer_cleanly() -> None:
-    """The real SDK path: the producer is still retrying an endpoint that refuses connections when
-    Ctrl-C arrives; the run ends with the summary line and status 0, without a traceback."""
+    """The real SDK path: the producer is still retrying an endpoint that closes every connection at
+    once (the test's socket: its first accepted connection shows the run is inside the SDK's
+    connection retries, which last ~12 s) when Ctrl-C arrives; the run ends with the summary line and
+    status 0, without a traceback."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: connections are refused
-    connection = (f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=hub;"
-                  "UseDevelopmentEmulator=true")
-    child = subprocess.Popen([sys.executable, "-m", "consumer", "simulate", "--connection-string", connection,
-                              "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        time.sleep(4)  # started and inside the SDK's connection retries (which last ~12 s)
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        sock.listen(16)
+        sock.settimeout(60)
+        port = sock.getsockname()[1]
+        connection = (f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=hub;"
+                      "UseDevelopmentEmulator=true")
+        child = subprocess.Popen([sys.executable, "-m", "consumer", "simulate", "--connection-string", connection,
+                                  "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            accepted, _ = sock.accept()  # started, and connecting
+            accepted.close()
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
     text = err.decode()
     assert child.returncode == 0, text
     assert "simulate: interrupted after" in text and "Traceback" not in text
