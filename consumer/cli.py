@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands that own their argument parsing (development tools) get the rest of the line.
-_DELEGATED = {"emulator", "simulate", "demo"}
+_DELEGATED = {"emulator", "simulate", "demo"}  # == _DEVTOOLS' keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,15 +110,22 @@ def _main(argv: list[str]) -> int:
     raise AssertionError(args.command)
 
 
+#: The development tools' entry points: a separate distribution (devtools/, `acs-sms-devtools`) that
+#: the production image does not contain.
+_DEVTOOLS = {"emulator": "acs_sms_devtools.eventhubs", "simulate": "acs_sms_devtools.traffic",
+             "demo": "acs_sms_devtools.demo"}
+
+
 def _delegate(command: str, rest: list[str]) -> int:
-    if command == "emulator":
-        from acs_sms_devtools.eventhubs import main as emulator_main
+    import importlib
 
-        return emulator_main(rest)
-    if command == "simulate":
-        from acs_sms_devtools.traffic import main as simulate_main
-
-        return simulate_main(rest)
-    from acs_sms_devtools.demo import main as demo_main
-
-    return demo_main(rest)
+    try:
+        module = importlib.import_module(_DEVTOOLS[command])
+    except ModuleNotFoundError as exc:
+        if exc.name != "acs_sms_devtools":
+            raise
+        print(f"acs-sms-consumer {command}: the development tools are not installed (they are not part of "
+              "the service's package); from a clone of the repository: pip install -e ./devtools",
+              file=sys.stderr)
+        return 2
+    return int(module.main(rest))

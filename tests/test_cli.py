@@ -240,3 +240,20 @@ def test_loop_factory_names_the_loop() -> None:
         assert isinstance(loop, asyncio.AbstractEventLoop) and type(loop).__module__.startswith("uvloop")
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("command", ["emulator", "simulate", "demo"])
+def test_a_development_command_without_the_dev_tools_says_how_to_install_them(command: str) -> None:
+    """The production image has the service only: `demo`, `simulate`, `emulator` exit 2 with a
+    message naming the package to install, no traceback."""
+    hide = ("import sys\n"
+            "class Absent:  # what the import system raises when no path entry holds the package\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'acs_sms_devtools':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Absent())\n"
+            f"from consumer.cli import main; sys.exit(main([{command!r}]))")
+    result = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"acs-sms-consumer {command}: the development tools are not installed (they are not "
+                             "part of the service's package); from a clone of the repository: pip install -e ./devtools\n")
