@@ -43,10 +43,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from consumer import __version__
-from consumer.config import ConfigError, Settings, load_settings, redacted
+from consumer.config import ConfigError, Settings, load_config, redacted
+from consumer.config_sources import annotated_yaml
 from consumer.deadletter import DeadLetterWriter
 from consumer.errors import classify, log_fields
 from consumer.errors import reason as error_reason
@@ -74,15 +73,16 @@ STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-def check_config(path: str) -> int:
-    """Print the effective configuration with secrets redacted; exit 2 when it is invalid."""
+def check_config(path: str, secrets_dir: str | None = None) -> int:
+    """Print the effective configuration with secrets redacted, each value with where it came from;
+    exit 2 when it is invalid."""
     try:
-        settings = load_settings(path)
+        loaded = load_config(path, secrets_dir=secrets_dir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
-        yaml.safe_dump(redacted(settings), sys.stdout, sort_keys=False)
+        sys.stdout.write(annotated_yaml(redacted(loaded.settings), loaded))
         sys.stdout.flush()
     except BrokenPipeError:  # `check-config ... | head`: the verdict stands, the rest of the print is not wanted
         from consumer.cli import close_stdout_quietly
@@ -131,12 +131,13 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     raise ValueError(f"unknown event loop {name!r}: one of {', '.join(LOOPS)}")
 
 
-def run(path: str, loop: str = "asyncio") -> int:
+def run(path: str, loop: str = "asyncio", secrets_dir: str | None = None) -> int:
     try:
-        settings = load_settings(path)
+        loaded = load_config(path, secrets_dir=secrets_dir)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    settings = loaded.settings
     try:
         factory = loop_factory(loop)
     except ImportError:
@@ -145,7 +146,9 @@ def run(path: str, loop: str = "asyncio") -> int:
         return 2
     fix_mmap_threshold()
     configure(settings.logging.level)
-    log.info("starting acs-sms-consumer", extra={"version": __version__, "config": redacted(settings), "loop": loop})
+    # config_sources: where each value that is not a default came from (file, variable, secret file).
+    log.info("starting acs-sms-consumer", extra={"version": __version__, "config": redacted(settings), "loop": loop,
+                                                 "config_sources": {key: str(origin) for key, origin in loaded.origins.items()}})
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(Service(settings).serve())

@@ -49,13 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="take the pipeline section (limits, buckets) from this config file")
 
     run = _command(sub, "run", "consume the Event Hub and serve /metrics")
-    run.add_argument("--config", required=True, help="YAML configuration file (see config.example.yaml)")
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                      help="event loop: the standard library's (default) or uvloop (pip install "
                      "'acs-sms-consumer[uvloop]'; see README, Benchmarks)")
-
-    check = _command(sub, "check-config", "validate a configuration and print it with secrets redacted")
-    check.add_argument("--config", required=True, help="YAML configuration file")
+    check = _command(sub, "check-config", "validate a configuration and print it with secrets redacted and "
+                                          "where each value came from")
+    for command in (run, check):
+        command.add_argument("--config", help="YAML configuration file (see config.example.yaml); default: "
+                                              "$ACS_SMS_CONSUMER_CONFIG")
+        command.add_argument("--secrets-dir", metavar="DIR",
+                             help="directory of secret files, one per key, named like its environment variable "
+                                  "(e.g. ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING); default: "
+                                  "$ACS_SMS_CONSUMER_SECRETS_DIR")
 
     sub.add_parser("emulator", help="run a local Event Hubs endpoint (development tool)", add_help=False)
     sub.add_parser("simulate", help="publish synthetic ACS SMS diagnostic logs to an Event Hub", add_help=False)
@@ -99,14 +104,21 @@ def _main(argv: list[str]) -> int:
                 print(exc, file=sys.stderr)
                 return 2
         return replay_main(args.inputs, settings)
+    from consumer.config_sources import CONFIG_VARIABLE
+
+    config = args.config or os.environ.get(CONFIG_VARIABLE, "").strip()
+    if not config:
+        print(f"acs-sms-consumer {args.command}: no configuration file: give --config FILE or set {CONFIG_VARIABLE} "
+              "(an empty file will do when every key comes from the environment or secret files)", file=sys.stderr)
+        return 2
     if args.command == "check-config":
         from consumer.app import check_config
 
-        return check_config(args.config)
+        return check_config(config, args.secrets_dir)
     if args.command == "run":
         from consumer.app import run
 
-        return run(args.config, args.loop)
+        return run(config, args.loop, args.secrets_dir)
     raise AssertionError(args.command)
 
 

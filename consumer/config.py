@@ -1,10 +1,12 @@
-"""Configuration: pydantic models of the YAML file, environment overrides, redaction for printing.
+"""Configuration: pydantic models of the settings, their validation, redaction for printing.
 
-Precedence, highest first: environment variables, then the YAML file, then the defaults below.
-Every key can be set from the environment with the prefix `ACS_SMS_CONSUMER_` and `__` between
-nesting levels, e.g. `ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING` or
-`ACS_SMS_CONSUMER_PIPELINE__LABELS__USAGE_TYPES=100`; values are parsed as YAML scalars/lists
-(`[1, 5, 10]`), so Kubernetes can inject secrets and tweaks without editing the file.
+The settings are a pydantic-settings `BaseSettings`; consumer/config_sources.py reads them, highest
+precedence first, from environment variables (`ACS_SMS_CONSUMER_` + the key, `__` between nesting
+levels, e.g. `ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING` or
+`ACS_SMS_CONSUMER_PIPELINE__LABELS__USAGE_TYPES=100`; lists as YAML: `[1, 5, 10]`) and, for the two
+connection strings, files named by `..._FILE` variables; then a secrets directory (a file per key,
+named like its variable); then the YAML file; then the defaults below. So Kubernetes can inject
+secrets (as variables or mounted files) and tweaks without editing the file.
 
 `config.example.yaml` at the top of the repository documents every key; a test keeps it in step
 with these models.
@@ -12,29 +14,26 @@ with these models.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# ConfigError is raised by the sources and re-exported here, with the loading functions.
+from consumer.config_sources import ENV_NESTING, ENV_PREFIX, ConfigError, Loaded, load  # noqa: F401
 from consumer.connection_strings import check_eventhub, check_namespace, check_storage
-
-ENV_PREFIX = "ACS_SMS_CONSUMER_"
-ENV_NESTING = "__"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -211,8 +210,12 @@ class LoggingSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
     """The whole configuration of `acs-sms-consumer run`."""
+
+    # validate_default=False as for the sections (pydantic's default; BaseSettings' is True).
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, validate_default=False, case_sensitive=False,
+                                      env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTING)
 
     eventhub: EventHubSettings
     checkpoint_store: CheckpointStoreSettings
@@ -237,9 +240,18 @@ class Settings(_Section):
                              "call takes up to ~15 s")
         return value
 
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message names the file, the key and the problem."""
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`Settings(...)` and `Settings.model_validate(...)` take only the values given: the file,
+        the environment and the secret files are read by `load_config`, which passes its sources."""
+        return (init_settings,)
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -257,105 +269,17 @@ def connection_string_parts(connection_string: str) -> dict[str, str]:
     return parts
 
 
-def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the YAML file (if any), apply environment overrides, validate. Raises ConfigError."""
-    environ = os.environ if environ is None else environ
-    source = str(path) if path is not None else "(no file)"
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read the configuration file: {exc.strerror or exc}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML{_yaml_problem(exc, text)}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: the top level must be a mapping of sections, not a {type(loaded).__name__}")
-        data = loaded
-    overridden = _apply_environment(data, environ)
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, overridden)) from None
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None,
+                secrets_dir: str | Path | None = None) -> Loaded[Settings]:
+    """The settings from the file, the environment and secret files (consumer/config_sources.py), and
+    where each value came from. Raises ConfigError naming the file, the key and the variable."""
+    return load(Settings, path, environ, secrets_dir)
 
 
-# A quoted part of a PyYAML problem (`found character '%' that cannot start any token`, an alias or a
-# tag name) is text of the file: it is left out.
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
-    """Where and what a YAML error is, never the text of the line: PyYAML's own message quotes the
-    line (with a caret under the column), and a configuration line may hold a secret."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is not None:
-        where = f" at line {mark.line + 1}, column {mark.column + 1}"
-    elif isinstance(exc, yaml.reader.ReaderError):
-        before = text[: exc.position]
-        where = f" at line {before.count(chr(10)) + 1}, column {exc.position - before.rfind(chr(10))}"
-    else:
-        where = ""
-    if isinstance(exc, yaml.reader.ReaderError):
-        problem = "a character that YAML does not allow (control character or invalid encoding)"
-    else:
-        problem = _QUOTED.sub("'...'", getattr(exc, "problem", None) or "syntax error")
-        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and context_mark is not None and context_mark is not mark:
-            problem += (f" ({_QUOTED.sub(repr('...'), context)} that starts at line {context_mark.line + 1}, "
-                        f"column {context_mark.column + 1})")
-    return f"{where}: {problem} (the line is not shown: it may hold a secret)"
-
-
-def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> set[str]:
-    """Merge `ACS_SMS_CONSUMER_A__B=value` into data["a"]["b"]; returns the dotted keys it set."""
-    overridden: set[str] = set()
-    for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or not raw.strip():
-            continue
-        path = [part.lower() for part in name[len(ENV_PREFIX):].split(ENV_NESTING)]
-        if not all(path):
-            continue
-        target = data
-        for part in path[:-1]:
-            child = target.get(part)
-            if not isinstance(child, dict):
-                child = target[part] = {}
-            target = child
-        target[path[-1]] = _env_value(raw)
-        overridden.add(".".join(path))
-    return overridden
-
-
-def _env_value(raw: str) -> Any:
-    # Only lists (`[1, 5, 10]`) are parsed as YAML. Scalars stay strings, which pydantic converts
-    # where the key is a number or a boolean, so secrets and names that look like numbers (a hub
-    # or consumer group named `2024`) stay as written instead of failing as "not a valid string".
-    if not raw.lstrip().startswith("["):
-        return raw
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-    return value if isinstance(value, list) else raw
-
-
-def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:
-    lines = [f"{source}: invalid configuration ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
-    for error in exc.errors(include_url=False, include_input=False):
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            message = "is not a known key (check the spelling against config.example.yaml)"
-        elif error["type"] == "missing":
-            message = "is required"
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-        origin = f" (from environment variable {ENV_PREFIX}{key.upper().replace('.', ENV_NESTING)})" if key in overridden else ""
-        lines.append(f"  {key}: {message}{origin}")
-    return "\n".join(lines)
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None,
+                  secrets_dir: str | Path | None = None) -> Settings:
+    """Read the YAML file (if any), the environment and secret files, validate. Raises ConfigError."""
+    return load_config(path, environ, secrets_dir).settings
 
 
 def redact_url(url: str) -> str:

@@ -52,8 +52,9 @@ def test_environment_overrides_win_and_are_parsed(tmp_path: Path) -> None:
         "ACS_SMS_CONSUMER_PIPELINE__BUCKETS__DELIVERY_ATTEMPTS": "[1, 4]",
     })
     assert result.returncode == 0, result.stderr
-    assert "port: 9999" in result.stdout
-    assert "delivery_attempts:\n    - 1.0\n    - 4.0" in result.stdout
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "port: 9999 # environment variable ACS_SMS_CONSUMER_HTTP__PORT" in lines
+    assert "delivery_attempts: [1.0, 4.0] # environment variable ACS_SMS_CONSUMER_PIPELINE__BUCKETS__DELIVERY_ATTEMPTS" in lines
 
 
 @pytest.mark.parametrize(
@@ -163,6 +164,9 @@ def test_run_logs_account_url_redacted_at_start_up(tmp_path: Path) -> None:
     start = json.loads(first)
     assert start["message"] == "starting acs-sms-consumer"
     assert start["config"]["checkpoint_store"]["account_url"] == "https://acct.blob.core.windows.net/?***"
+    # where each value that is not a default came from
+    assert start["config_sources"] == {key: f"file {path}" for key in (
+        "eventhub.connection_string", "checkpoint_store.account_url", "http.host", "http.port", "shutdown_timeout_seconds")}
     assert FAKE_SECRET not in first + rest and "sig=" not in first + rest
 
 

@@ -1,0 +1,453 @@
+"""Where the configuration comes from, and which source gave each value (pydantic-settings sources).
+
+Sources, highest precedence first, merged key by key:
+
+1. the environment: `ACS_SMS_CONSUMER_` + the key with `__` between nesting levels
+   (`ACS_SMS_CONSUMER_HTTP__PORT`, `ACS_SMS_CONSUMER_PIPELINE__LABELS__USAGE_TYPES`); for a secret
+   key (the two connection strings) also the same name + `_FILE`, naming a file whose content is the
+   value (`ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING_FILE=/var/run/secrets/...`). Setting both a
+   variable and its `_FILE` is an error: nobody should have to guess which one wins;
+2. the secrets directory (`--secrets-dir`, else `ACS_SMS_CONSUMER_SECRETS_DIR`): one file per key,
+   named like its environment variable (pydantic-settings' convention for nested secrets; case does
+   not matter), e.g. `ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING`; other files are ignored;
+3. the YAML file (`--config`, else `ACS_SMS_CONSUMER_CONFIG`);
+4. the defaults of the models (consumer/config.py).
+
+Values from the environment and from secret files are stripped; lists (`[1, 5, 10]`) are parsed as
+YAML, everything else stays a string that pydantic converts where the key is a number or a boolean,
+so secrets and names that look like numbers (a hub named `2024`) stay as written. Blank environment
+variables are ignored. A prefixed variable or secret file that names no key is an error, like an
+unknown key in the file (a typo such as `ACS_SMS_CONSUMER_HTTP_PORT` is not silently ignored).
+
+Errors name the key, the configuration file, and the variable or file a value came from, never a
+value: a YAML syntax error gives line and column only (PyYAML quotes the line, which may hold a
+secret); validation errors are printed without their input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    YamlConfigSettingsSource,
+)
+from pydantic_settings.exceptions import SettingsError
+
+ENV_PREFIX = "ACS_SMS_CONSUMER_"
+ENV_NESTING = "__"
+FILE_SUFFIX = "_FILE"
+#: The configuration file, when `--config` is not given.
+CONFIG_VARIABLE = ENV_PREFIX + "CONFIG"
+#: The secrets directory, when `--secrets-dir` is not given.
+SECRETS_DIR_VARIABLE = ENV_PREFIX + "SECRETS_DIR"
+#: Prefixed names that are not configuration keys (no key of the model may be called like them).
+RESERVED_VARIABLES = frozenset({CONFIG_VARIABLE, SECRETS_DIR_VARIABLE})
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file, the key and the problem."""
+
+
+def variable_of(key: str) -> str:
+    """`eventhub.connection_string` → `ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING`."""
+    return ENV_PREFIX + key.upper().replace(".", ENV_NESTING)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from."""
+
+    kind: Literal["default", "file", "environment", "file_variable", "secrets_dir"]
+    path: str | None = None
+    variable: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"file {self.path}"
+        if self.kind == "environment":
+            return f"environment variable {self.variable}"
+        if self.kind == "file_variable":
+            return f"file {self.path} named by {self.variable}"
+        if self.kind == "secrets_dir":
+            return f"secret file {self.path}"
+        return "default"
+
+    @property
+    def outside_the_file(self) -> bool:
+        """Set by the environment or a secret file (an error then says where, as the file is not to blame)."""
+        return self.kind not in ("default", "file")
+
+
+DEFAULT = Origin("default")
+
+
+def secret_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """The dotted keys of the model whose values are secrets (`SecretStr` fields)."""
+    keys = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(secret_keys(annotation, f"{prefix}{name}."))
+        elif annotation is SecretStr or SecretStr in get_args(annotation):
+            keys.append(prefix + name)
+    return keys
+
+
+# --- the YAML file -------------------------------------------------------------------------------
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The file's top-level mapping (an empty file is an empty one); ConfigError naming the file."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the configuration file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not valid YAML: not UTF-8 text (byte {exc.start + 1} of the file) "
+                          "(the line is not shown: it may hold a secret)") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML{_yaml_problem(exc, text)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, not a {type(loaded).__name__}")
+    return loaded
+
+
+# A quoted part of a PyYAML problem (`found character '%' that cannot start any token`, an alias or a
+# tag name) is text of the file: it is left out.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """Where and what a YAML error is, never the text of the line: PyYAML's own message quotes the
+    line (with a caret under the column), and a configuration line may hold a secret."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        where = f" at line {before.count(chr(10)) + 1}, column {exc.position - before.rfind(chr(10))}"
+    else:
+        where = ""
+    if isinstance(exc, yaml.reader.ReaderError):
+        problem = "a character that YAML does not allow (control character or invalid encoding)"
+    else:
+        problem = _QUOTED.sub("'...'", getattr(exc, "problem", None) or "syntax error")
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None and context_mark is not mark:
+            problem += (f" ({_QUOTED.sub(repr('...'), context)} that starts at line {context_mark.line + 1}, "
+                        f"column {context_mark.column + 1})")
+    return f"{where}: {problem} (the line is not shown: it may hold a secret)"
+
+
+class _YamlFile(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source, reading one file that must exist, with our error messages."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self._path = path
+        super().__init__(settings_cls, yaml_file=path)
+        self.values: dict[str, Any] = {}
+
+    def _existing_files(self, files: Any) -> list[Path]:  # type: ignore[override]
+        return [self._path]  # a missing file is an error, not an empty configuration
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        return read_yaml_mapping(self._path)
+
+    def __call__(self) -> dict[str, Any]:
+        self.values = super().__call__()
+        return self.values
+
+    def origin(self, key: str) -> Origin:
+        return Origin("file", path=str(self._path))
+
+
+# --- the environment and secret files ------------------------------------------------------------
+
+
+def _decode(value: str) -> Any:
+    """Only lists (`[1, 5, 10]`) are parsed, as YAML. Scalars stay strings, which pydantic converts
+    where the key is a number or a boolean; anything else is left for pydantic to reject by key."""
+    if not value.lstrip().startswith("["):
+        return value
+    try:
+        decoded = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return decoded if isinstance(decoded, list) else value
+
+
+def _unknown_top_level(settings_cls: type[BaseModel], names: Mapping[str, str | None]) -> dict[str, Any]:
+    """Prefixed names (lower-cased) whose first part is no key: data that validation reports as
+    unknown keys. (pydantic-settings only looks for the names of known keys.)"""
+    unknown: dict[str, Any] = {}
+    for name, value in sorted(names.items()):
+        if not name.startswith(ENV_PREFIX.lower()) or value is None:
+            continue
+        path = name[len(ENV_PREFIX):].split(ENV_NESTING)
+        if not all(path) or path[0] in settings_cls.model_fields:
+            continue
+        target = unknown
+        for part in path[:-1]:
+            child = target.get(part)
+            target = child if isinstance(child, dict) else target.setdefault(part, {})
+        target[path[-1]] = _decode(value)
+    return unknown
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (tests pass theirs)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str], skip: frozenset[str]) -> None:
+        self._given = {name.lower(): value for name, value in environ.items()
+                       if name.upper().startswith(ENV_PREFIX) and name.upper() not in skip and value.strip()}
+        super().__init__(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTING)
+        self.values: dict[str, Any] = {}
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._given
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        return _decode(value)
+
+    def __call__(self) -> dict[str, Any]:
+        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}
+        return self.values
+
+    def origin(self, key: str) -> Origin:
+        return Origin("environment", variable=variable_of(key))
+
+
+class _FileVariables(PydanticBaseSettingsSource):
+    """`ACS_SMS_CONSUMER_<KEY>_FILE=<path>` for the secret keys: the file's content, stripped, is the
+    value (the convention of the official container images for secrets mounted as files)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str], keys: list[str]) -> None:
+        super().__init__(settings_cls)
+        self.values: dict[str, Any] = {}
+        self._paths: dict[str, str] = {}
+        upper = {name.upper(): value for name, value in environ.items()}
+        for key in keys:
+            variable = variable_of(key)
+            file_variable = variable + FILE_SUFFIX
+            path = upper.get(file_variable, "").strip()
+            if not path:
+                continue
+            if upper.get(variable, "").strip():
+                raise ConfigError(f"{variable} and {file_variable} are both set: set only one of them "
+                                  "(the value, or the path of a file that holds it)")
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{file_variable}: cannot read {path}: {exc.strerror or exc}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{file_variable}: {path} is not UTF-8 text") from None
+            section, _, name = key.rpartition(".")
+            target = self.values
+            for part in filter(None, section.split(".")):
+                target = target.setdefault(part, {})
+            target[name] = text.strip()
+            self._paths[key] = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ gives the values
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
+
+    def origin(self, key: str) -> Origin:
+        return Origin("file_variable", path=self._paths[key], variable=variable_of(key) + FILE_SUFFIX)
+
+
+class _SecretsDirectory(NestedSecretsSettingsSource):
+    """pydantic-settings' nested secrets source: a file per key, named like its environment variable."""
+
+    def __init__(self, settings_cls: type[BaseSettings], directory: Path) -> None:
+        self._files: dict[str, Path] = {}
+        super().__init__(settings_cls, secrets_dir=directory, secrets_dir_missing="error",
+                         secrets_case_sensitive=False, secrets_prefix=ENV_PREFIX, secrets_nested_delimiter=ENV_NESTING)
+        self.values: dict[str, Any] = {}
+
+    def load_secrets(self, path: Path) -> dict[str, str]:  # type: ignore[override]
+        try:
+            secrets = super().load_secrets(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"secrets directory {path}: {_unreadable(path, exc)}") from None
+        self._files.update({name.lower(): path / name for name in secrets})
+        return secrets
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        return _decode(value)
+
+    def __call__(self) -> dict[str, Any]:
+        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}
+        return self.values
+
+    def origin(self, key: str) -> Origin:
+        name = variable_of(key).lower()
+        return Origin("secrets_dir", path=str(self._files.get(name, Path(str(self.secrets_dir)) / variable_of(key))))
+
+
+def _unreadable(directory: Path, exc: Exception) -> str:
+    """Which file of the directory could not be read, and why; never its content."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot read {Path(exc.filename).name}: {exc.strerror or exc}"
+    for file in sorted(directory.iterdir()):
+        if file.name.startswith(".") or not file.is_file():
+            continue
+        try:
+            file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return f"{file.name} is not UTF-8 text"
+        except OSError as error:
+            return f"cannot read {file.name}: {error.strerror or error}"
+    return f"cannot read a file: {type(exc).__name__}"
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    """Validated settings, and where each value came from."""
+
+    settings: S
+    #: Every dotted key a source set → its origin (keys absent here have their default).
+    origins: dict[str, Origin]
+    config_file: str | None
+    secrets_dir: str | None
+
+    def origin(self, key: str) -> Origin:
+        return _lookup(self.origins, key) or DEFAULT
+
+
+def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, str] | None = None,
+         secrets_dir: str | Path | None = None) -> Loaded[S]:
+    """Read the sources (see the module's docstring), validate. Raises ConfigError.
+
+    `environ` defaults to os.environ; `secrets_dir` to ACS_SMS_CONSUMER_SECRETS_DIR of `environ`."""
+    environ = os.environ if environ is None else environ
+    source = str(path) if path is not None else "(no file)"
+    if secrets_dir is None:
+        secrets_dir = environ.get(SECRETS_DIR_VARIABLE, "").strip() or None
+    keys = secret_keys(settings_cls)
+    skip = RESERVED_VARIABLES | {variable_of(key) + FILE_SUFFIX for key in keys}
+    try:
+        sources: list[Any] = [_Environment(settings_cls, environ, skip), _FileVariables(settings_cls, environ, keys)]
+        if secrets_dir is not None:
+            directory = Path(secrets_dir)
+            if not directory.is_dir():
+                what = "not a directory" if directory.exists() else "no such directory"
+                raise ConfigError(f"secrets directory {directory}: {what} (--secrets-dir or {SECRETS_DIR_VARIABLE})")
+            sources.append(_SecretsDirectory(settings_cls, directory))
+        if path is not None:
+            sources.append(_YamlFile(settings_cls, Path(path)))
+        settings = settings_cls(_build_sources=(tuple(sources), {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, _origins(sources))) from None
+    except SettingsError as exc:  # e.g. a secrets directory of more than 16 MiB
+        raise ConfigError(f"{source}: {exc}") from None
+    return Loaded(settings, _origins(sources), None if path is None else str(path),
+                  None if secrets_dir is None else str(secrets_dir))
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for name, value in data.items():
+        if isinstance(value, Mapping):
+            yield from _leaves(value, f"{prefix}{name}.")
+        else:
+            yield prefix + str(name)
+
+
+def _origins(sources: list[Any]) -> dict[str, Origin]:
+    origins: dict[str, Origin] = {}
+    for source in reversed(sources):  # lowest precedence first: higher ones overwrite
+        for key in _leaves(source.values):
+            origins[key] = source.origin(key)
+    return origins
+
+
+def _lookup(origins: Mapping[str, Origin], key: str) -> Origin | None:
+    """The origin of `key`, or of the enclosing key that a source set whole (a list's items)."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if (origin := origins.get(".".join(parts[:end]))) is not None:
+            return origin
+    return None
+
+
+_DOTTED_KEY = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
+
+
+def _where(key: str, message: str, origins: Mapping[str, Origin]) -> str:
+    """Where a problem's value came from, when it is not the file: the key's own origin, or for a
+    problem of a section (`eventhub: eventhub.connection_string has ...`) those of the keys it names."""
+    origin = _lookup(origins, key)
+    if origin is not None:
+        return f" (from {origin})" if origin.outside_the_file else ""
+    named = []
+    for mentioned in dict.fromkeys(_DOTTED_KEY.findall(message)):
+        origin = origins.get(mentioned)
+        if origin is not None and origin.outside_the_file:
+            named.append(f"{mentioned} from {origin}")
+    return f" ({'; '.join(named)})" if named else ""
+
+
+def _describe(exc: ValidationError, source: str, origins: Mapping[str, Origin]) -> str:
+    lines = [f"{source}: invalid configuration ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
+    for error in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            message = "is not a known key (check the spelling against config.example.yaml)"
+        elif error["type"] == "missing":
+            message = "is required"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}{_where(key, message, origins)}")
+    return "\n".join(lines)
+
+
+# --- check-config's listing ----------------------------------------------------------------------
+
+
+def annotated_yaml(plain: Mapping[str, Any], loaded: Loaded[Any]) -> str:
+    """`plain` (the redacted settings) as YAML, each value followed by a comment naming its origin."""
+    rows: list[tuple[str, str | None]] = []
+
+    def walk(data: Mapping[str, Any], prefix: str, indent: str) -> None:
+        for name, value in data.items():
+            if isinstance(value, Mapping) and value:
+                rows.append((f"{indent}{name}:", None))
+                walk(value, f"{prefix}{name}.", indent + "  ")
+            else:
+                shown = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).removesuffix("...\n").strip()
+                rows.append((f"{indent}{name}: {shown}", str(loaded.origin(prefix + name))))
+
+    walk(plain, "", "")
+    column = min(max(len(text) for text, origin in rows if origin is not None) + 2, 56)
+    header = [
+        "# The effective configuration, secrets as ***. After each value, where it came from; precedence,",
+        "# highest first: environment variable (or a file named by a *_FILE variable), secrets directory,",
+        "# configuration file, default.",
+        f"# configuration file: {loaded.config_file or 'none'}",
+        f"# secrets directory: {loaded.secrets_dir or 'none'}",
+    ]
+    body = [text if origin is None else f"{text.ljust(column - 2)}  # {origin}" for text, origin in rows]
+    return "\n".join(header + body) + "\n"
