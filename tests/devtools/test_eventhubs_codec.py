@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from azure.eventhub._pyamqp import _decode
-from azure.eventhub._pyamqp.message import Message, Properties
-from azure.eventhub._pyamqp.performatives import TransferFrame
+from acs_sms_devtools.eventhubs.amqp import amqp_decode as _decode
+from acs_sms_devtools.eventhubs.amqp import Message, Properties
+from acs_sms_devtools.eventhubs.amqp import TransferFrame
 
 from acs_sms_devtools.eventhubs import codec
 from acs_sms_devtools.eventhubs.hub import EventHub, parse_selector

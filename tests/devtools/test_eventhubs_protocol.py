@@ -7,8 +7,8 @@ import socket
 import time
 
 from azure.eventhub import EventHubProducerClient
-from azure.eventhub._pyamqp import _decode
-from azure.eventhub._pyamqp.performatives import OpenFrame, SASLInit
+from acs_sms_devtools.eventhubs.amqp import amqp_decode as _decode
+from acs_sms_devtools.eventhubs.amqp import OpenFrame, SASLInit
 from azure.eventhub.exceptions import EventHubError
 
 import pytest

@@ -22,8 +22,9 @@ delivered event) is pre-encoded by hand in the very layout the codec produces (c
 that decode it with the SDK), and stored events keep the producer's raw section bytes, so serving
 an event is a header plus a few ``bytes`` joined into one socket write per batch of deliveries.
 
-The SDK's private ``_pyamqp`` module is an implementation detail of azure-eventhub: the
-dependency pins its minor version.
+The SDK's private ``_pyamqp`` module is an implementation detail of azure-eventhub: it is imported
+in one module, :mod:`.amqp`, which names the SDK version it was checked against; the dev tools'
+distribution (devtools/pyproject.toml) pins that minor version.
 
 Public API: :class:`EventHubsEndpoint` (thread-backed, for sync and async code),
 :class:`EventHubsServer` and :class:`EventHub` (the asyncio server and the in-memory hub), and

@@ -18,9 +18,7 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from azure.eventhub._pyamqp import _decode as amqp_decode
-from azure.eventhub._pyamqp import _encode as amqp_encode
-from azure.eventhub._pyamqp.types import AMQPTypes, TYPE, VALUE
+from .amqp import TYPE, VALUE, AMQPTypes, amqp_decode, amqp_encode
 
 __all__ = [
     "AMQP_HEADER",

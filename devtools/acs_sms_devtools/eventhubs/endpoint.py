@@ -11,9 +11,8 @@ import threading
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
-from azure.eventhub._pyamqp.message import Message
-
 from . import codec
+from .amqp import Message
 from .hub import EventHub
 from .server import EventHubsServer
 

@@ -18,11 +18,13 @@ from hashlib import sha256
 from typing import Any
 from urllib.parse import parse_qs, quote_plus
 
-from azure.eventhub._pyamqp.endpoints import Source, Target
-from azure.eventhub._pyamqp.error import AMQPError
-from azure.eventhub._pyamqp.message import Message, Properties
-from azure.eventhub._pyamqp.outcomes import Accepted
-from azure.eventhub._pyamqp.performatives import (
+from . import codec
+from .amqp import (
+    TYPE,
+    VALUE,
+    Accepted,
+    AMQPError,
+    AMQPTypes,
     AttachFrame,
     BeginFrame,
     CloseFrame,
@@ -30,13 +32,14 @@ from azure.eventhub._pyamqp.performatives import (
     DispositionFrame,
     EndFrame,
     FlowFrame,
+    Message,
     OpenFrame,
+    Properties,
     SASLMechanism,
     SASLOutcome,
+    Source,
+    Target,
 )
-from azure.eventhub._pyamqp.types import AMQPTypes, TYPE, VALUE
-
-from . import codec
 from .hub import EventHub, Partition, StoredEvent, now_ms
 
 __all__ = ["EventHubsServer", "LINK_STOLEN", "BATCH_MESSAGE_FORMAT"]
