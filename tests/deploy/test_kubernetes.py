@@ -85,14 +85,51 @@ FAKE_SECRETS = {
 }
 
 
+SECRET_NAME = "acs-sms-consumer-connection-strings"
+
+
+def secret_files(name: str) -> dict[str, str]:
+    """Path in the container → fake content, for every file a Secret volume of the built pod mounts."""
+    pod = one(name, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files = {}
+    for mount in container(name).get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret is not None:
+            assert secret["secretName"] == SECRET_NAME
+            for item in secret["items"]:
+                files[f"{mount['mountPath']}/{item['path']}"] = FAKE_SECRETS[item["key"]]
+    return files
+
+
 def container_environment(name: str) -> dict[str, str]:
-    """The ACS_SMS_CONSUMER_* variables of the built container (Secret references get fake values)."""
+    """The ACS_SMS_CONSUMER_* variables of the built container, a `*_FILE` variable replaced by its
+    key's variable with the (fake) content of the file that a Secret volume mounts where it points."""
+    files = secret_files(name)
     env = {}
     for entry in container(name).get("env", []):
-        if "value" in entry:
-            env[entry["name"]] = entry["value"]
+        assert "valueFrom" not in entry, f"{name}: {entry['name']} from a secretKeyRef: secrets are mounted as files"
+        if entry["name"].endswith("_FILE"):
+            assert entry["value"] in files, f"{name}: {entry['name']}={entry['value']}, which no Secret volume mounts"
+            env[entry["name"].removesuffix("_FILE")] = files[entry["value"]]
         else:
-            env[entry["name"]] = FAKE_SECRETS[entry["valueFrom"]["secretKeyRef"]["key"]]
+            env[entry["name"]] = entry["value"]
+    return env
+
+
+def pod_environment(name: str, root: Path) -> dict[str, str]:
+    """The container's variables as the consumer gets them, the Secret volumes' files written under
+    `root` (the `*_FILE` variables point there instead of the mount path)."""
+    files = secret_files(name)
+    env = {}
+    for entry in container(name).get("env", []):
+        value = entry["value"]
+        if entry["name"].endswith("_FILE") and value in files:
+            path = root / value.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(files[value] + "\n", encoding="utf-8")  # as kubectl create secret --from-file keeps it
+            value = str(path)
+        env[entry["name"]] = value
     return env
 
 
@@ -574,14 +611,18 @@ def test_keda_owns_the_replica_count_within_the_partition_bound() -> None:
 # --- connection strings --------------------------------------------------------------------------
 
 
-def test_connection_strings_replace_the_endpoints() -> None:
-    env = {e["name"]: e for e in container("connection-strings")["env"]}
-    assert set(env) == {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING",
-                        "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING"}
-    for entry in env.values():
-        assert entry["valueFrom"]["secretKeyRef"]["name"] == "acs-sms-consumer-connection-strings"
-    labels = one("connection-strings", "Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert "azure.workload.identity/use" not in labels
+def test_connection_strings_are_files_of_a_secret_volume_named_by_the_file_variables() -> None:
+    env = {e["name"]: e["value"] for e in container("connection-strings")["env"]}
+    assert set(env) == {"ACS_SMS_CONSUMER_EVENTHUB__CONNECTION_STRING_FILE",
+                        "ACS_SMS_CONSUMER_CHECKPOINT_STORE__CONNECTION_STRING_FILE"}
+    files = secret_files("connection-strings")
+    assert set(env.values()) == set(files) and sorted(files.values()) == sorted(FAKE_SECRETS.values())
+    pod = one("connection-strings", "Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["defaultMode"] == 0o440  # the pod's group (fsGroup) only
+    (mount,) = [m for m in container("connection-strings")["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    assert "azure.workload.identity/use" not in pod_labels("connection-strings")
     config = effective_config("connection-strings")
     assert config["eventhub"]["fully_qualified_namespace"] is None
     assert config["checkpoint_store"]["account_url"] is None
@@ -614,14 +655,59 @@ def test_config_uses_only_keys_of_config_example() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BUILDS))
-def test_effective_config_passes_check_config(name: str) -> None:
-    """`acs-sms-consumer check-config` on config.yaml with the environment the built pod gets."""
+def test_effective_config_passes_check_config(name: str, tmp_path: Path) -> None:
+    """`acs-sms-consumer check-config` on config.yaml with the environment (and the Secret's files) the built pod gets."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
-    environment.update(container_environment(name))
+    environment.update(pod_environment(name, tmp_path))
     proc = subprocess.run([sys.executable, "-m", "consumer", "check-config", "--config",
                            str(KUSTOMIZE_BASE / "config.yaml")], capture_output=True, text=True, cwd=ROOT,
                           timeout=60, env=environment)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    for variable, value in environment.items():
+        if variable.startswith("ACS_SMS_CONSUMER_") and variable.endswith("_FILE"):
+            assert f"# file {value} named by {variable}" in proc.stdout
+
+
+def readme_key_vault_overlay() -> dict[str, str]:
+    """deploy/README.md's Key Vault overlay: its yaml blocks whose first line names the file."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    section = text.split("### From Azure Key Vault", 1)[1].split("\n## ", 1)[0]
+    files = {}
+    for block in re.findall(r"```yaml\n(.*?)```", section, re.S):
+        first = block.splitlines()[0]
+        match = re.match(r"# deploy/overlays/key-vault/(\S+\.yaml)", first)
+        assert match, f"a yaml block of the Key Vault section does not start with its file name: {first!r}"
+        files[match[1]] = block
+    assert set(files) == {"kustomization.yaml", "secretproviderclass.yaml", "key-vault-volume.yaml"}, sorted(files)
+    return files
+
+
+def test_the_key_vault_overlay_of_the_readme_mounts_the_same_files(tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    shutil.copytree(DEPLOY / "kubernetes", tmp_path / "kubernetes")
+    overlay = tmp_path / "overlays" / "key-vault"
+    overlay.mkdir(parents=True)
+    for file, text in readme_key_vault_overlay().items():
+        (overlay / file).write_text(text, encoding="utf-8")
+    proc = subprocess.run([*kustomize_command(), str(overlay)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(proc.stdout) if o}
+    provider = objects[("SecretProviderClass", SECRET_NAME)]
+    assert provider["metadata"]["namespace"] == NAMESPACE
+    aliases = {yaml.safe_load(o)["objectAlias"] for o in yaml.safe_load(provider["spec"]["parameters"]["objects"])["array"]}
+    deployment = objects[("Deployment", "acs-sms-consumer")]
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "connection-strings"]
+    assert "secret" not in volume
+    assert volume["csi"] == {"driver": "secrets-store.csi.k8s.io", "readOnly": True,
+                             "volumeAttributes": {"secretProviderClass": SECRET_NAME}}
+    (consumer,) = pod["containers"]
+    (mount,) = [m for m in consumer["volumeMounts"] if m["name"] == "connection-strings"]
+    assert {e["value"] for e in consumer["env"]} == {f"{mount['mountPath']}/{alias}" for alias in aliases}
+    assert ("Secret", SECRET_NAME) not in objects
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(deployment, version, strict=True)
 
 
 def test_a_renamed_installation_keeps_its_references(tmp_path: Path) -> None:
