@@ -12,8 +12,12 @@ time of this process (`time.process_time`, not wall time), after one warm-up pas
   (a') a typed decode of the envelope — pydantic v2 `TypeAdapter.validate_json` into models of the
        common-schema top-level fields and the SMS/Usage `properties` (what any typed parser of these
        bodies has to do at least); and the same with msgspec Structs when msgspec is installed;
-  (b)  the full pipeline: `Pipeline.process` on fresh state (decode → normalise → duplicates →
-       every metric update → correlation), as `run` and `replay` use it.
+  (b)  the full pipeline: `Pipeline.process` on fresh state (decode → typed records → duplicates →
+       every metric update → correlation), as `run` and `replay` use it: these bodies take the
+       canonical decoder;
+  (c)  the same with the general decoder for every body (`Pipeline.canonical = False`: orjson, then
+       `convert` per record), what a body in any other shape costs (the Log Analytics shape, other
+       casings, strings where numbers belong, non-strict JSON, ...).
 
 and prints records/s, MB/s, µs/record and the ratios (b)/(a) and (b)/(a').
 """
@@ -130,9 +134,10 @@ def _bare(bodies: list[bytes]) -> None:
         loads(body)
 
 
-def _pipeline_runner(start: float) -> Callable[[list[bytes]], None]:
+def _pipeline_runner(start: float, canonical: bool = True) -> Callable[[list[bytes]], None]:
     def run(bodies: list[bytes]) -> None:
         pipeline = Pipeline(PipelineSettings(), DomainMetrics(PipelineSettings().buckets))  # fresh state
+        pipeline.canonical = canonical
         context = EventContext(partition="0")
         now = start
         for body in bodies:
@@ -194,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if msgspec_run is not None:
         cases.append(("a''", "msgspec Struct decode (typed envelope)", msgspec_run))
     cases.append(("b", "full pipeline: Pipeline.process, fresh state", _pipeline_runner(start)))
+    cases.append(("c", "full pipeline, general decoder for every body", _pipeline_runner(start, canonical=False)))
 
     print(f"machine: {_cpu_model()}, {platform.machine()}; Python {platform.python_version()} "
           f"({platform.python_implementation()}); one core, CPU time, best of {args.repeat} interleaved rounds after warm-up")

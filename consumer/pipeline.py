@@ -1,4 +1,9 @@
-"""One event body → metric updates: decode → records → duplicates → correlation → metrics.
+"""One event body → metric updates: decode → typed records → duplicates → correlation → metrics.
+
+Every body ends in the same typed records (`consumer.records.CanonicalRecord`): a body in the exact
+shape Azure Monitor writes through the canonical decoder, any other through the general decoder
+(`decode_body`, then `convert` per record); and every typed record passes through one apply loop,
+`Pipeline._apply`, where each rule below is written once.
 
 `Pipeline.process` is the only entry point, shared by `run` (live Event Hubs) and `replay` (files),
 so both make exactly the same metrics of the same bytes. It is synchronous and does no I/O and no
@@ -54,14 +59,12 @@ from consumer.records import (
     CanonicalRecord,
     Invalid,
     Skipped,
-    SmsOperational,
-    Usage,
     _CATEGORIES,
     _NULLS,
     _whole_seconds,
     clean,
+    convert,
     decode_canonical,
-    normalise,
     time_stamp,
 )
 
@@ -132,18 +135,18 @@ class Pipeline:
         self._category = Names(limits.categories, known=CATEGORIES)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
         metrics.limit_series(limits.series_per_family)
-        # raw (operation_name, result_type, number_type, country) → bounded labels of acs_sms_operations
-        # (the mapping is a pure function of the raw values, so memoising it changes nothing)
-        self._sms_labels: dict[tuple[str | None, ...], tuple[str, str, str, str]] = {}
         # raw (usage_type, unit_type) → bounded labels; `FirstSeen` never forgets or changes a value it
         # has mapped (admitted stays admitted, refused stays refused), so memoising it changes nothing
         self._usage_labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
-        # raw (operationName, resultType, NumberType, Country) of a canonical record → (labels of
-        # acs_sms_operations, clean result type), or None when a value needs the general path
+        # raw (operationName, resultType, NumberType, Country) → (labels of acs_sms_operations, clean result
+        # type), or None when a value needs the general decoder: of the canonical decoder's records and of
+        # the general decoder's (final values), see `_resolve_sms`. The labels are a pure function of the
+        # values (`FirstSeen` never forgets or changes a value it has mapped), so memoising changes nothing.
         self._canonical_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str], str | None] | None] = {}
+        self._final_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str], str | None] | None] = {}
         self._signatures: dict[int | str | None, str | None] = {}  # raw resultSignature → clean (or UNUSUAL)
-        #: Whether bodies in the canonical shape take the typed one-pass decode (`_process_canonical`);
-        #: False sends every body the general way (the reference, for the differential tests).
+        #: Whether bodies in the canonical shape take the canonical decoder (`decode_canonical`); False
+        #: sends every body through the general decoder (`convert`), for the decoder-equality tests.
         self.canonical = True
         self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds,
                                              settings.latency_from_message_id)
@@ -164,9 +167,11 @@ class Pipeline:
                 m.event_age.observe((), max(0.0, now - context.enqueued_time))
 
         if self.canonical and len(body) <= self.settings.max_body_bytes:
-            canonical = decode_canonical(body)
-            if canonical:  # an empty records array is a decode error: the general path says so
-                return self._process_canonical(body, canonical, now)
+            records = decode_canonical(body)
+            if records:  # an empty records array is a decode error: the general decoder says so
+                result = BodyResult(records=len(records))
+                self._apply(records, now, result, body)
+                return result
 
         decoded = decode_body(body, self.settings.max_body_bytes)
         result = BodyResult(records=len(decoded.records), repaired=decoded.repaired)
@@ -177,19 +182,31 @@ class Pipeline:
             return result
         if decoded.repaired:
             m.repaired_bodies.inc(())
-
+        run: list[CanonicalRecord] = []  # converted records not applied yet (applied in order)
         for raw in decoded.records:
-            self._apply(normalise(raw), now, result)
+            outcome = convert(raw)
+            if type(outcome) is CanonicalRecord:
+                run.append(outcome)
+                continue
+            if run:
+                self._apply(run, now, result, None)
+                run = []
+            self._reject(outcome, result)  # type: ignore[arg-type]
+        if run:
+            self._apply(run, now, result, None)
         return result
 
-    def _process_canonical(self, body: bytes, records: list[CanonicalRecord], now: float) -> BodyResult:
-        """`process` of a body `decode_canonical` accepted: the same metric updates and result as the
-        general path, from the typed records. A record with a value only the general path may
-        interpret (see `clean`) is handed to it: the body is then decoded as the general path decodes
-        it (orjson accepts every body msgspec accepts with these types, with the same values) and that
-        one record is normalised and applied, in its place in the order."""
+    def _apply(self, records: list[CanonicalRecord], now: float, result: BodyResult, body: bytes | None) -> None:
+        """Reflect typed records in the metrics and in `result`: the one apply loop of every record.
+
+        `body` is the body the records were decoded from by the canonical decoder (`decode_canonical`),
+        None for records of the general decoder (`convert`), whose values are final. The canonical
+        decoder's values are checked here, inline (the hot path): a record with a value only the general
+        decoder may interpret (a null spelling, padding: see `clean`; a category spelled otherwise) is
+        converted by it from the body (orjson accepts every body msgspec accepts with these types, with
+        the same values) and applied in its place in the order."""
         m = self.metrics
-        result = BodyResult(records=len(records))
+        final = body is None
         counts = m.records.values
         operations = m.operations.values
         api_duration = m.api_duration.observe
@@ -200,12 +217,12 @@ class Pipeline:
         oldest_seen = now - seen.max_age
         max_seen = seen.max_entries
         # Whether the oldest (first) duplicate-window entry is known to be within the age: once checked,
-        # it stays so until something removes entries (`expire`, or the general path's `_seen.add`),
+        # it stays so until something removes entries (`expire`, or a record converted in between),
         # because this loop only appends; so `add`'s age check is made again only after those.
         seen_fresh = False
         api_children, api_bounds = m.api_duration.children, m.api_duration.bounds
         age_children, age_bounds = m.record_age.children, m.record_age.bounds
-        memo = self._canonical_sms
+        memo = self._final_sms if final else self._canonical_sms
         signatures = self._signatures
         general: list[Any] | None = None
         sms_age, usage_age = (SMS_OPERATIONAL,), (USAGE,)
@@ -220,21 +237,22 @@ class Pipeline:
                 raw = (record.operationName, record.resultType, properties.NumberType, properties.Country)
                 resolved = memo.get(raw, False)
                 if resolved is False:
-                    resolved = self._resolve_sms(raw)
+                    resolved = self._resolve_sms(raw, final)
                 signature = record.resultSignature
-                signature = signatures.get(signature, UNUSUAL) if signature is not None else None
-                if signature is UNUSUAL:
-                    signature = self._resolve_signature(record.resultSignature)
                 message_id = properties.MessageId
-                if message_id is not None and (message_id in _NULLS or message_id.strip() is not message_id):
-                    message_id = clean(message_id)
-                if resolved is None or signature is UNUSUAL or message_id is UNUSUAL:
-                    if general is None:
-                        general = decode_body(body, self.settings.max_body_bytes).records
-                    self._apply(normalise(general[index]), now, result)
-                    seen_fresh = False
-                    continue
-                labels, result_type = resolved
+                if not final:
+                    signature = signatures.get(signature, UNUSUAL) if signature is not None else None
+                    if signature is UNUSUAL:
+                        signature = self._resolve_signature(record.resultSignature)
+                    if message_id is not None and (message_id in _NULLS or message_id.strip() is not message_id):
+                        message_id = clean(message_id)
+                    if resolved is None or signature is UNUSUAL or message_id is UNUSUAL:
+                        if general is None:
+                            general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
+                        self._convert_and_apply(general[index], now, result)
+                        seen_fresh = False
+                        continue
+                labels, result_type = resolved  # type: ignore[misc]
                 # `time_stamp(record.time)`, inlined for Azure's own form `YYYY-MM-DDThh:mm:ss.fffffffZ`
                 # when its whole second is cached (the cache only holds validated prefixes; the 7
                 # fractional digits are checked here as there: ASCII digits, truncated to 6)
@@ -251,6 +269,9 @@ class Pipeline:
                     stamp, microsecond = time_stamp(value)
                 attempts = properties.DeliveryAttempts
                 if message_id is not None:
+                    # Duplicates: the key holds the time as (stamp, microsecond), equal for equal times
+                    # and different for different ones (two instants whose float stamps coincide are
+                    # less than a second apart, so their microseconds differ).
                     key = hash((raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
                     if key in seen_entries:
                         present = counts.get(_SMS_DUPLICATE)
@@ -267,7 +288,6 @@ class Pipeline:
                         seen_fresh = False
                     else:
                         seen_fresh = True
-                # `_sms`, from the clean values
                 operation, result_label, number_type, where = labels
                 present = operations.get(labels)
                 if present is None:  # a new series: `inc` applies the family's series budget
@@ -345,23 +365,23 @@ class Pipeline:
             elif category == USAGE:
                 properties = record.properties or NO_PROPERTIES
                 quantity = properties.Quantity
-                # `clean` of each, inlined for the plain value (itself)
                 record_id = properties.RecordId
-                if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
-                    record_id = clean(record_id)
                 usage_type = properties.UsageType
-                if usage_type is not None and (usage_type in _NULLS or usage_type.strip() is not usage_type):
-                    usage_type = clean(usage_type)
                 unit_type = properties.UnitType
-                if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
-                    unit_type = clean(unit_type)
-                if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL or usage_type is UNUSUAL
-                        or unit_type is UNUSUAL):
-                    if general is None:
-                        general = decode_body(body, self.settings.max_body_bytes).records
-                    self._apply(normalise(general[index]), now, result)
-                    seen_fresh = False
-                    continue
+                if not final:  # `clean` of each, inlined for the plain value (itself)
+                    if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
+                        record_id = clean(record_id)
+                    if usage_type is not None and (usage_type in _NULLS or usage_type.strip() is not usage_type):
+                        usage_type = clean(usage_type)
+                    if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
+                        unit_type = clean(unit_type)
+                    if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL
+                            or usage_type is UNUSUAL or unit_type is UNUSUAL):
+                        if general is None:
+                            general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
+                        self._convert_and_apply(general[index], now, result)
+                        seen_fresh = False
+                        continue
                 if record_id is not None:
                     key = hash((USAGE, record_id, usage_type, quantity))
                     if key in seen_entries:
@@ -424,41 +444,59 @@ class Pipeline:
                 result.processed += 1
             elif (category not in _NULLS and category.strip() is category
                   and category.lower() not in _CATEGORIES):
-                # `Skipped(category)`: a category this service does not parse, spelled plainly
-                key = (self._category(category), "skipped")
-                present = counts.get(key)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.records.inc(key, 1.0)
-                else:
-                    counts[key] = present + 1.0
-                result.skipped += 1
+                self._skip(category, result)  # a category this service does not parse, spelled plainly
             else:
                 if general is None:
-                    general = decode_body(body, self.settings.max_body_bytes).records
-                self._apply(normalise(general[index]), now, result)
+                    general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
+                self._convert_and_apply(general[index], now, result)
                 seen_fresh = False
-        return result
+
+    def _convert_and_apply(self, raw: Any, now: float, result: BodyResult) -> None:
+        """One record of a canonical body that the general decoder must convert."""
+        outcome = convert(raw)
+        if type(outcome) is CanonicalRecord:
+            self._apply([outcome], now, result, None)
+        else:
+            self._reject(outcome, result)  # type: ignore[arg-type]
+
+    def _skip(self, category: str, result: BodyResult) -> None:
+        self.metrics.records.inc((self._category(category), "skipped"))
+        result.skipped += 1
+
+    def _reject(self, outcome: Skipped | Invalid, result: BodyResult) -> None:
+        """Count a record the general decoder gave no typed record for."""
+        if type(outcome) is Skipped:
+            self._skip(outcome.category, result)
+            return
+        self.metrics.records.inc((self._category(outcome.category), "invalid"))
+        result.invalid += 1
+        if len(result.invalid_reasons) < MAX_REASONS:
+            result.invalid_reasons.append(outcome.reason)
 
     def _resolve_sms(
-        self, raw: tuple[str | None, ...]
+        self, raw: tuple[str | None, ...], final: bool
     ) -> tuple[tuple[str, str, str, str], str | None] | None:
-        """Fill `_canonical_sms` for `raw`: the labels `_sms` gives the clean values, or None."""
+        """The labels of acs_sms_operations of raw (operationName, resultType, NumberType, Country) and
+        the clean result type, memoised. `final`: values of the general decoder, as they are; else of
+        the canonical decoder, cleaned (None when a value needs the general decoder, see `clean`)."""
         operation, result_type, number_type, where = raw
         assert operation is not None
-        if operation in _NULLS or operation.strip() is not operation:
-            resolved = None
+        if final:
+            pass
+        elif operation in _NULLS or operation.strip() is not operation:
+            operation = None
         else:
             result_type, number_type, where = clean(result_type), clean(number_type), clean(where)
             if UNUSUAL in (result_type, number_type, where):
-                resolved = None
-            else:
-                labels = (self._operation(operation), self._result(result_type), self._number_type(number_type),
-                          country(where))
-                resolved = (labels, result_type)
+                operation = None
+        resolved = None if operation is None else (
+            (self._operation(operation), self._result(result_type), self._number_type(number_type), country(where)),
+            result_type)
+        memo = self._final_sms if final else self._canonical_sms
         if _memoisable(raw):
-            if len(self._canonical_sms) >= LABEL_MEMO_SIZE:
-                self._canonical_sms.clear()
-            self._canonical_sms[raw] = resolved
+            if len(memo) >= LABEL_MEMO_SIZE:
+                memo.clear()
+            memo[raw] = resolved
         return resolved
 
     def _resolve_usage(self, raw: tuple[str | None, str | None]) -> tuple[str, str]:
@@ -479,105 +517,10 @@ class Pipeline:
             self._signatures[raw] = value
         return value
 
-    def _apply(self, outcome: SmsOperational | Usage | Skipped | Invalid, now: float, result: BodyResult) -> None:
-        """Reflect one normalised record in the metrics and in `result` (the general path)."""
-        records = self.metrics.records
-        if type(outcome) is SmsOperational:
-            time = outcome.time
-            stamp = None if time is None else time.timestamp()  # once per record: it is not cheap
-            if self._is_duplicate(outcome, now, stamp):
-                records.inc((SMS_OPERATIONAL, "duplicate"))
-                result.duplicate += 1
-                return
-            self._sms(outcome, now, stamp)
-            records.inc((SMS_OPERATIONAL, "processed"))
-            result.processed += 1
-        elif type(outcome) is Usage:
-            if self._is_duplicate(outcome, now, None):
-                records.inc((USAGE, "duplicate"))
-                result.duplicate += 1
-                return
-            self._usage(outcome, now)
-            records.inc((USAGE, "processed"))
-            result.processed += 1
-        elif type(outcome) is Skipped:
-            records.inc((self._category(outcome.category), "skipped"))
-            result.skipped += 1
-        else:
-            assert isinstance(outcome, Invalid)
-            records.inc((self._category(outcome.category), "invalid"))
-            result.invalid += 1
-            if len(result.invalid_reasons) < MAX_REASONS:
-                result.invalid_reasons.append(outcome.reason)
-
     def expire(self, now: float) -> None:
         """Evict what has waited too long even when no new records arrive (call now and then)."""
         self._count_evictions(self.correlator.expire(now))
         self._seen.expire(now)
-
-    def _is_duplicate(self, record: SmsOperational | Usage, now: float, stamp: float | None) -> bool:
-        """`stamp` is `record.time.timestamp()` (SMS records). The key holds the time as (stamp,
-        microsecond) rather than the datetime, whose first hash costs ~1 µs: equal times give equal
-        pairs, and two different times never do (two instants whose float stamps coincide are less
-        than a second apart, so their microseconds differ)."""
-        if type(record) is SmsOperational:
-            if record.message_id is None:
-                return False
-            time = record.time
-            key = hash((record.operation_name, record.message_id, stamp, None if time is None else time.microsecond,
-                        record.result_type, record.result_signature, record.delivery_attempts))
-        else:
-            if record.record_id is None:
-                return False
-            key = hash((USAGE, record.record_id, record.usage_type, record.quantity))
-        return not self._seen.add(key, None, now)
-
-    def _sms(self, record: SmsOperational, now: float, stamp: float | None) -> None:
-        """`stamp` is `record.time.timestamp()`, None when the record has no usable time."""
-        m = self.metrics
-        result_type = record.result_type
-        raw = (record.operation_name, result_type, record.number_type, record.country)
-        labels = self._sms_labels.get(raw)
-        if labels is None:
-            labels = (self._operation(raw[0]), self._result(result_type), self._number_type(raw[2]), country(raw[3]))
-            if _memoisable(raw):
-                if len(self._sms_labels) >= LABEL_MEMO_SIZE:
-                    self._sms_labels.clear()
-                self._sms_labels[raw] = labels
-        operation, result, number_type, where = labels
-        operations = m.operations.values
-        present = operations.get(labels)
-        if present is None:  # a new series: `inc` applies the family's series budget
-            m.operations.inc(labels, 1.0)
-        else:
-            operations[labels] = present + 1.0
-        if result_type is not None and result != SUCCEEDED:
-            signature = self._result_signature(record.result_signature)
-            m.failures.inc((operation, signature, number_type, where))
-        if record.duration_ms is not None:
-            m.api_duration.observe((operation,), record.duration_ms / 1000.0)
-        if record.outgoing_message_length:
-            m.message_characters.inc(("outgoing",), record.outgoing_message_length)
-        if record.incoming_message_length:
-            m.message_characters.inc(("incoming",), record.incoming_message_length)
-
-        if stamp is not None:
-            m.record_age.observe((SMS_OPERATIONAL,), max(0.0, now - stamp))
-        if operation == DELIVERY_REPORT:
-            if record.delivery_attempts is not None:
-                m.delivery_attempts.observe((result,), record.delivery_attempts)
-            if record.message_id is None or stamp is None:
-                m.unmatched_reports.inc((result,))
-                return
-            match, evicted = self.correlator.report(record.message_id, stamp, result, number_type, now)
-        elif operation == SENT and result == SUCCEEDED and record.message_id is not None and stamp is not None:
-            match, evicted = self.correlator.sent(record.message_id, stamp, number_type, now)
-        else:
-            return
-        if match is not None:
-            m.delivery_latency.observe((match.result, match.number_type, match.source), match.latency)
-        if evicted:
-            self._count_evictions(evicted)
 
     def _count_evictions(self, evicted: list[tuple[str, Waiting]]) -> None:
         m = self.metrics
@@ -585,25 +528,3 @@ class Pipeline:
             m.correlation_evictions.inc((waiting.side, reason))
             if waiting.side == "delivery_report":
                 m.unmatched_reports.inc((waiting.result,))
-
-    def _usage(self, record: Usage, now: float) -> None:
-        m = self.metrics
-        raw = (record.usage_type, record.unit_type)
-        key = self._usage_labels.get(raw)
-        if key is None:
-            key = self._resolve_usage(raw)
-        usage_records = m.usage_records.values
-        present = usage_records.get(key)
-        if present is None:  # a new series: `inc` applies the family's series budget
-            m.usage_records.inc(key, 1.0)
-        else:
-            usage_records[key] = present + 1.0
-        usage_quantity = m.usage_quantity.values
-        present = usage_quantity.get(key)
-        if present is None:  # a new series: `inc` applies the family's series budget
-            m.usage_quantity.inc(key, record.quantity)
-        else:
-            usage_quantity[key] = present + record.quantity
-        time = record.time
-        if time is not None:
-            m.record_age.observe((USAGE,), max(0.0, now - time.timestamp()))

@@ -1,4 +1,14 @@
-"""Raw record (a JSON object) → one typed record per category, or why it is skipped or invalid.
+"""Event Hubs bodies and raw records (JSON objects) → typed records, or why a record is skipped or invalid.
+
+The typed records are `CanonicalRecord`s: the Event Hubs shape as Azure writes it, as msgspec Structs
+built from the field table (`consumer.fields`). Two decoders make them, and every record the pipeline
+applies comes from one of them:
+- the canonical decoder, `decode_canonical`: a whole body in the exact shape Azure Monitor writes, in
+  one typed pass (the hot path);
+- the general decoder, `convert`: one raw record of any shape, validated by the pydantic models below
+  (`normalise` gives the validated model itself, with its time parsed) and converted into a
+  `CanonicalRecord`.
+tests/test_decoder_equality.py proves that both give the same records and metrics.
 
 Two shapes arrive and must give the same result:
 - the Event Hubs / Storage shape (Azure resource-log common schema): camelCase top-level fields
@@ -24,25 +34,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import attrgetter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import SchemaValidator
 
 from consumer.decode import repair_json
+from consumer.fields import (
+    FIELDS,
+    IGNORED,
+    MAX_COUNT,
+    MAX_DURATION_MS,
+    MAX_QUANTITY,
+    NESTED_PROPERTIES,
+    PROPERTIES,
+    Kind,
+    spellings,
+)
 from consumer.labels import SMS_OPERATIONAL, USAGE
 
-
-#: Bounds of a plausible value. Beyond them a value is absurd (a bug, a hostile producer) and its record
-#: is `invalid`, so that every counter and histogram sum stays finite and meaningful: two Quantity
-#: values of 1e308 would make `acs_usage_quantity_total` +Inf forever, one DeliveryAttempts of 10**400
-#: cannot even be added to a float. Non-finite numbers (NaN, Infinity, "1e400") are refused as well.
-MAX_DURATION_MS = 3 * 24 * 3600 * 1000  # durationMs: an API call of more than 3 days is not one
-MAX_QUANTITY = 1_000_000_000  # Quantity: units billed in one usage record
-MAX_COUNT = 1_000_000  # DeliveryAttempts, OutgoingMessageLength, IncomingMessageLength
 
 Duration = Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
 Quantity = Annotated[float, Field(ge=0, le=MAX_QUANTITY)]
@@ -104,69 +117,53 @@ class Invalid:
 Record = SmsOperational | Usage
 Outcome = SmsOperational | Usage | Skipped | Invalid
 
-# Lower-cased source field → model field. Every spelling seen in either shape.
-_COMMON = {
-    "time": "time",
-    "timegenerated": "time",
-    "timestamp": "time",
-    "operationname": "operation_name",
-    "category": "category",
-    "resulttype": "result_type",
-    "resultsignature": "result_signature",
-}
-_SMS_ONLY = {
-    "durationms": "duration_ms",
-    "numbertype": "number_type",
-    "country": "country",
-    "messageid": "message_id",
-    "deliveryattempts": "delivery_attempts",
-    "outgoingmessagelength": "outgoing_message_length",
-    "incomingmessagelength": "incoming_message_length",
-}
-_USAGE_ONLY = {
-    "recordid": "record_id",
-    "usagetype": "usage_type",
-    "unittype": "unit_type",
-    "quantity": "quantity",
-}
-_FIELDS: dict[str, str] = {**_COMMON, **_SMS_ONLY, **_USAGE_ONLY}
-# Exact spellings of both shapes hit without lower-casing the key (the hot path).
-_SPELLINGS: dict[str, str] = dict(_FIELDS)
-for _camel in (
-    "operationName", "resultType", "resultSignature", "durationMs", "timeStamp", "TimeGenerated",
-    "OperationName", "Category", "ResultType", "ResultSignature", "DurationMs", "NumberType", "Country",
-    "MessageId", "MessageID", "DeliveryAttempts", "OutgoingMessageLength", "IncomingMessageLength",
-    "RecordId", "UsageType", "UnitType", "Quantity", "Time", "Timestamp",
-):
-    _SPELLINGS[_camel] = _FIELDS[_camel.lower()]
-_CATEGORIES = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
-_SKIP = "\0skip"  # sentinels in _SPELLINGS: a known key that is not a field / the properties bag
+# Every spelling of every field (`consumer.fields`) → model field; sentinels for the keys no metric
+# uses (skipped without lower-casing them) and for the properties bag. Exact spellings are found
+# first (the common case); any other casing through the lower-cased table.
+_SKIP = "\0skip"
 _PROPERTIES = "\0properties"
-for _key in ("resourceId", "operationVersion", "resultDescription", "callerIpAddress", "correlationId", "level",
-             "location", "PhoneNumber", "URI", "SdkType", "PlatformType", "Method", "CorrelationId",
-             "CorrelationID", "CallerIpAddress", "OperationVersion", "ResultDescription", "Level"):
-    _SPELLINGS[_key] = _SKIP
-_SPELLINGS["properties"] = _SPELLINGS["Properties"] = _PROPERTIES
+_SPELLINGS: dict[str, str] = {spelling: field.name for field in FIELDS for spelling in spellings(field)}
+_SPELLINGS |= {spelling: _SKIP for ignored in IGNORED for spelling in spellings(ignored)}
+_SPELLINGS |= {PROPERTIES: _PROPERTIES, NESTED_PROPERTIES: _PROPERTIES}
+_FIELDS: dict[str, str] = {spelling.lower(): field.name for field in FIELDS for spelling in spellings(field)}
+_CATEGORIES = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
 _NULLS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
 
 
 def normalise(raw: Any) -> Outcome:
-    """Turn one raw record into a typed record, or say why not. Never raises."""
-    if type(raw) is dict:
-        fast = _fast_normalise(raw)
-        if fast is not None:
-            return fast
-    return _normalise(raw)
+    """Turn one raw record into a validated model, or say why not. Never raises."""
+    outcome, time = _validate(raw)
+    if type(outcome) is SmsOperational or type(outcome) is Usage:
+        if time is _MISSING:
+            outcome.time_problem = "time is missing"
+        else:
+            outcome.time, outcome.time_problem = _parse_time(time)
+    return outcome
 
 
-def _normalise(raw: Any) -> Outcome:
-    """The general path: any key casing, string `properties`, nulls, inference; the reference for
-    what `_fast_normalise` must reproduce."""
+def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
+    """The general decoder: one raw record of any shape (any key casing, the Log Analytics shape,
+    string `properties`, null spellings, numbers as strings, inferred categories) → the typed record
+    the canonical decoder gives for it, or why it gives none. Never raises. Its values are the
+    model's (validated, stripped, without null spellings); its time is the raw string, which the
+    pipeline parses as `normalise` would (`time_stamp`)."""
+    outcome, time = _validate(raw)
+    if type(outcome) is SmsOperational or type(outcome) is Usage:
+        return _canonical(outcome, time if type(time) is str else None)
+    return outcome  # type: ignore[return-value]
+
+
+_MISSING: Any = object()  # `_validate`'s time of a record without one
+
+
+def _validate(raw: Any) -> tuple[Outcome, Any]:
+    """The general decoder's work but the time: the outcome (its time not parsed yet) and the raw
+    time value (`_MISSING` when there is none)."""
     if type(raw) is not dict:
         if isinstance(raw, dict):  # a dict subclass: treat it as a record all the same
             raw = dict(raw)
         else:
-            return Invalid(None, f"record is a JSON {_json_type(raw)}, not an object")
+            return Invalid(None, f"record is a JSON {_json_type(raw)}, not an object"), _MISSING
     flat: dict[str, Any] = {}
     properties: Any = None
     spelling = _SPELLINGS.get
@@ -190,28 +187,24 @@ def _normalise(raw: Any) -> Outcome:
     if properties is not None:
         problem = _merge_properties(flat, properties)
         if problem:
-            return Invalid(_category_name(_category_of(flat)), problem)
+            return Invalid(_category_name(_category_of(flat)), problem), _MISSING
 
     category = _category_of(flat)
     if category is None:
-        return Invalid(None, "category is missing and cannot be inferred")
+        return Invalid(None, "category is missing and cannot be inferred"), _MISSING
     if type(category) is not str:
-        return Invalid(None, f"category is a JSON {_json_type(category)}, not a string")
+        return Invalid(None, f"category is a JSON {_json_type(category)}, not a string"), _MISSING
     canonical = _CATEGORIES.get(category) or _CATEGORIES.get(category.strip().lower())
     if canonical is None:
-        return Skipped(category.strip())
+        return Skipped(category.strip()), _MISSING
     flat["category"] = canonical
-
-    if "time" in flat:
-        flat["time"], flat["time_problem"] = _parse_time(flat["time"])
-    else:
-        flat["time_problem"] = "time is missing"
+    time = flat.pop("time", _MISSING)
 
     model = SmsOperational if canonical == SMS_OPERATIONAL else Usage
     try:
-        return model.model_validate(flat)
+        return model.model_validate(flat), time
     except ValidationError as exc:
-        return Invalid(canonical, _describe(exc))
+        return Invalid(canonical, _describe(exc)), _MISSING
 
 
 def _category_name(category: Any) -> str | None:
@@ -299,149 +292,8 @@ def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
         return None, "time is out of range"
 
 
-# --- fast path ----------------------------------------------------------------------------------
-#
-# Most records come in one exact spelling of one of the two shapes. For those, pydantic-core maps the
-# fields itself (aliases and `properties.X` paths, in Rust) straight from the raw dict into the very
-# same model classes, instead of the Python flattening above. A record qualifies only when the result
-# cannot differ from `_normalise`'s:
-# - every key (and every `properties` key) is one of the shape's known exact spellings, and each model
-#   field has exactly one spelling in the shape, so there is no precedence to resolve (top level vs
-#   `properties`, two spellings of one field);
-# - `properties` is an object or absent (a string goes the general way);
-# - the category is exactly `SMSOperational` or `Usage` (skipped, inferred or oddly spelled categories
-#   go the general way), and the operation name is a string that is not a null spelling.
-# The general path drops null spellings (`_NULLS`); here a number field cannot validate from one, and
-# a validated record with a null spelling left in any field (strings are stripped, so this also
-# catches a few padded spellings the general path keeps) goes the general way. So does any record
-# that fails validation, so invalid records get exactly the same reasons. Time is parsed by the same
-# `_parse_time`. Only `model_fields_set` may differ (a field present as JSON null counts as set);
-# nothing uses it.
-
-_NO_SOURCE = "\0none"  # an alias no JSON key has: the field keeps its default (time is set after)
-_EVENT_HUBS_TOP = {
-    "time": "time",  # parsed in Python, see `_fast_normalise`
-    "operationName": "operation_name",
-    "category": "category",
-    "resultType": "result_type",
-    "resultSignature": "result_signature",
-    "durationMs": "duration_ms",
-}
-_EVENT_HUBS_PROPERTIES = {
-    "NumberType": "number_type",
-    "Country": "country",
-    "MessageId": "message_id",
-    "DeliveryAttempts": "delivery_attempts",
-    "OutgoingMessageLength": "outgoing_message_length",
-    "IncomingMessageLength": "incoming_message_length",
-    "RecordId": "record_id",
-    "UsageType": "usage_type",
-    "UnitType": "unit_type",
-    "Quantity": "quantity",
-}
-_LOG_ANALYTICS = {
-    "TimeGenerated": "time",
-    "OperationName": "operation_name",
-    "Category": "category",
-    "ResultType": "result_type",
-    "ResultSignature": "result_signature",
-    "DurationMs": "duration_ms",
-    **_EVENT_HUBS_PROPERTIES,
-}
-# Keys both paths ignore, as each shape spells them (Log Analytics adds its own table columns).
-_EVENT_HUBS_IGNORED = ("resourceId", "operationVersion", "resultDescription", "callerIpAddress", "correlationId",
-                       "level", "location")
-_PROPERTIES_IGNORED = ("PhoneNumber", "SdkType", "PlatformType", "Method", "URI", "Properties")
-_LOG_ANALYTICS_IGNORED = ("CorrelationId", "CorrelationID", "OperationVersion", "ResultDescription", "CallerIpAddress",
-                          "Level", "Location", "PhoneNumber", "SdkType", "PlatformType", "Method", "URI",
-                          "TenantId", "SourceSystem", "Type", "_ResourceId", "_SubscriptionId", "_BilledSize",
-                          "_IsBillable")
-_EVENT_HUBS_KEYS = frozenset(_EVENT_HUBS_TOP) | frozenset(_EVENT_HUBS_IGNORED) | {"properties"}
-_EVENT_HUBS_PROPERTY_KEYS = frozenset(_EVENT_HUBS_PROPERTIES) | frozenset(_PROPERTIES_IGNORED)
-_LOG_ANALYTICS_KEYS = frozenset(_LOG_ANALYTICS) | frozenset(_LOG_ANALYTICS_IGNORED)
-
-
-def _shape_validator(model: type[_Record], sources: dict[str, str | list[str]]) -> SchemaValidator:
-    """A validator of `model` (same class, same config and field types) that reads each field from
-    its one spelling in a raw record of one shape."""
-    schema = model.__pydantic_core_schema__
-    assert schema["type"] == "model" and schema["schema"]["type"] == "model-fields"
-    fields = {}
-    for name, field in schema["schema"]["fields"].items():
-        source = sources.get(name, _NO_SOURCE)
-        fields[name] = {**field, "validation_alias": [source] if isinstance(source, list) else source}
-    # pydantic-core would reuse the model's own (prebuilt) validator for a schema of a complete model
-    # class; marking the class incomplete while this one is built makes it build our schema instead.
-    model.__pydantic_complete__ = False
-    try:
-        return SchemaValidator({**schema, "schema": {**schema["schema"], "fields": fields}}, schema.get("config"))
-    finally:
-        model.__pydantic_complete__ = True
-
-
-def _shape_validators(sources: dict[str, str | list[str]]) -> dict[str, SchemaValidator]:
-    return {SMS_OPERATIONAL: _shape_validator(SmsOperational, sources), USAGE: _shape_validator(Usage, sources)}
-
-
-_EVENT_HUBS_VALIDATORS = _shape_validators(
-    {field: key for key, field in _EVENT_HUBS_TOP.items() if field != "time"}
-    | {field: ["properties", key] for key, field in _EVENT_HUBS_PROPERTIES.items()}
-)
-_LOG_ANALYTICS_VALIDATORS = _shape_validators({field: key for key, field in _LOG_ANALYTICS.items() if field != "time"})
-
-
-def _fast_normalise(raw: dict[str, Any]) -> Outcome | None:
-    """`_normalise(raw)` for a record in an exact known spelling; None when the record does not qualify."""
-    if _EVENT_HUBS_KEYS.issuperset(raw):
-        properties = raw.get("properties")
-        if properties is not None and (type(properties) is not dict or not _EVENT_HUBS_PROPERTY_KEYS.issuperset(properties)):
-            return None
-        validators = _EVENT_HUBS_VALIDATORS
-        category = raw.get("category")
-        operation = raw.get("operationName")
-        time = raw.get("time")
-    elif _LOG_ANALYTICS_KEYS.issuperset(raw):
-        validators = _LOG_ANALYTICS_VALIDATORS
-        category = raw.get("Category")
-        operation = raw.get("OperationName")
-        time = raw.get("TimeGenerated")
-    else:
-        return None
-    validator = validators.get(category) if type(category) is str else None
-    if validator is None or type(operation) is not str or operation in _NULLS:
-        return None
-    try:
-        record = validator.validate_python(raw)
-    except ValidationError:
-        return None  # the general path gives the same outcome with its own reasons
-    values = record.__dict__
-    if not _NULLS.isdisjoint(values.values()):
-        return None
-    if time is None or (type(time) is str and time in _NULLS):
-        values["time_problem"] = "time is missing"
-        record.__pydantic_fields_set__.add("time_problem")
-    else:
-        values["time"], values["time_problem"] = _parse_time(time)
-        record.__pydantic_fields_set__.update(("time", "time_problem"))
-    return record
-
-
-_FIELD_SOURCE = {
-    "operation_name": "operationName",
-    "result_signature": "resultSignature",
-    "result_type": "resultType",
-    "duration_ms": "durationMs",
-    "number_type": "NumberType",
-    "country": "Country",
-    "message_id": "MessageId",
-    "delivery_attempts": "DeliveryAttempts",
-    "outgoing_message_length": "OutgoingMessageLength",
-    "incoming_message_length": "IncomingMessageLength",
-    "record_id": "RecordId",
-    "usage_type": "UsageType",
-    "unit_type": "UnitType",
-    "quantity": "Quantity",
-}
+#: Model field → its Event Hubs spelling, to name it in reasons as Azure does.
+_FIELD_SOURCE = {field.name: field.event_hubs for field in FIELDS}
 
 
 def _describe(exc: ValidationError) -> str:
@@ -455,78 +307,84 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-# --- canonical bodies: one typed decode of a whole Event Hubs body (msgspec) ---------------------
+# --- the typed records: the Event Hubs shape as Azure writes it (msgspec Structs) ----------------
 #
-# Azure Monitor writes `{"records": [...]}` in one exact spelling of the common schema. Such a body is
-# decoded in one pass into the Structs below (msgspec: ~1.2 µs a record against ~2 µs for a bare
-# orjson decode plus the per-record normalising above). The Structs are strict on purpose, so that a
-# body they accept gives the same values as the general path (orjson → `normalise`) would:
+# Every record the pipeline applies is a `CanonicalRecord` (with its `CanonicalProperties`), whichever
+# decoder made it:
+# - the canonical decoder (`decode_canonical`): Azure Monitor writes `{"records": [...]}` in one exact
+#   spelling of the common schema, and such a body is decoded in one pass into these Structs
+#   (msgspec: ~1.2 µs a record against ~2 µs for a bare orjson decode plus `convert`);
+# - the general decoder (`convert`): any other body, record by record, validated by the models above
+#   and converted into the same Structs.
+# The Structs are built from `consumer.fields` and strict on purpose, so that a body they accept gives
+# the same values as the general decoder would:
 # - every key, at every level, is one the Structs name (unknown fields are refused: another spelling
-#   of a field — other casing, `TimeGenerated`, a field in both places — takes the general path,
+#   of a field — other casing, `TimeGenerated`, a field in both places — takes the general decoder,
 #   which resolves precedence);
-# - keys both paths ignore are typed too (`str | None`), because msgspec does not check what it skips
+# - keys no metric uses are typed too (`str | None`), because msgspec does not check what it skips
 #   as orjson does (invalid UTF-8, 1e400);
 # - numbers are numbers (no strings), counts are ints and amounts floats within the models' bounds
 #   (`MAX_COUNT`, `MAX_DURATION_MS`, `MAX_QUANTITY`: a body with a value beyond them takes the general
-#   path, which makes its record invalid); NaN/Infinity, control characters, lone surrogates, single
+#   decoder, which makes its record invalid); NaN/Infinity, control characters, lone surrogates, single
 #   quotes, trailing commas and BOMs are refused by msgspec as by orjson.
 # What the types cannot say — null spellings ("null", "", ...), padded strings, categories spelled
-# otherwise — the caller checks per value (`clean`) and sends the record the general way.
+# otherwise — the pipeline checks per value (`clean`) and has the general decoder convert that record.
 
-_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
-_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Duration = Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)]
-_Quantity = Annotated[float, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
-
-
-class CanonicalProperties(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """`properties` of the Event Hubs shape, as Azure spells it (SMS, Usage and Chat fields)."""
-
-    NumberType: str | None = None
-    Country: str | None = None
-    MessageId: str | None = None
-    DeliveryAttempts: _Count | None = None
-    OutgoingMessageLength: _Count | None = None
-    IncomingMessageLength: _Count | None = None
-    RecordId: str | None = None
-    UsageType: str | None = None
-    UnitType: str | None = None
-    Quantity: _Quantity | None = None
-    # ignored by both paths
-    PhoneNumber: str | None = None
-    SdkType: str | None = None
-    PlatformType: str | None = None
-    Method: str | None = None
-    URI: str | None = None
-    Properties: str | None = None
-    ChatThreadId: str | None = None
+_KINDS: dict[Kind, Any] = {
+    "text": str,
+    "time": str,
+    "signature": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str,
+    "count": Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)],
+    "duration": Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)],
+    "quantity": Annotated[float, msgspec.Meta(ge=0, le=MAX_QUANTITY)],
+}
 
 
+def _struct(name: str, doc: str, fields: list[tuple[str, Any, bool]]) -> type[msgspec.Struct]:
+    """A strict Struct of `fields` (name, type, required), required ones first."""
+    ordered = [(n, t) for n, t, required in fields if required] + [(n, t | None, None) for n, t, required in fields
+                                                                     if not required]
+    struct = msgspec.defstruct(name, ordered, forbid_unknown_fields=True, gc=False, module=__name__)
+    struct.__doc__ = doc
+    return struct
+
+
+CanonicalProperties = _struct(
+    "CanonicalProperties", "`properties` of the Event Hubs shape, as Azure spells it (`consumer.fields`).",
+    [(f.event_hubs, _KINDS[f.kind], False) for f in FIELDS if f.nested]
+    + [(i.event_hubs, str, False) for i in IGNORED if i.nested and i.event_hubs is not None]
+    + [(NESTED_PROPERTIES, str, False)],
+)
+CanonicalRecord = _struct(
+    "CanonicalRecord", "One record of the Event Hubs shape, as Azure spells it (`consumer.fields`).",
+    [(f.event_hubs, _KINDS[f.kind], f.required) for f in FIELDS if not f.nested]
+    + [(PROPERTIES, CanonicalProperties, False)]
+    + [(i.event_hubs, str, False) for i in IGNORED if not i.nested and i.event_hubs is not None],
+)
 NO_PROPERTIES = CanonicalProperties()
 
 
-class CanonicalRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """One record of the Event Hubs shape (Azure resource-log common schema), as Azure spells it."""
+def _converter(model: type[_Record]) -> tuple[attrgetter[Any], tuple[str, ...], attrgetter[Any], tuple[str, ...]]:
+    """How `_canonical` reads a model: its top-level and nested fields (but the time), and their spellings."""
+    top = [f for f in FIELDS if not f.nested and f.name != "time" and f.name in model.model_fields]
+    nested = [f for f in FIELDS if f.nested and f.name in model.model_fields]
+    return (attrgetter(*(f.name for f in top)), tuple(f.event_hubs for f in top),
+            attrgetter(*(f.name for f in nested)), tuple(f.event_hubs for f in nested))
 
-    operationName: str
-    category: str
-    time: str | None = None
-    resultType: str | None = None
-    resultSignature: _Int64 | str | None = None
-    durationMs: _Duration | None = None
-    properties: CanonicalProperties | None = None
-    # ignored by both paths
-    resourceId: str | None = None
-    operationVersion: str | None = None
-    resultDescription: str | None = None
-    callerIpAddress: str | None = None
-    correlationId: str | None = None
-    level: str | None = None
-    location: str | None = None
+
+_CONVERTERS = {SmsOperational: _converter(SmsOperational), Usage: _converter(Usage)}
+
+
+def _canonical(record: SmsOperational | Usage, time: str | None) -> CanonicalRecord:
+    """The typed record of a validated model (its fields; `time` raw)."""
+    top, top_spellings, nested, nested_spellings = _CONVERTERS[type(record)]
+    properties = CanonicalProperties(**dict(zip(nested_spellings, nested(record))))
+    return CanonicalRecord(time=time, properties=properties,  # type: ignore[call-arg]
+                           **dict(zip(top_spellings, top(record))))
 
 
 class _CanonicalBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    records: list[CanonicalRecord]
+    records: list[CanonicalRecord]  # type: ignore[valid-type]
 
 
 _CANONICAL = msgspec.json.Decoder(_CanonicalBody).decode
@@ -534,18 +392,18 @@ _CANONICAL = msgspec.json.Decoder(_CanonicalBody).decode
 
 def decode_canonical(body: bytes) -> list[CanonicalRecord] | None:
     """The records of a body in the canonical shape, or None when it is not one (then the general
-    path decides everything, errors included). Never raises."""
+    decoder decides everything, errors included). Never raises."""
     try:
         return _CANONICAL(body).records
     except (msgspec.DecodeError, ValueError):  # ValueError: UnicodeDecodeError of a str that is not UTF-8
         return None
 
 
-UNUSUAL = "\0unusual"  # `clean`: a value only the general path may interpret
+UNUSUAL = "\0unusual"  # `clean`: a value only the general decoder may interpret
 
 
 def clean(value: str | None) -> str | None:
-    """What `_normalise` + the model make of a string value: None for a null spelling, the value
+    """What the general decoder makes of a string value: None for a null spelling, the value
     itself when it has nothing to strip; UNUSUAL when it has (pydantic strips a subset of what
     `str.strip` does, so a value `str.strip` leaves alone is left alone by both)."""
     if value is None or value in _NULLS:
@@ -562,7 +420,7 @@ _whole_seconds: dict[str, int | None] = {}  # `YYYY-MM-DDThh:mm:ss` → µs sinc
 
 
 def time_stamp(value: str | None) -> tuple[float | None, int | None]:
-    """(`time.timestamp()`, `time.microsecond`) of the time `_normalise` makes of a string `time`
+    """(`time.timestamp()`, `time.microsecond`) of the time `normalise` makes of a string `time`
     value (None, None when it has none). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
     from a cache of whole seconds: `datetime.fromisoformat` truncates the fraction to 6 digits and
     `timestamp()` of an aware datetime is its µs since the epoch / 10**6 (one correctly rounded int

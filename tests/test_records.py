@@ -453,3 +453,24 @@ def test_absurd_or_non_finite_values_make_the_record_invalid(raw, reason):
 )
 def test_values_at_the_bounds_are_valid(raw, field, value):
     assert getattr(normalise(raw), field) == value
+
+
+def test_the_models_have_exactly_the_fields_of_the_field_table():
+    # consumer.fields is the one table of the ACS/Azure fields; the general decoder's models must not drift from it.
+    from consumer.fields import FIELDS
+    from consumer.records import CanonicalProperties, CanonicalRecord
+
+    for model, category in ((SmsOperational, "sms"), (Usage, "usage")):
+        table = {f.name: f for f in FIELDS if f.category in ("common", category)}
+        assert set(model.model_fields) - {"time_problem"} == set(table)
+        for name, field in table.items():
+            info = model.model_fields[name]
+            assert info.is_required() == field.required, name
+            annotation = str(info.annotation)
+            expected = {"text": "str", "signature": "str", "time": "datetime", "count": "int", "duration": "float",
+                        "quantity": "float"}[field.kind]
+            assert expected in annotation, (name, annotation)
+    nested = {f.event_hubs for f in FIELDS if f.nested}
+    top = {f.event_hubs for f in FIELDS if not f.nested}
+    assert nested <= set(CanonicalProperties.__struct_fields__)
+    assert top <= set(CanonicalRecord.__struct_fields__)
