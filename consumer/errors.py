@@ -140,15 +140,17 @@ def _never_connected(error: BaseException) -> bool:
 
 _SECRETS = re.compile(r"(?i)\b(SharedAccessKey|AccountKey|sig|password|client_secret)(\s*[=:]\s*)[^\s;&,'\")]+")
 _SAS_TOKEN = re.compile(r"(?i)SharedAccessSignature\s+\S+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+_PHONE = re.compile(r"\+\d[\d\s().-]{6,}\d|\b\d{10,15}\b")  # E.164 with its +, or a long run of digits
+_IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 
 def scrub(text: str) -> str:
-    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens), nor digit runs that may be
-    phone numbers or IP addresses (7 digits or more with separators; ports and status codes are shorter)."""
+    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens), phone numbers (a `+` and 8 or
+    more digits, or 10 to 15 digits in a row) or IPv4 addresses; tracking ids, timestamps, ports and
+    status codes stay (Azure support asks for the tracking id)."""
     text = _SAS_TOKEN.sub("SharedAccessSignature ***", text)
     text = _SECRETS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return _PHONE.sub("***", text)
+    return _IP.sub("***", _PHONE.sub("***", text))
 
 
 def reason(error: BaseException) -> str:

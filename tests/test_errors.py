@@ -161,6 +161,9 @@ def test_reason_is_one_short_line():
     ("password: hunter2", "password: ***"),
     ("call +1 (425) 555-0123 now", "call *** now"),
     ("The token has an invalid signature.", "The token has an invalid signature."),
+    ("sent to 14255550123.", "sent to ***."),
+    ("TrackingId:51ebabc3-1f2e-4644-890f-dbdb1e78b772_G1, SystemTracker:ns:hub, Timestamp:2019-05-03T11:11:50",
+     "TrackingId:51ebabc3-1f2e-4644-890f-dbdb1e78b772_G1, SystemTracker:ns:hub, Timestamp:2019-05-03T11:11:50"),
 ])
 def test_scrub(text, expected):
     assert scrub(text) == expected
