@@ -192,12 +192,30 @@ def _decode(value: str) -> Any:
     return decoded if isinstance(decoded, list) else value
 
 
+#: The variables Kubernetes gives every container for each Service of its namespace that exists when
+#: the pod starts ("service links"), here those of a Service named `acs-sms-consumer[-suffix]`:
+#: `ACS_SMS_CONSUMER_SERVICE_HOST`, `..._SERVICE_PORT[_<port name>]`, `ACS_SMS_CONSUMER_PORT=tcp://...`,
+#: `..._PORT_9464_TCP[_PROTO|_PORT|_ADDR]`. They are not configuration, and must not be refused as
+#: unknown keys (the deployment also sets enableServiceLinks: false, but other manifests may not).
+_SERVICE_LINK = re.compile(r"(?:[a-z0-9_]+_)?(?:service_host|service_port(?:_[a-z0-9_]+)?|port_\d+_(?:tcp|udp|sctp)"
+                           r"(?:_(?:proto|port|addr))?)")
+#: `<SERVICE>_PORT` is one only with its value, e.g. `tcp://10.0.0.11:9464` (`ACS_SMS_CONSUMER_HTTP_PORT=1`
+#: is a misspelt `HTTP__PORT`, reported).
+_SERVICE_LINK_PORT = re.compile(r"(?:[a-z0-9_]+_)?port")
+_SERVICE_LINK_PORT_VALUE = re.compile(r"(?:tcp|udp|sctp)://\S+:\d+")
+
+
+def _is_service_link(rest: str, value: str) -> bool:
+    return bool(_SERVICE_LINK.fullmatch(rest) or (_SERVICE_LINK_PORT.fullmatch(rest)
+                                                  and _SERVICE_LINK_PORT_VALUE.fullmatch(value.strip())))
+
+
 def _unknown_top_level(settings_cls: type[BaseModel], names: Mapping[str, str | None]) -> dict[str, Any]:
     """Prefixed names (lower-cased) whose first part is no key: data that validation reports as
     unknown keys. (pydantic-settings only looks for the names of known keys.)"""
     unknown: dict[str, Any] = {}
     for name, value in sorted(names.items()):
-        if not name.startswith(ENV_PREFIX.lower()) or value is None:
+        if not name.startswith(ENV_PREFIX.lower()) or value is None or _is_service_link(name[len(ENV_PREFIX):], value):
             continue
         path = name[len(ENV_PREFIX):].split(ENV_NESTING)
         if not all(path) or path[0] in settings_cls.model_fields:

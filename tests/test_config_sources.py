@@ -230,6 +230,25 @@ def test_unknown_keys_from_secret_files_and_variables_are_reported(config, secre
             "(from environment variable ACS_SMS_CONSUMER_HTTP_PORT)") in error
 
 
+SERVICE_LINKS = {  # what Kubernetes gives a container for the Services acs-sms-consumer and acs-sms-consumer-eu
+    "ACS_SMS_CONSUMER_SERVICE_HOST": "10.0.0.11", "ACS_SMS_CONSUMER_SERVICE_PORT": "9464",
+    "ACS_SMS_CONSUMER_SERVICE_PORT_METRICS": "9464", "ACS_SMS_CONSUMER_PORT": "tcp://10.0.0.11:9464",
+    "ACS_SMS_CONSUMER_PORT_9464_TCP": "tcp://10.0.0.11:9464", "ACS_SMS_CONSUMER_PORT_9464_TCP_PROTO": "tcp",
+    "ACS_SMS_CONSUMER_PORT_9464_TCP_PORT": "9464", "ACS_SMS_CONSUMER_PORT_9464_TCP_ADDR": "10.0.0.11",
+    "ACS_SMS_CONSUMER_EU_SERVICE_HOST": "10.0.0.12", "ACS_SMS_CONSUMER_EU_PORT_9464_TCP": "tcp://10.0.0.12:9464",
+}
+
+
+def test_kubernetes_service_link_variables_are_not_unknown_keys(config, secrets):
+    settings = load_settings(config, {**SERVICE_LINKS, ST_VAR: ST_CS})
+    assert settings.http.port == 1111
+    # while a misspelt key is still reported
+    error = error_of(config, {**SERVICE_LINKS, ST_VAR: ST_CS, "ACS_SMS_CONSUMER_HTTP_PORT": "1"})
+    assert error.endswith("  http_port: is not a known key (check the spelling against config.example.yaml) "
+                          "(from environment variable ACS_SMS_CONSUMER_HTTP_PORT)")
+    assert "service_host" not in error and "port_9464" not in error and error.count("is not a known key") == 1
+
+
 def test_the_config_and_secrets_dir_variables_are_not_keys(config, secrets):
     assert not {name.removeprefix("ACS_SMS_CONSUMER_").lower() for name in RESERVED_VARIABLES} & set(Settings.model_fields)
     settings = load_settings(config, {CONFIG_VARIABLE: str(config), SECRETS_DIR_VARIABLE: str(secrets)})

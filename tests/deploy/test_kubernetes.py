@@ -659,6 +659,8 @@ def test_effective_config_passes_check_config(name: str, tmp_path: Path) -> None
     """`acs-sms-consumer check-config` on config.yaml with the environment (and the Secret's files) the built pod gets."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
     environment.update(pod_environment(name, tmp_path))
+    # What Kubernetes would add with service links on (the base turns them off; other manifests may not).
+    environment.update(service_link_variables(name))
     proc = subprocess.run([sys.executable, "-m", "consumer", "check-config", "--config",
                            str(KUSTOMIZE_BASE / "config.yaml")], capture_output=True, text=True, cwd=ROOT,
                           timeout=60, env=environment)
@@ -666,6 +668,29 @@ def test_effective_config_passes_check_config(name: str, tmp_path: Path) -> None
     for variable, value in environment.items():
         if variable.startswith("ACS_SMS_CONSUMER_") and variable.endswith("_FILE"):
             assert f"# file {value} named by {variable}" in proc.stdout
+
+
+def service_link_variables(name: str) -> dict[str, str]:
+    """The variables kubelet gives a container for each Service of the build (when service links are on)."""
+    env = {}
+    for service in by_kind(name, "Service"):
+        prefix = service["metadata"]["name"].upper().replace("-", "_")
+        env[f"{prefix}_SERVICE_HOST"] = "10.0.0.11"
+        for port in service["spec"]["ports"]:
+            number, protocol = port["port"], port.get("protocol", "TCP")
+            env[f"{prefix}_SERVICE_PORT"] = env[f"{prefix}_SERVICE_PORT_{port['name'].upper()}"] = str(number)
+            env[f"{prefix}_PORT"] = env[f"{prefix}_PORT_{number}_{protocol}"] = f"{protocol.lower()}://10.0.0.11:{number}"
+            env[f"{prefix}_PORT_{number}_{protocol}_PROTO"] = protocol.lower()
+            env[f"{prefix}_PORT_{number}_{protocol}_PORT"] = str(number)
+            env[f"{prefix}_PORT_{number}_{protocol}_ADDR"] = "10.0.0.11"
+    assert any(variable.startswith("ACS_SMS_CONSUMER_") for variable in env)
+    return env
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_no_service_link_variables(name: str) -> None:
+    """Service links would put ACS_SMS_CONSUMER_SERVICE_HOST and the like into the consumer's prefix."""
+    assert one(name, "Deployment")["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
 
 def readme_key_vault_overlay() -> dict[str, str]:
