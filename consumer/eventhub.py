@@ -302,12 +302,14 @@ class Receiver:
 
     async def probe(self, interval: float) -> None:
         """Read the partition ids every `interval` seconds: whether the hub answers (readiness), also
-        while this replica owns no partition or its partitions are idle. Failures are logged when the
-        kind changes (each one is also reported to `on_error` by the SDK's own attempts)."""
+        while this replica owns no partition or its partitions are idle; and each owned partition's
+        last enqueued event (`_read_last_enqueued`). Failures are logged when the kind changes (each
+        one is also reported to `on_error` by the SDK's own attempts)."""
         last_kind: str | None = None
         while True:
             try:
                 await self.client.get_partition_ids()
+                await self._read_last_enqueued()
             except Exception as error:  # unreachable, unauthorized, not found: readiness says which
                 kind = classify(error)
                 self.readiness.hub_failed(kind, error_reason(error))
@@ -321,6 +323,20 @@ class Receiver:
                     log.info("event hubs probe answered again", extra={"after": last_kind})
                 last_kind = None
             await asyncio.sleep(interval)
+
+    async def _read_last_enqueued(self) -> None:
+        """The hub's last enqueued sequence number of each owned partition that has processed an event.
+        The batches carry it too, but only while the SDK hands batches over: a partition whose link or
+        receive task gets stuck would otherwise look idle, never stalled (`stalled`, the `partitions`
+        readiness check). A partition that has processed nothing yet is left out: where its receiver
+        started (a checkpoint, `initial_position`) is not known here, so older events would look waiting."""
+        for partition, progress in list(self.partitions.items()):
+            if progress.last_sequence_number is None:
+                continue
+            properties = await self.client.get_partition_properties(partition)
+            last = properties.get("last_enqueued_sequence_number")
+            if isinstance(last, int) and last > self.last_enqueued.get(partition, -1) and partition in self.partitions:
+                self.last_enqueued[partition] = last
 
     async def _on_batch(self, context: PartitionContext, events: list[Any]) -> None:
         if self.draining:  # the lame duck: these events stay after the final checkpoint, for the next owner

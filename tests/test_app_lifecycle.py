@@ -1,6 +1,6 @@
 """`Service.serve` in this process, against the local Event Hubs endpoint and Azurite: what start-up
-and shutdown do to the process beyond receiving, and what a receive loop that stops does to
-readiness (the subprocess tests in tests/e2e cover the rest)."""
+and shutdown do to the process beyond receiving, and what a receive loop that stops or hands over
+nothing does to readiness (the subprocess tests in tests/e2e cover the rest)."""
 
 from __future__ import annotations
 
@@ -148,3 +148,63 @@ def test_readyz_fails_at_once_when_the_receive_loop_stops_and_the_process_exits_
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("event hubs receive loop stopped unexpectedly: ") and m.endswith("the receive loop broke")
                for m in messages), messages[-10:]
+
+
+def test_readyz_names_a_partition_whose_receiver_hands_over_nothing_while_events_wait(
+        eventhubs, azurite, blob_container, caplog, monkeypatch):
+    """The SDK stops handing over one partition's batches (a stuck link or receive task; here the
+    batches of partition 2 are held before the receiver sees them) while the hub answers and the
+    other partitions flow. The receiver learns of the waiting events from the hub itself (its probe
+    reads each owned partition's last enqueued event), so the `partitions` check names the partition
+    once nothing has been processed for longer than `readiness_partition_stalled_max_seconds`."""
+    real_on_batch = Receiver._on_batch
+    stuck = asyncio.Event()
+    release = asyncio.Event()
+
+    async def on_batch(self: Receiver, context, events) -> None:
+        if context.partition_id == "2" and stuck.is_set():
+            await release.wait()
+        await real_on_batch(self, context, events)
+
+    monkeypatch.setattr(Receiver, "_on_batch", on_batch)
+    settings = settings_for(eventhubs, azurite, blob_container, initial_position="earliest").model_copy(
+        update={"readiness_partition_stalled_max_seconds": 1.0, "shutdown_final_scrape_wait_seconds": 1.0})
+    service = Service(settings)
+
+    def readyz() -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}/readyz", timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    async def until(condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(condition):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.1)
+
+    async def main() -> tuple[int, dict, float]:
+        serving = await serve_until_ready(service)
+        await until(lambda: sum(r.getMessage() == "partition claimed" for r in caplog.records) == 4, 20, "claims")
+        eventhubs.publish("2", [b'{"records": []}'])  # the partition works, then gets stuck
+        await until(lambda: service.pipeline.metrics.events.get("2") == 1, 20, "the first event")
+        stuck.set()
+        eventhubs.publish("2", [b'{"records": []}'] * 3)
+        held_at = time.monotonic()
+        eventhubs.publish("0", [b'{"records": []}'] * 3)
+        # The probe runs every 10 s (EVENTHUB_PROBE_SECONDS): within two rounds.
+        await until(lambda: readyz()[0] == 503, 30, "/readyz 503")
+        named_after = time.monotonic() - held_at
+        _, report = await asyncio.to_thread(readyz)
+        release.set()
+        await until(lambda: readyz()[0] == 200, 30, "/readyz 200 again")
+        service.request_stop()
+        return await asyncio.wait_for(serving, 20), report, named_after
+
+    with caplog.at_level(logging.INFO, logger="consumer"):
+        code, report, named_after = asyncio.run(main())
+    print(f"\nthe held partition named by /readyz {named_after:.1f} s after its events were published")
+    assert [name for name, check in report["checks"].items() if not check["ok"]] == ["partitions"], report
+    assert report["checks"]["partitions"]["detail"].startswith("no progress while events wait on partition 2 ("), report
+    assert code == 0
