@@ -330,6 +330,7 @@ def test_a_replica_joins_and_one_leaves_under_traffic_nothing_lost_duplicates_bo
         joining = ConsumerProcess(config, port, tmp_path / "joining.log").start()
         replicas.append(joining)
         scrapers.append(Scraper(joining, SCRAPE_INTERVAL).start())
+        wait_for(lambda: bool(owned_partitions(joining)), 60, "the joining replica claiming a partition", replicas)
         joined = wait_balanced(replicas, 4, stable_for=3 * LB_INTERVAL, timeout=60)
         print(f"\nbefore the join {[sorted(o) for o in owned]}, after {[sorted(o) for o in joined]}")
         assert joined[2], joined
