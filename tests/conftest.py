@@ -5,7 +5,9 @@
   consumer_groups=["cg"], hub="name", ...)`` (same keyword arguments as ``EventHubsEndpoint``), or
   parametrize ``eventhubs`` indirectly with a dict of those arguments.
   The endpoint runs in a background thread with its own event loop, so sync-SDK and async tests
-  use it alike.
+  use it alike. With ``--emulator-python PYTHON`` it runs in a child process of that interpreter
+  instead (same control methods: ``acs_sms_devtools.endpoint_process``), so that the service and the
+  tests can use a newer azure-eventhub than the endpoint's pinned one (``.ci/newest-sdk``).
 - ``azurite``: one Azurite blob process for the whole session (starting it takes about a second).
   A test that stops it must start it again (``azurite.start()``); the fixture restarts it if a
   test left it stopped. ``blob_container`` creates a unique, empty container per test and yields
@@ -16,23 +18,33 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from acs_sms_devtools.azurite import Azurite
-from acs_sms_devtools.eventhubs import EventHubsEndpoint
+from acs_sms_devtools.endpoint_process import start_endpoint
+
+if TYPE_CHECKING:  # not imported at run time: with --emulator-python the SDK's private modules stay out
+    from acs_sms_devtools.eventhubs import EventHubsEndpoint
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--emulator-python", metavar="PYTHON", default=None,
+                     help="run the local Event Hubs endpoint in a child process of this interpreter (an environment "
+                          "with the dev tools' pinned azure-eventhub), e.g. .venv/bin/python; see .ci/newest-sdk")
 
 
 @pytest.fixture
-def eventhubs_factory() -> Iterator[Callable[..., EventHubsEndpoint]]:
+def eventhubs_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., EventHubsEndpoint]]:
     """Factory of started endpoints; every endpoint it made is closed after the test."""
     made: list[EventHubsEndpoint] = []
+    python = request.config.getoption("--emulator-python")
 
     def make(**kwargs: Any) -> EventHubsEndpoint:
         kwargs.setdefault("hub", "eventhub")
         kwargs.setdefault("partitions", 4)
-        endpoint = EventHubsEndpoint(**kwargs).start()
+        endpoint = start_endpoint(python, **kwargs)
         made.append(endpoint)
         return endpoint
 

@@ -10,12 +10,12 @@ import json
 import signal
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 
-from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from tests.e2e.support import ConsumerProcess, free_port, write_config
 
 HUB = "acs-diagnostics"
@@ -35,9 +35,10 @@ def connection_string(port: int, key: str = KEY) -> str:
     return f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=listen;SharedAccessKey={key};UseDevelopmentEmulator=true"
 
 
-def endpoint(port: int, hub: str = HUB, groups: tuple[str, ...] = (GROUP,), key: str | None = KEY,
-             partitions: int = 2) -> EventHubsEndpoint:
-    return EventHubsEndpoint(hub, partitions, groups, port=port, sas_key=key).start()
+def endpoint(make: Callable[..., Any], port: int, hub: str = HUB, groups: tuple[str, ...] = (GROUP,),
+             key: str | None = KEY, partitions: int = 2) -> Any:
+    """A started endpoint from `make` (conftest's eventhubs_factory, which closes it after the test)."""
+    return make(hub=hub, partitions=partitions, consumer_groups=groups, port=port, sas_key=key)
 
 
 def readiness(consumer: ConsumerProcess) -> tuple[int, dict[str, Any]]:
@@ -47,24 +48,23 @@ def readiness(consumer: ConsumerProcess) -> tuple[int, dict[str, Any]]:
 
 # Each case: the endpoint as it first is (None: nothing listens), and how it is fixed.
 CASES = {
-    "wrong port": (lambda port: None, lambda port, first: endpoint(port), "unreachable: Event Hubs does not answer"),
-    "wrong hub name": (lambda port: endpoint(port, hub="another-hub"), lambda port, first: endpoint(port),
+    "wrong port": (lambda make, port: None, lambda make, port: endpoint(make, port),
+                   "unreachable: Event Hubs does not answer"),
+    "wrong hub name": (lambda make, port: endpoint(make, port, hub="another-hub"), lambda make, port: endpoint(make, port),
                        "entity_not_found: Event Hubs does not answer"),
-    "wrong consumer group": (lambda port: endpoint(port, groups=()), lambda port, first: endpoint(port),
+    "wrong consumer group": (lambda make, port: endpoint(make, port, groups=()), lambda make, port: endpoint(make, port),
                              "entity_not_found: receiving fails on every partition it tried"),
-    "wrong SAS key": (lambda port: endpoint(port, key="the-key-the-service-has"), None,
+    "wrong SAS key": (lambda make, port: endpoint(make, port, key="the-key-the-service-has"), None,
                       "unauthorized: Event Hubs does not answer"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite, blob_container, tmp_path: Path):
+def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite, blob_container, tmp_path: Path,
+                                                                   eventhubs_factory):
     broken, fix, expected = CASES[case]
     port = free_port()
-    made: list[EventHubsEndpoint] = []
-    first = broken(port)
-    if first is not None:
-        made.append(first)
+    first = broken(eventhubs_factory, port)
     http_port = free_port()
     config = write_config(tmp_path / "consumer.yaml", connection_string(port), HUB, azurite.connection_string,
                           blob_container, http_port, eventhub__consumer_group=GROUP, logging__level="DEBUG",
@@ -89,8 +89,7 @@ def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite
         else:
             if first is not None:
                 first.close()
-            fixed = fix(port, first)
-            made.append(fixed)
+            fixed = fix(eventhubs_factory, port)
         fixed.publish("0", [BODY])
         consumer.wait_until(lambda: readiness(consumer)[0] == 200, 90, "/readyz 200 after the fix")
         consumer.wait_until(lambda: consumer.total("acs_consumer_events_total") == 1, 30, "the body counted")
@@ -101,8 +100,6 @@ def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite
         assert kinds == {expected.split(":")[0]}, kinds
     finally:
         code = consumer.stop(signal.SIGTERM)
-        for made_endpoint in made:
-            made_endpoint.close()
     logs = consumer.logs()
     assert code == 0, logs[-3000:]
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
@@ -112,11 +109,12 @@ def test_readiness_names_what_fails_and_recovers_without_a_restart(case, azurite
     assert KEY not in logs and "14255550123" not in logs and "4255550123" not in logs
 
 
-def test_a_replica_whose_partitions_all_belong_to_others_is_ready(azurite, blob_container, tmp_path: Path):
+def test_a_replica_whose_partitions_all_belong_to_others_is_ready(azurite, blob_container, tmp_path: Path,
+                                                                  eventhubs_factory):
     """One partition, two replicas: the second owns nothing (the first renews its ownership) and is
     ready because the hub answers its probe; it names no error."""
     port = free_port()
-    hub = endpoint(port, partitions=1)
+    hub = endpoint(eventhubs_factory, port, partitions=1)
     hub.publish("0", [BODY])
     replicas: list[ConsumerProcess] = []
     try:
@@ -139,5 +137,4 @@ def test_a_replica_whose_partitions_all_belong_to_others_is_ready(azurite, blob_
         assert second.total("acs_consumer_errors_total") == 0
     finally:
         codes = [replica.stop(signal.SIGTERM) for replica in replicas]
-        hub.close()
     assert codes == [0, 0]
