@@ -19,13 +19,15 @@ EXIT_CODES = {
   0  stopped by SIGTERM or SIGINT after a graceful shutdown (final checkpoints, ownership released)
   1  the Event Hubs receive loop stopped unexpectedly, or the shutdown took longer than
      shutdown_timeout_seconds
-  2  the configuration is invalid or cannot work (nothing was started), or the arguments are wrong
+  2  the configuration is invalid or cannot work (nothing was started), no configuration file
+     was given (--config or ACS_SMS_CONSUMER_CONFIG), or the arguments are wrong
   130, 143  a second SIGINT / SIGTERM during the shutdown: exited at once (128 + the signal)""",
     "check-config": """exit status:
   0  the configuration is valid (printed with secrets as ***; also when the reader of stdout
      stopped early, e.g. `| head`)
   2  the file cannot be read or the configuration is invalid or cannot work: every problem is
-     listed on stderr with its key, never with a secret; or the arguments are wrong""",
+     listed on stderr with its key, never with a secret; no configuration file was given
+     (--config or ACS_SMS_CONSUMER_CONFIG); or the arguments are wrong""",
 }
 
 
