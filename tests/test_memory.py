@@ -81,7 +81,7 @@ def test_long_message_ids_are_not_kept(canonical: bool) -> None:
     assert growth < GROWTH_LIMIT, f"{growth / 2**20:.1f} MiB kept for {RECORDS} records"
 
 
-@pytest.mark.parametrize("field, canonical", [("NumberType", True), ("Country", False)])  # each path's memo
+@pytest.mark.parametrize("field, canonical", [("NumberType", True), ("Country", False)])  # each decoder's memo
 def test_long_label_values_are_not_memoised(canonical: bool, field: str) -> None:
     # short MessageIds: only the label values are long here
     growth = _growth(lambda i: _sms(i, MessageId=f"m{i}", **{field: _long(i % DISTINCT_VALUES, field)}), canonical)
