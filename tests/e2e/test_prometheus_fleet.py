@@ -229,7 +229,10 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
                                              f"Prometheus counting the {published} records published")
             except PrometheusError as exc:
                 raise AssertionError(f"{exc}\n" + lost_report(prometheus, replicas, endpoint, window)) from None
-            time.sleep(3 * SCRAPE_INTERVAL)  # three scrapes: replays still under way would show up here
+            # Three more scrapes of every replica: replays still under way would show up in them.
+            after = time.time() + 3 * SCRAPE_INTERVAL
+            prometheus.wait_for(lambda: (prometheus.value("min(timestamp(up))") or 0.0) >= after, 30,
+                                "three more scrapes of every replica")
             window = math.ceil(time.monotonic() - began) + 60
             counted = counted_records(prometheus, window)
             claims = handovers_after(replicas, traffic.started_wall)
