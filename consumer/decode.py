@@ -194,10 +194,23 @@ BITS_FROM = 1024
 _SEPARATORS = ("\ud800", "\udbff", "\udfff")
 
 
+#: The repair reads a text longer than this in steps of about this many characters, each one a few
+#: milliseconds of C calls (regex split and substitution, str.replace, big-integer operations) at most,
+#: so that a worker thread repairing a 1 MiB body gives the event loop the GIL between them (a thread
+#: gets no switch inside one C call). A step ends where the reading is outside strings and no
+#: NaN/Infinity can straddle the cut; only a single string longer than a step is read in one piece
+#: (`_closing` finds its end in steps, and the bit reading of one string is many short C calls).
+STEP = 64 * 1024
+_STEP_TAIL = 64  # where a step's cut is looked for: among its last characters (at least 18)
+_INSIDE = {'"': re.compile(_DOUBLE_INSIDE, re.DOTALL), "'": re.compile(_SINGLE_INSIDE, re.DOTALL)}
+_LAST_NON_WORD = re.compile(r".*\W", re.DOTALL)
+
+
 def repair_json(text: str) -> str:
     """Make Azure's near-JSON strict: escape raw control characters inside strings, turn
     single-quoted strings into double-quoted ones, and replace bare NaN/Infinity with null.
-    Returns the text unchanged when there was nothing to repair. Linear in the text.
+    Returns the text unchanged when there was nothing to repair. Linear in the text, and read in
+    steps of at most `STEP` characters (but for a single string longer than that).
 
     A text holding every one of the separators (lone surrogates, which neither UTF-8 nor JSON can
     carry) is returned unchanged."""
@@ -206,8 +219,92 @@ def repair_json(text: str) -> str:
             break
     else:
         return text
+    n = len(text)
+    if n <= STEP:
+        return _repair_chunk(text, True, True, separator, True)[0]
     done: list[str] = []
     double = single = True  # whether a quote of that kind may still open a string
+    pos = 0
+    size = STEP
+    while pos < n:
+        end = pos + size
+        if end >= n:
+            done.append(_repair_chunk(text[pos:], double, single, separator, True)[0])
+            break
+        cut = _cut(text, pos, end)
+        if cut is None:  # a run of word characters too short to cut in, but no other character
+            size *= 2
+            continue
+        size = STEP
+        fixed, read = _repair_chunk(text[pos:cut], double, single, separator, False)
+        done.append(fixed)
+        pos += read
+        if pos == cut:
+            continue
+        # A string opens at `pos` and runs past the step's end.
+        close = _closing(text, pos)
+        if close < 0:  # it never closes: its quote is ordinary text, and so is every later quote of its kind
+            quote = text[pos]
+            done.append(quote)
+            double, single = double and quote != '"', single and quote != "'"
+            pos += 1
+        else:  # read as one piece (the only step that may be longer than `STEP`)
+            done.append(_repair_chunk(text[pos : close + 1], double, single, separator, False)[0])
+            pos = close + 1
+    return "".join(done)
+
+
+def _cut(text: str, pos: int, end: int) -> int | None:
+    """Where a step from `pos` may end, at or before `end`, so that the NaN/Infinity replaced on each
+    side are those replaced in the whole text: before a non-word character (a NaN/Infinity match is a
+    whole run of word characters, perhaps after a `-`), or in a run of word characters with at least
+    9 of them on each side (longer than `-Infinity`: no match in that run either way). None when the
+    last `_STEP_TAIL` characters offer neither."""
+    low = max(pos + 1, end - _STEP_TAIL)
+    match = _LAST_NON_WORD.match(text, low, end)
+    if match is not None:
+        return match.end() - 1
+    if low == end - _STEP_TAIL:  # all word characters: at least 9 on each side of the middle
+        return end - _STEP_TAIL // 2
+    return None
+
+
+def _closing(text: str, opening: int) -> int:
+    """Where the string opening at `opening` closes (its closing quote), or -1 when it never does.
+    A quote is escaped when an odd run of backslashes stands right before it (a run inside a string
+    is read from its start); after a few escaped quotes in a row the string is read on by the regex,
+    `STEP` characters a call."""
+    quote = text[opening]
+    n = len(text)
+    i = opening + 1
+    escaped = 0  # escaped quotes in a row
+    while i < n:
+        if escaped < 8:
+            j = text.find(quote, i)
+            if j < 0:
+                return -1
+            if not (j - i - len(text[i:j].rstrip("\\"))) % 2:
+                return j
+            escaped += 1
+            i = j + 1
+            continue
+        stop = min(i + max(STEP, 2), n)
+        j = _INSIDE[quote].match(text, i, stop).end()  # type: ignore[union-attr]  # the pattern matches ""
+        if j < stop and text[j] == quote:
+            return j
+        if j == i:  # a backslash that is the text's last character
+            return -1
+        i = j  # the step's end, or a backslash that is its last character
+        escaped = 0
+    return -1
+
+
+def _repair_chunk(text: str, double: bool, single: bool, separator: str, final: bool) -> tuple[str, int]:
+    """`repair_json` of `text` read from outside strings, `double`/`single` saying whether a quote of
+    that kind may still open a string, as (the repaired text, how many characters of `text` it
+    repairs). When `final`, `text` is the end of the whole text: all of it is repaired. Otherwise a
+    string that runs to the end of `text` may close after it: the repair stops at its opening quote."""
+    done: list[str] = []
     rest = text
     while True:
         double = double and '"' in rest
@@ -218,34 +315,44 @@ def repair_json(text: str) -> str:
         if len(rest) >= BITS_FROM:
             read = _repair_bits(rest, double, single)
             if read is not None:
-                fixed, quote, rest = read
+                fixed, quote, after = read
                 done.append(fixed)
                 if not quote:
                     break
+                if not final:
+                    return "".join(done), len(text) - len(after) - 1
                 # A string that never closes: its quote is ordinary text, and so is every later
                 # quote of its kind.
                 done.append(quote)
                 double, single = double and quote != '"', single and quote != "'"
+                rest = after
                 continue
         if not (double and single) and "\\" not in rest:
             # One kind of quote and no escapes: the strings are the pieces between consecutive quotes.
-            done.append(_repair_one_kind(rest, '"' if double else "'", separator))
+            quote = '"' if double else "'"
+            if not final and rest.count(quote) % 2:  # the last quote opens a string that runs to the end
+                last = rest.rfind(quote)
+                done.append(_repair_one_kind(rest[:last], quote, separator))
+                return "".join(done), len(text) - len(rest) + last
+            done.append(_repair_one_kind(rest, quote, separator))
             break
         parts = _STRINGS[double, single].split(rest)
         if len(parts) == 1 or parts[-2] is not None:  # no string (cannot be), or the last one closes
             done.append(_repair_split(parts, separator))
             break
-        # The last string runs to the end: its quote is ordinary text, and so is every later quote
-        # of its kind.
+        # The last string runs to the end.
         opening = len(rest) - 1 - len(parts[-3])  # type: ignore[arg-type]
         done.append(_repair_split(parts[:-4], separator))
+        if not final:
+            return "".join(done), len(text) - len(rest) + opening
+        # Its quote is ordinary text, and so is every later quote of its kind.
         done.append(rest[opening])
         if parts[-4] is None:
             single = False
         else:
             double = False
         rest = rest[opening + 1 :]
-    return done[0] if len(done) == 1 else "".join(done)
+    return (done[0] if len(done) == 1 else "".join(done)), len(text)
 
 
 def _table(chars: bytes) -> bytes:

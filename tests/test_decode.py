@@ -297,3 +297,61 @@ def test_a_backslash_before_a_quote_outside_strings(text, composed):
     assert composition.called is composed
     with mock.patch.object(decode, "BITS_FROM", 0):
         assert repair_json(text) == old_repair(text)
+
+
+# --- the repair in steps (a worker thread gives the event loop the GIL between them) ---------------
+
+# A text longer than `STEP` is read in steps; held to the old repair with tiny steps, so that every
+# kind of cut is met on short texts: before a non-word character, in a long run of word characters
+# (`_STEP_TAIL` 20), a string running past a step (read whole, its end found in steps), a string
+# that never closes, a backslash at a step's end.
+STEPS = pytest.mark.parametrize("step, tail", [(2, 64), (3, 64), (7, 20), (24, 20), (40, 64)])
+WORDY = st.lists(st.sampled_from(["NaN", "Infinity", "-", "a", "N", "aN", "_", "1", "é", " ", ",", "'", '"', "\\",
+                                  "'NaN'", '"\\""', "xxxxxxxxx"]), max_size=40).map("".join)
+
+
+@READINGS
+@STEPS
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(NEAR_JSON, NEAR_JSON_STRINGS, WORDY))
+def test_repair_in_steps_is_the_old_repair(bits_from, step, tail, text):
+    with mock.patch.multiple(decode, BITS_FROM=bits_from, STEP=step, _STEP_TAIL=tail):
+        assert repair_json(text) == old_repair(text)
+
+
+@READINGS
+@STEPS
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(sorted(SHAPES)), st.integers(1, 300), NEAR_JSON, NEAR_JSON)
+def test_repair_of_crafted_shapes_in_steps_is_the_old_repair(bits_from, step, tail, shape, size, before, after):
+    if shape == "escaped_quote_run":
+        size = min(size, 64)  # the old repair is quadratic here
+    text = before + SHAPES[shape](size).decode() + after
+    with mock.patch.multiple(decode, BITS_FROM=bits_from, STEP=step, _STEP_TAIL=tail):
+        assert repair_json(text) == old_repair(text)
+
+
+@pytest.mark.parametrize("shape", sorted([*SHAPES, "word_run", "minus_run"]))
+def test_every_step_of_a_crafted_body_is_bounded(shape):
+    """No step of the repair of a 1 MiB body reads more than `STEP` characters, but for a single
+    string (from its opening to its closing quote); `_closing` reads `STEP` characters a call."""
+    size = 1024 * 1024
+    text = {  # runs of the characters NaN/Infinity matches begin with, a NaN after each (no cut in them)
+        "word_run": lambda: ("N" * 5000 + " NaN ") * (size // 5005),
+        "minus_run": lambda: ("-" * 5000 + "NaN ") * (size // 5004),
+    }.get(shape, lambda: SHAPES[shape](size).decode())()
+    chunks: list[str] = []
+    real = decode._repair_chunk
+
+    def recording(chunk, *args):
+        chunks.append(chunk)
+        return real(chunk, *args)
+
+    with mock.patch.object(decode, "_repair_chunk", recording):
+        stepped = repair_json(text)
+    assert len(chunks) > 1
+    with mock.patch.object(decode, "STEP", 2 * size):
+        assert stepped == repair_json(text)  # in one step
+    for chunk in chunks:
+        if len(chunk) > decode.STEP:
+            assert chunk[0] in "\"'" and decode._closing(chunk, 0) == len(chunk) - 1, (shape, len(chunk))
