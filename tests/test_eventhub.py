@@ -294,3 +294,37 @@ def test_errors_are_counted_by_kind_and_only_event_hubs_failures_make_it_unready
                                                        ("partition_stolen", "ConnectionLostError"),
                                                        ("entity_not_found", "ConnectionLostError")]
     assert all("\n" not in r.error_reason for r in lines)
+
+
+def test_the_hubs_last_enqueued_event_makes_a_partition_without_batches_stalled():
+    """The probe reads each owned partition's last enqueued event from the hub: a partition whose
+    receiver hands over no batch any more is stalled once the hub holds events past the last one it
+    processed. A partition that has processed nothing is not asked (where it started is unknown here:
+    older events would look waiting)."""
+    receiver, _, _ = receiver_with()
+    hub = {"1": 9, "2": 40}
+    asked = []
+
+    class Client:
+        async def get_partition_properties(self, partition):
+            asked.append(partition)
+            return {"last_enqueued_sequence_number": hub[partition]}
+
+    receiver.client = Client()
+    busy, fresh = FakeContext("1", last_enqueued=0), FakeContext("2", last_enqueued=None)
+    fresh.last_enqueued_event_properties = {}
+
+    async def scenario():
+        await receiver._on_initialize(busy)
+        await receiver._on_initialize(fresh)
+        await receiver._on_batch(busy, [hub_event(GOOD, 0)])  # caught up with what its batches show
+        since = receiver._advanced_at["1"]
+        assert receiver.stalled(since + 60) == {"1": 0.0, "2": 0.0}
+        await receiver._read_last_enqueued()
+        assert asked == ["1"]  # "2" has processed nothing
+        assert receiver.stalled(since + 60) == {"1": pytest.approx(60.0), "2": 0.0}
+        hub["1"] = 3  # an older answer never moves the mark back
+        await receiver._read_last_enqueued()
+        assert receiver.last_enqueued["1"] == 9
+
+    asyncio.run(scenario())
