@@ -209,6 +209,7 @@ class Pipeline:
         final = body is None
         counts = m.records.values
         operations = m.operations.values
+        usage_records, usage_quantity = m.usage_records.values, m.usage_quantity.values
         api_duration = m.api_duration.observe
         characters = m.message_characters.values  # `FastCounter.inc`, inlined below
         record_age = m.record_age.observe
@@ -232,8 +233,9 @@ class Pipeline:
         whole_seconds = _whole_seconds  # `time_stamp`'s cache, read inline for Azure's own form (below)
         for index, record in enumerate(records):
             category = record.category
+            properties = record.properties or NO_PROPERTIES
             if category == SMS_OPERATIONAL:
-                properties = record.properties or NO_PROPERTIES
+                sms = True
                 raw = (record.operationName, record.resultType, properties.NumberType, properties.Country)
                 resolved = memo.get(raw, False)
                 if resolved is False:
@@ -253,41 +255,91 @@ class Pipeline:
                         seen_fresh = False
                         continue
                 labels, result_type = resolved  # type: ignore[misc]
-                # `time_stamp(record.time)`, inlined for Azure's own form `YYYY-MM-DDThh:mm:ss.fffffffZ`
-                # when its whole second is cached (the cache only holds validated prefixes; the 7
-                # fractional digits are checked here as there: ASCII digits, truncated to 6)
-                value = record.time
-                if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
-                    fraction = value[20:27]
-                    base = whole_seconds.get(value[:19])
-                    if base is not None and fraction.isascii() and fraction.isdigit():
-                        microsecond = int(fraction) // 10
-                        stamp = (base + microsecond) / 1_000_000
-                    else:
-                        stamp, microsecond = time_stamp(value)
+                duplicate, processed, age_key = _SMS_DUPLICATE, _SMS_PROCESSED, sms_age
+            elif category == USAGE:
+                sms = False
+                quantity = properties.Quantity
+                record_id = properties.RecordId
+                usage_type = properties.UsageType
+                unit_type = properties.UnitType
+                if not final:  # `clean` of each, inlined for the plain value (itself)
+                    if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
+                        record_id = clean(record_id)
+                    if usage_type is not None and (usage_type in _NULLS or usage_type.strip() is not usage_type):
+                        usage_type = clean(usage_type)
+                    if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
+                        unit_type = clean(unit_type)
+                    if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL
+                            or usage_type is UNUSUAL or unit_type is UNUSUAL):
+                        if general is None:
+                            general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
+                        self._convert_and_apply(general[index], now, result)
+                        seen_fresh = False
+                        continue
+                duplicate, processed, age_key = _USAGE_DUPLICATE, _USAGE_PROCESSED, usage_age
+            elif category not in _NULLS and category.strip() is category and category.lower() not in _CATEGORIES:
+                self._skip(category, result)  # a category this service does not parse, spelled plainly
+                continue
+            else:
+                if general is None:
+                    general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
+                self._convert_and_apply(general[index], now, result)
+                seen_fresh = False
+                continue
+
+            # The time: `time_stamp(record.time)`, inlined for Azure's own form `YYYY-MM-DDThh:mm:ss.fffffffZ`
+            # when its whole second is cached (the cache only holds validated prefixes; the 7 fractional
+            # digits are checked here as there: ASCII digits, truncated to 6).
+            value = record.time
+            if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
+                fraction = value[20:27]
+                base = whole_seconds.get(value[:19])
+                if base is not None and fraction.isascii() and fraction.isdigit():
+                    microsecond = int(fraction) // 10
+                    stamp = (base + microsecond) / 1_000_000
                 else:
                     stamp, microsecond = time_stamp(value)
+            else:
+                stamp, microsecond = time_stamp(value)
+
+            # Duplicates. An SMS key holds the time as (stamp, microsecond): equal for equal times and
+            # different for different ones (two instants whose float stamps coincide are less than a
+            # second apart, so their microseconds differ).
+            if sms:
                 attempts = properties.DeliveryAttempts
-                if message_id is not None:
-                    # Duplicates: the key holds the time as (stamp, microsecond), equal for equal times
-                    # and different for different ones (two instants whose float stamps coincide are
-                    # less than a second apart, so their microseconds differ).
-                    key = hash((raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
-                    if key in seen_entries:
-                        present = counts.get(_SMS_DUPLICATE)
-                        if present is None:  # a new series: `inc` applies the family's series budget
-                            m.records.inc(_SMS_DUPLICATE, 1.0)
-                        else:
-                            counts[_SMS_DUPLICATE] = present + 1.0
-                        result.duplicate += 1
-                        continue
-                    seen_entries[key] = (now, None)
-                    if len(seen_entries) > max_seen or (
-                            not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
-                        seen.expire(now)
-                        seen_fresh = False
+                key = None if message_id is None else hash(
+                    (raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
+            else:
+                key = None if record_id is None else hash((USAGE, record_id, usage_type, quantity))
+            if key is not None:
+                if key in seen_entries:
+                    present = counts.get(duplicate)
+                    if present is None:  # a new series: `inc` applies the family's series budget
+                        m.records.inc(duplicate, 1.0)
                     else:
-                        seen_fresh = True
+                        counts[duplicate] = present + 1.0
+                    result.duplicate += 1
+                    continue
+                seen_entries[key] = (now, None)
+                if len(seen_entries) > max_seen or (
+                        not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
+                    seen.expire(now)
+                    seen_fresh = False
+                else:
+                    seen_fresh = True
+
+            if stamp is not None:
+                age = now - stamp
+                if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
+                    age = 0.0
+                child = age_children.get(age_key)
+                if child is None:
+                    record_age(age_key, age)
+                else:
+                    child[_bisect_left(age_bounds, age)] += 1
+                    child[-1] += age
+
+            if sms:
                 operation, result_label, number_type, where = labels
                 present = operations.get(labels)
                 if present is None:  # a new series: `inc` applies the family's series budget
@@ -319,16 +371,8 @@ class Pipeline:
                         m.message_characters.inc(_INCOMING, length)
                     else:
                         characters[_INCOMING] = present + length
-                if stamp is not None:
-                    age = now - stamp
-                    if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
-                        age = 0.0
-                    child = age_children.get(sms_age)
-                    if child is None:
-                        record_age(sms_age, age)
-                    else:
-                        child[_bisect_left(age_bounds, age)] += 1
-                        child[-1] += age
+                # Delivery latency: a report meets its send (either order) or takes its send time from
+                # its MessageId (`DeliveryCorrelator.arrive`).
                 if operation == DELIVERY_REPORT:
                     if attempts is not None:
                         child = attempts_children.get((result_label,))
@@ -356,100 +400,28 @@ class Pipeline:
                         child[-1] += latency
                 if evicted:
                     self._count_evictions(evicted)
-                present = counts.get(_SMS_PROCESSED)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.records.inc(_SMS_PROCESSED, 1.0)
-                else:
-                    counts[_SMS_PROCESSED] = present + 1.0
-                result.processed += 1
-            elif category == USAGE:
-                properties = record.properties or NO_PROPERTIES
-                quantity = properties.Quantity
-                record_id = properties.RecordId
-                usage_type = properties.UsageType
-                unit_type = properties.UnitType
-                if not final:  # `clean` of each, inlined for the plain value (itself)
-                    if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
-                        record_id = clean(record_id)
-                    if usage_type is not None and (usage_type in _NULLS or usage_type.strip() is not usage_type):
-                        usage_type = clean(usage_type)
-                    if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
-                        unit_type = clean(unit_type)
-                    if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL
-                            or usage_type is UNUSUAL or unit_type is UNUSUAL):
-                        if general is None:
-                            general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
-                        self._convert_and_apply(general[index], now, result)
-                        seen_fresh = False
-                        continue
-                if record_id is not None:
-                    key = hash((USAGE, record_id, usage_type, quantity))
-                    if key in seen_entries:
-                        present = counts.get(_USAGE_DUPLICATE)
-                        if present is None:  # a new series: `inc` applies the family's series budget
-                            m.records.inc(_USAGE_DUPLICATE, 1.0)
-                        else:
-                            counts[_USAGE_DUPLICATE] = present + 1.0
-                        result.duplicate += 1
-                        continue
-                    seen_entries[key] = (now, None)
-                    if len(seen_entries) > max_seen or (
-                            not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
-                        seen.expire(now)
-                        seen_fresh = False
-                    else:
-                        seen_fresh = True
-                # `_usage`, from the clean values
+            else:
                 pair = (usage_type, unit_type)
                 key = self._usage_labels.get(pair)
                 if key is None:
                     key = self._resolve_usage(pair)
-                usage_records = m.usage_records.values
                 present = usage_records.get(key)
                 if present is None:  # a new series: `inc` applies the family's series budget
                     m.usage_records.inc(key, 1.0)
                 else:
                     usage_records[key] = present + 1.0
-                usage_quantity = m.usage_quantity.values
                 present = usage_quantity.get(key)
                 if present is None:  # a new series: `inc` applies the family's series budget
                     m.usage_quantity.inc(key, quantity)
                 else:
                     usage_quantity[key] = present + quantity
-                value = record.time  # `time_stamp(value)[0]`, inlined as for SMS above
-                if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
-                    fraction = value[20:27]
-                    base = whole_seconds.get(value[:19])
-                    if base is not None and fraction.isascii() and fraction.isdigit():
-                        stamp = (base + int(fraction) // 10) / 1_000_000
-                    else:
-                        stamp, _ = time_stamp(value)
-                else:
-                    stamp, _ = time_stamp(value)
-                if stamp is not None:
-                    age = now - stamp
-                    if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
-                        age = 0.0
-                    child = age_children.get(usage_age)
-                    if child is None:
-                        record_age(usage_age, age)
-                    else:
-                        child[_bisect_left(age_bounds, age)] += 1
-                        child[-1] += age
-                present = counts.get(_USAGE_PROCESSED)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.records.inc(_USAGE_PROCESSED, 1.0)
-                else:
-                    counts[_USAGE_PROCESSED] = present + 1.0
-                result.processed += 1
-            elif (category not in _NULLS and category.strip() is category
-                  and category.lower() not in _CATEGORIES):
-                self._skip(category, result)  # a category this service does not parse, spelled plainly
+
+            present = counts.get(processed)
+            if present is None:  # a new series: `inc` applies the family's series budget
+                m.records.inc(processed, 1.0)
             else:
-                if general is None:
-                    general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
-                self._convert_and_apply(general[index], now, result)
-                seen_fresh = False
+                counts[processed] = present + 1.0
+            result.processed += 1
 
     def _convert_and_apply(self, raw: Any, now: float, result: BodyResult) -> None:
         """One record of a canonical body that the general decoder must convert."""
@@ -481,14 +453,13 @@ class Pipeline:
         the canonical decoder, cleaned (None when a value needs the general decoder, see `clean`)."""
         operation, result_type, number_type, where = raw
         assert operation is not None
-        if final:
-            pass
-        elif operation in _NULLS or operation.strip() is not operation:
-            operation = None
-        else:
-            result_type, number_type, where = clean(result_type), clean(number_type), clean(where)
-            if UNUSUAL in (result_type, number_type, where):
+        if not final:
+            if operation in _NULLS or operation.strip() is not operation:
                 operation = None
+            else:
+                result_type, number_type, where = clean(result_type), clean(number_type), clean(where)
+                if UNUSUAL in (result_type, number_type, where):
+                    operation = None
         resolved = None if operation is None else (
             (self._operation(operation), self._result(result_type), self._number_type(number_type), country(where)),
             result_type)
