@@ -70,7 +70,7 @@ def windows() -> None:
     memo_template = ('{"time":"2027-01-15T08:00:00.1234567Z","category":"SMSOperational","operationName":'
                      '"SMSMessagesReceived","resultType":"%s","resultSignature":"%s","properties":'
                      '{"NumberType":"%s","Country":"%s"}}')
-    for canonical in (True, False):  # each path has its memo
+    for canonical in (True, False):  # each decoder has its memo
         pipeline.canonical = canonical
         for first in range(0, LABEL_MEMO_SIZE - 1, 100):
             records = ",".join(memo_template % ((f"{i:08d}{long_value}",) * 4) for i in range(first, first + 100))
