@@ -1,6 +1,6 @@
 """The fleet as Prometheus sees it (issue 15.4): three replicas of `acs-sms-consumer run` on a hub of
 8 partitions, a real Prometheus scraping them every second with the project's alert rules shortened
-60x (tests/e2e/prometheus.py), synthetic ACS traffic (devtools/acs_sms_devtools/traffic.py, published with
+60x (tests/e2e/prometheus.py), synthetic ACS traffic (devtools/acs_sms_devtools/traffic/, published with
 the SDK producer in real time) with a per-country failure drill; mid-stream one replica gets SIGTERM
 and another kill -9. Everything asserted is read from Prometheus' HTTP API, as users read it:
 
