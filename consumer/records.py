@@ -42,7 +42,7 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from consumer.decode import repair_json
+from consumer.decode import loads, repair_json
 from consumer.fields import (
     FIELDS,
     IGNORED,
@@ -222,10 +222,10 @@ def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
         if not text or text in _NULLS:
             return None
         try:
-            properties = orjson.loads(text)
+            properties = loads(text)
         except orjson.JSONDecodeError:
             try:
-                properties = orjson.loads(repair_json(text))
+                properties = loads(repair_json(text))
             except orjson.JSONDecodeError:
                 return "properties is a string that is not a JSON object"
     if type(properties) is not dict:

@@ -19,6 +19,9 @@ Why each shape exists:
 - `many_empty_strings`: a quarter of a million tiny strings plus one repair, so a repair that costs a
   Python call per string shows;
 - `tiny_records` / `bare_numbers`: the most records a body of that size can hold (per-record cost);
+- `tiny_lists`: as many records, each an empty list: containers the garbage collector tracks (empty
+  dicts it does not), so that a parse with the collector running spends most of its one C call in
+  collections;
 - `properties_escaped_quotes`: the `\\"` run inside a `properties` *string*, the second place the
   repair is reached (records.py).
 """
@@ -82,6 +85,10 @@ def tiny_records(size: int) -> bytes:
     return _repeat(b'{"records": [', b"{},", b"{}]}", size)
 
 
+def tiny_lists(size: int) -> bytes:
+    return _repeat(b'{"records": [', b"[],", b"[]]}", size)
+
+
 def bare_numbers(size: int) -> bytes:
     return _repeat(b"[", b"1,", b"1]", size)
 
@@ -107,6 +114,7 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "control_characters": control_characters,
     "many_empty_strings": many_empty_strings,
     "tiny_records": tiny_records,
+    "tiny_lists": tiny_lists,
     "bare_numbers": bare_numbers,
     "properties_escaped_quotes": properties_escaped_quotes,
 }

@@ -355,3 +355,49 @@ def test_every_step_of_a_crafted_body_is_bounded(shape):
     for chunk in chunks:
         if len(chunk) > decode.STEP:
             assert chunk[0] in "\"'" and decode._closing(chunk, 0) == len(chunk) - 1, (shape, len(chunk))
+
+
+# --- large texts parsed with the garbage collector paused ------------------------------------------
+
+
+def _gc_during_parse(data, enabled_before: bool) -> tuple[bool, bool]:
+    """(whether the collector ran during orjson's parse of `data`, whether it runs after `loads`)."""
+    import gc
+
+    seen = []
+    real = decode.orjson.loads
+
+    def parse(text):
+        seen.append(gc.isenabled())
+        return real(text)
+
+    was = gc.isenabled()
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        with mock.patch.object(decode.orjson, "loads", parse):
+            decode.loads(data)
+        return seen == [True], gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_large_text_is_parsed_with_the_collector_paused():
+    large = SHAPES["tiny_lists"](decode.PAUSE_GC_FROM + 8)
+    assert len(large) >= decode.PAUSE_GC_FROM
+    assert _gc_during_parse(large, enabled_before=True) == (False, True)
+    assert _gc_during_parse(large.decode(), enabled_before=True) == (False, True)
+    assert _gc_during_parse(large, enabled_before=False) == (False, False)  # not enabled by loads
+    small = SHAPES["tiny_lists"](decode.PAUSE_GC_FROM // 2)
+    assert _gc_during_parse(small, enabled_before=True) == (True, True)
+
+
+def test_the_collector_runs_again_when_the_parse_fails():
+    import gc
+
+    assert gc.isenabled()
+    with pytest.raises(decode.orjson.JSONDecodeError):
+        decode.loads(b"[" * decode.PAUSE_GC_FROM)
+    assert gc.isenabled()
+    decoded = decode_body(SHAPES["tiny_lists"](decode.PAUSE_GC_FROM + 8), LIMIT)
+    assert decoded.error is None and decoded.records[:2] == [[], []]
+    assert gc.isenabled()
