@@ -70,8 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Sub-commands that own their argument parsing (development tools) get the rest of the line.
-_DELEGATED = {"emulator", "simulate", "demo"}  # == _DEVTOOLS' keys
+# Sub-commands that own their argument parsing get the rest of the line: the development tools, a
+# separate distribution (devtools/, `acs-sms-devtools`) that the production image does not contain.
+_DEVTOOLS = {"emulator": "acs_sms_devtools.eventhubs", "simulate": "acs_sms_devtools.traffic",
+             "demo": "acs_sms_devtools.demo"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +93,7 @@ def close_stdout_quietly() -> None:
 
 
 def _main(argv: list[str]) -> int:
-    if argv and argv[0] in _DELEGATED:
+    if argv and argv[0] in _DEVTOOLS:
         return _delegate(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "replay":
@@ -122,12 +124,6 @@ def _main(argv: list[str]) -> int:
 
         return run(config, args.loop, args.secrets_dir)
     raise AssertionError(args.command)
-
-
-#: The development tools' entry points: a separate distribution (devtools/, `acs-sms-devtools`) that
-#: the production image does not contain.
-_DEVTOOLS = {"emulator": "acs_sms_devtools.eventhubs", "simulate": "acs_sms_devtools.traffic",
-             "demo": "acs_sms_devtools.demo"}
 
 
 def _delegate(command: str, rest: list[str]) -> int:
