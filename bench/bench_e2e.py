@@ -405,7 +405,8 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
 
 
 async def run_bare(connection_string: str, storage: str | None, container: str, events: int, records: int,
-                   batch: int, prefetch: int, max_wait_time: float, timeout: float) -> dict[str, Any]:
+                   batch: int, prefetch: int, max_wait_time: float, timeout: float,
+                   profile: bool = False) -> dict[str, Any]:
     """What the SDK alone delivers: `EventHubConsumerClient.receive_batch` with the consumer's client and
     receive settings (same checkpoint store kind, load balancing, prefetch, max_batch_size, max_wait_time,
     track_last_enqueued_event_properties) and a callback that only counts events: no body read, no
@@ -447,6 +448,10 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
             done.set()
 
     started = time.perf_counter()
+    sampler = Sampler() if profile else None
+    cpu0 = time.process_time()
+    if sampler is not None:
+        sampler.start()
     task = asyncio.create_task(client.receive_batch(
         on_batch, max_batch_size=batch, max_wait_time=max_wait_time, prefetch=prefetch,
         track_last_enqueued_event_properties=True, starting_position="-1"))
@@ -454,6 +459,9 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
         await asyncio.wait_for(done.wait(), timeout)
     except TimeoutError:
         pass
+    if sampler is not None:
+        sampler.stop()
+    cpu = time.process_time() - cpu0
     await client.close()
     task.cancel()
     try:
@@ -467,7 +475,112 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
     return {"complete": done.is_set(), "events": received, "records": received * per_event,
             "window_s": window_s, "records_s_window": received * per_event / window_s,
             "cpu_per_record_window_us": 1e6 * (cpu_done - first[1]) / max(received * per_event, 1) if first else float("nan"),
-            "total": time.perf_counter() - started}
+            "total": time.perf_counter() - started, "profiler": sampler, "cpu": cpu}
+
+
+# --- prototype: parsing in a second process ---------------------------------------------------------
+
+
+def parser_process(conn: Connection, events: int) -> None:
+    """Child of `run_split`: the pure pipeline (`Pipeline.process`, fresh state, the default settings)
+    on every body it is sent, a batch (partition, [(sequence_number, offset, enqueued, body)]) per
+    message; tells the parent when `events` bodies have gone through."""
+    from consumer.config import PipelineSettings
+    from consumer.metrics import DomainMetrics
+    from consumer.pipeline import EventContext, Pipeline
+
+    settings = PipelineSettings()
+    pipeline = Pipeline(settings, DomainMetrics(settings.buckets))
+    conn.send("ready")
+    processed = records = 0
+    cpu0 = None
+    while processed < events:
+        message = conn.recv()
+        if message == "stop":
+            break
+        if cpu0 is None:
+            cpu0 = time.process_time()
+        partition, batch = message
+        now = time.time()
+        for sequence_number, offset, enqueued, body in batch:
+            records += pipeline.process(body, now, EventContext(partition, sequence_number, offset, enqueued)).records
+        processed += len(batch)
+    conn.send({"events": processed, "records": records, "cpu": time.process_time() - (cpu0 or 0.0)})
+
+
+async def run_split(connection_string: str, storage: str | None, container: str, events: int, records: int,
+                    batch: int, prefetch: int, max_wait_time: float, timeout: float) -> dict[str, Any]:
+    """A prototype of the design that parses in a second process per replica: `run_bare`'s receiver
+    (same settings) reads each event's body and position and sends the batch to a `parser_process`
+    child over a pipe; timed from the first batch in to the child's report that the last body went
+    through the pipeline. No checkpoints, no /metrics (the pipeline's counts stay in the child): it
+    measures what the receiving process and the parsing process can carry side by side."""
+    from azure.eventhub import LoadBalancingStrategy
+    from azure.eventhub.aio import EventHubConsumerClient
+
+    from consumer.eventhub import body_bytes, enqueued_seconds
+
+    parent, child = mp.Pipe()
+    parser = mp.get_context("spawn").Process(target=parser_process, args=(child, events), daemon=True)
+    parser.start()
+    assert parent.recv() == "ready"
+    if storage is None:
+        from consumer.devtools.memory_store import InMemoryCheckpointStore
+
+        store: Any = InMemoryCheckpointStore()
+    else:
+        from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+        from azure.storage.blob.aio import ContainerClient
+
+        async with ContainerClient.from_connection_string(storage, container) as created:
+            await created.create_container()
+        store = BlobCheckpointStore.from_connection_string(storage, container)
+    client = EventHubConsumerClient.from_connection_string(
+        connection_string, consumer_group="$Default", eventhub_name=HUB, checkpoint_store=store,
+        load_balancing_strategy=LoadBalancingStrategy.GREEDY, load_balancing_interval=LOAD_BALANCING_INTERVAL,
+        partition_ownership_expiration_interval=OWNERSHIP_EXPIRATION)
+    first: tuple[float, float] | None = None
+    sent = 0
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[Any] = loop.create_future()
+    loop.add_reader(parent.fileno(), lambda: finished.done() or finished.set_result(parent.recv()))
+
+    async def on_batch(context: Any, batch_events: list[Any]) -> None:
+        nonlocal first, sent
+        if not batch_events:
+            return
+        if first is None:
+            first = (time.perf_counter(), time.process_time())
+        parent.send((context.partition_id, [(e.sequence_number, str(e.offset), enqueued_seconds(e), body_bytes(e))
+                                            for e in batch_events]))
+        sent += len(batch_events)
+
+    task = asyncio.create_task(client.receive_batch(
+        on_batch, max_batch_size=batch, max_wait_time=max_wait_time, prefetch=prefetch,
+        track_last_enqueued_event_properties=True, starting_position="-1"))
+    try:
+        report = await asyncio.wait_for(finished, timeout)
+    except TimeoutError:
+        report = None
+    ended = (time.perf_counter(), time.process_time())
+    loop.remove_reader(parent.fileno())
+    if report is None:
+        parent.send("stop")
+        report = parent.recv() if parent.poll(10) else {"events": 0, "records": 0, "cpu": float("nan")}
+    parser.join(10)
+    await client.close()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    if storage is not None:
+        await store.close()
+    window_s = max(ended[0] - first[0], 1e-9) if first else float("nan")
+    done = report["records"]
+    return {"complete": report["events"] >= events, "records_s_window": done / window_s, "window_s": window_s,
+            "receiver_cpu_us": 1e6 * (ended[1] - first[1]) / max(done, 1) if first else float("nan"),
+            "parser_cpu_us": 1e6 * report["cpu"] / max(done, 1)}
 
 
 # --- profile breakdown ------------------------------------------------------------------------------
@@ -702,18 +815,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="pairs of timed runs (consumer, bare SDK; order "
                         "alternating), each printed on one line, then the median ratio: absolute rates vary from run "
                         "to run on a shared machine, their ratio much less")
+    parser.add_argument("--split", type=int, default=0, metavar="N",
+                        help="also N pairs of the parse-in-a-second-process prototype (run_split) and the bare SDK")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="event loop of the consumer and the bare receiver (uvloop: pip install uvloop)")
+                        help="event loop of the consumer (uvloop: pip install uvloop)")
+    parser.add_argument("--bare-loop", choices=("asyncio", "uvloop"), default=None,
+                        help="event loop of the bare receiver (default: --loop); `--loop uvloop --bare-loop asyncio` "
+                        "measures what uvloop gives the consumer against the same reference as `--loop asyncio`")
     args = parser.parse_args(argv)
     sweep = [] if args.no_sweep else [tuple(int(x) for x in item.split("x")) for item in args.sweep.split(",")]
-    loop_factory = None
-    if args.loop == "uvloop":
-        import uvloop
+    args.bare_loop = args.bare_loop or args.loop
+    from consumer.app import loop_factory
 
-        loop_factory = uvloop.new_event_loop
-
-    def arun(coro: Any) -> Any:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
+    def arun(coro: Any, loop: str = args.loop) -> Any:
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
             return runner.run(coro)
 
     print(f"# bench_e2e  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cpus {os.cpu_count()}  "
@@ -761,11 +876,17 @@ def main(argv: list[str] | None = None) -> int:
                                        events, args.timeout, renewals, profile))
         return run, summarise(run, args.records, events, body_bytes)
 
-    def bare(batch: int, prefetch: int) -> dict[str, Any]:
+    def bare(batch: int, prefetch: int, profile: bool = False) -> dict[str, Any]:
         nonlocal counter
         counter += 1
         return arun(run_bare(info["connection_string"], storage, f"bare{counter}-{os.getpid()}", events,
-                             args.records, batch, prefetch, MAX_WAIT_TIME, args.timeout))
+                             args.records, batch, prefetch, MAX_WAIT_TIME, args.timeout, profile), args.bare_loop)
+
+    def split(batch: int, prefetch: int) -> dict[str, Any]:
+        nonlocal counter
+        counter += 1
+        return arun(run_split(info["connection_string"], storage, f"split{counter}-{os.getpid()}", events,
+                              args.records, batch, prefetch, MAX_WAIT_TIME, args.timeout), args.bare_loop)
 
     def pair(n: int, batch: int, prefetch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """One consumer run and one bare run, in alternating order (drift hits both sides alike)."""
@@ -786,7 +907,8 @@ def main(argv: list[str] | None = None) -> int:
               "last counted)")
         print(f"  bare: EventHubConsumerClient.receive_batch counting len(events) only, same client settings "
               f"(checkpoint store: {args.store}, no checkpoint written; prefetch, max_batch_size, max_wait_time, "
-              f"track_last_enqueued_event_properties, load balancing), event loop: {args.loop}")
+              f"track_last_enqueued_event_properties, load balancing); event loop: consumer {args.loop}, "
+              f"bare {args.bare_loop}")
         runs, bares, ratios = [], [], []
         for n in range(args.repeat):
             c, b = pair(n, args.batch_size, args.prefetch)
@@ -809,6 +931,23 @@ def main(argv: list[str] | None = None) -> int:
               f"has a core to itself): median {statistics.median(cpu_ratios):.2f} "
               f"(range {min(cpu_ratios):.2f} – {max(cpu_ratios):.2f})")
         s = {**s, "complete": all(r["complete"] for r in runs + bares)}
+        if args.split:
+            print("\n== prototype: parsing in a second process (run_split: the bare receiver reads each body and "
+                  "sends the batch over a pipe to a child running Pipeline.process); pairs with the bare SDK, "
+                  "order alternating")
+            split_ratios = []
+            for n in range(args.split):
+                if n % 2:
+                    b = bare(args.batch_size, args.prefetch)
+                    p = split(args.batch_size, args.prefetch)
+                else:
+                    p = split(args.batch_size, args.prefetch)
+                    b = bare(args.batch_size, args.prefetch)
+                split_ratios.append(p["records_s_window"] / b["records_s_window"])
+                print(f"  pair {n + 1}: split {p['records_s_window']:9,.0f} (receiver {p['receiver_cpu_us']:4.1f} µs "
+                      f"CPU/record, parser {p['parser_cpu_us']:4.1f} µs)  bare {b['records_s_window']:9,.0f}  "
+                      f"ratio {split_ratios[-1]:.2f}" + ("" if p["complete"] and b["complete"] else "  (incomplete)"))
+            print(f"  RATIO split / bare SDK: median {statistics.median(split_ratios):.2f} of {len(split_ratios)}")
         if args.profiler != "none":
             run, sp = one(args.batch_size, args.prefetch, args.profiler)
             if args.profiler == "sample":
@@ -835,6 +974,14 @@ def main(argv: list[str] | None = None) -> int:
             print("  summary: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in
                                             sorted(groups.items(), key=lambda kv: -kv[1])))
             if args.profiler == "sample":
+                b = bare(args.batch_size, args.prefetch, profile=True)
+                bare_totals, _ = b["profiler"].breakdown(b["cpu"])
+                bare_totals.pop(IDLE, None)
+                print(f"  the bare SDK receiver, profiled the same way ({b['records_s_window']:,.0f} records/s, "
+                      f"process CPU {b['cpu']:.2f}s from start-up): " + ", ".join(
+                          f"{name} {1e6 * value / max(b['records'], 1):.2f} µs/record"
+                          for name, value in sorted(bare_totals.items(), key=lambda kv: -kv[1]))
+                      + f"; total {1e6 * b['cpu'] / max(b['records'], 1):.2f} µs/record")
                 print("  ours by file: " + ", ".join(f"{name} {100 * t / total:.1f}%"
                                                     for name, t in run["profiler"].ours_by_file[:8]))
             print("  top functions by own time:")
