@@ -525,7 +525,7 @@ async def run_split(connection_string: str, storage: str | None, container: str,
     parser.start()
     assert parent.recv() == "ready"
     if storage is None:
-        from consumer.devtools.memory_store import InMemoryCheckpointStore
+        from acs_sms_devtools.memory_store import InMemoryCheckpointStore
 
         store: Any = InMemoryCheckpointStore()
     else:
