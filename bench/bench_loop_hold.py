@@ -6,7 +6,11 @@ A benchmark, not a test: it prints. For every crafted shape of `tests/crafted.py
 (default: the hub's 1 MiB maximum event size less 4 KiB of AMQP overhead), and for a valid body of
 1,250 generated records, it processes the body the way `run` does (`PipelineWorker.process`: at least
 `pipeline.offload_min_bytes` → the worker thread) while a task on the event loop ticks every 1 ms,
-and prints the processing time and the longest gap between two ticks: the longest the loop was held.
+and prints the processing time, the longest gap between two ticks (the longest the loop was held)
+and the longest pause of the garbage collector meanwhile (a collection is one C call too). With
+`--repeat N` every body is measured N times and the median and the largest of each figure printed:
+on a shared machine a thread holding the GIL can itself wait for a core, which the median mostly
+leaves out.
 
 A worker thread gives the loop the GIL between Python bytecodes (every 5 ms at most), but not inside
 one C call: the longest hold is that of the longest single C call the decoder makes on the body
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,10 +38,19 @@ from consumer.worker import PipelineWorker  # noqa: E402
 from tests.crafted import MAX_EVENT_BYTES, SHAPES  # noqa: E402
 
 
-async def measure(worker: PipelineWorker, body: bytes) -> tuple[float, float]:
-    """(processing seconds, longest loop hold in seconds) of one body."""
+async def measure(worker: PipelineWorker, body: bytes) -> tuple[float, float, float]:
+    """(processing seconds, longest loop hold in seconds, longest collector pause in seconds) of one
+    body."""
     gaps: list[float] = []
     done = asyncio.Event()
+    pauses = [0.0]
+    started_gc = [0.0]
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started_gc[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started_gc[0])
 
     async def ticker() -> None:
         last = time.perf_counter()
@@ -47,30 +62,43 @@ async def measure(worker: PipelineWorker, body: bytes) -> tuple[float, float]:
 
     ticking = asyncio.create_task(ticker())
     await asyncio.sleep(0.01)
-    started = time.perf_counter()
-    await worker.process(body, time.time(), EventContext("0", 1))
-    took = time.perf_counter() - started
-    done.set()
-    await ticking
-    return took, max(gaps)
+    gc.callbacks.append(collector)
+    try:
+        started = time.perf_counter()
+        await worker.process(body, time.time(), EventContext("0", 1))
+        took = time.perf_counter() - started
+        done.set()
+        await ticking
+    finally:
+        gc.callbacks.remove(collector)
+    return took, max(gaps), max(pauses)
 
 
-async def main(size: int, skip: set[str]) -> None:
+async def main(size: int, skip: set[str], repeat: int) -> None:
     settings = PipelineSettings()
     bodies = {name: shape(size) for name, shape in SHAPES.items() if name not in skip}
     bodies["valid_1250_records"] = generate_corpus(1250, records_per_body=1250, seed=3)[0]
     print(f"offload_min_bytes {settings.offload_min_bytes}; {sys.version.split()[0]}")
-    print(f"{'body':28s} {'bytes':>9s} {'processing':>11s} {'longest loop hold':>18s}")
+    figures = "median / max of " + str(repeat) if repeat > 1 else "one run"
+    print(f"{'body':28s} {'bytes':>9s} {'processing':>13s} {'longest loop hold':>18s} {'longest gc':>15s}  ({figures})")
     for name, body in bodies.items():
-        worker = PipelineWorker(Pipeline(settings, Metrics(settings.buckets, "bench").domain), settings.offload_min_bytes)
-        took, hold = await measure(worker, body)
-        worker.close()
-        print(f"{name:28s} {len(body):9d} {took * 1000:8.0f} ms {hold * 1000:15.1f} ms", flush=True)
+        runs = []
+        for _ in range(repeat):
+            worker = PipelineWorker(Pipeline(settings, Metrics(settings.buckets, "bench").domain),
+                                    settings.offload_min_bytes)
+            runs.append(await measure(worker, body))
+            worker.close()
+        shown = []
+        for column in zip(*runs, strict=True):
+            median, most = statistics.median(column) * 1000, max(column) * 1000
+            shown.append(f"{median:.1f} / {most:.1f}" if repeat > 1 else f"{most:.1f}")
+        print(f"{name:28s} {len(body):9d} {shown[0]:>10s} ms {shown[1]:>15s} ms {shown[2]:>12s} ms", flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=MAX_EVENT_BYTES - 4096)
     parser.add_argument("--skip", nargs="*", default=[], choices=sorted(SHAPES))
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(main(args.size, set(args.skip)))
+    asyncio.run(main(args.size, set(args.skip), args.repeat))
