@@ -1,6 +1,6 @@
 """Benchmark: how long one worst-case body holds the event loop, through the shell's `PipelineWorker`.
 
-    .venv/bin/python bench/bench_loop_hold.py [--size BYTES] [--skip SHAPE ...]
+    .venv/bin/python bench/bench_loop_hold.py [--size BYTES] [--skip SHAPE ...] [--repeat N]
 
 A benchmark, not a test: it prints. For every crafted shape of `tests/crafted.py` at `--size` bytes
 (default: the hub's 1 MiB maximum event size less 4 KiB of AMQP overhead), and for a valid body of
@@ -13,9 +13,10 @@ on a shared machine a thread holding the GIL can itself wait for a core, which t
 leaves out.
 
 A worker thread gives the loop the GIL between Python bytecodes (every 5 ms at most), but not inside
-one C call: the longest hold is that of the longest single C call the decoder makes on the body
-(a regular-expression substitution over the whole body, orjson building the objects of a body).
-Shapes the decoder takes hours on (quadratic) can be left out with `--skip`.
+one C call: the longest hold is that of the longest single C call made on the body. The decoder
+repairs in steps of at most 64 KiB (`consumer.decode.STEP`), so what is left is orjson building all
+the values of a body in one call (with the collector paused) and the collections that follow it.
+Shapes a decoder under test takes hours on (quadratic) can be left out with `--skip`.
 """
 
 from __future__ import annotations
