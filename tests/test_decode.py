@@ -401,3 +401,37 @@ def test_the_collector_runs_again_when_the_parse_fails():
     decoded = decode_body(SHAPES["tiny_lists"](decode.PAUSE_GC_FROM + 8), LIMIT)
     assert decoded.error is None and decoded.records[:2] == [[], []]
     assert gc.isenabled()
+
+
+def test_where_a_step_is_cut():
+    # before the last non-word character of the step's tail
+    assert decode._cut("NaN,NaN,NaN", 0, 9) == 7
+    # in 64 word characters: the middle (no NaN/Infinity can be a run of 9 or more of them)
+    text = "[" + "N" * 200 + "]"
+    assert decode._cut(text, 0, 150) == 150 - decode._STEP_TAIL // 2
+    # neither: a step that is all word characters but shorter than the tail grows
+    assert decode._cut("NaNaNaNaN", 0, 8) is None
+    with mock.patch.object(decode, "STEP", 32):
+        for text in ("[" + "N" * 200 + "aN]", "-" * 100 + "Infinity", "x" * 70 + "NaN" + "N" * 70 + " NaN"):
+            assert repair_json(text) == old_repair(text)
+
+
+@pytest.mark.parametrize("step", [2, 3, 1024])
+@pytest.mark.parametrize(
+    "text, closing",
+    [
+        ('"abc"', 4),
+        ('"a\\"b"', 5),
+        ('"a\\\\"b"', 4),  # an even run: the quote closes
+        ('"' + '\\"' * 20 + '"', 41),  # past 8 escaped quotes in a row: read on by the regex
+        ('"' + '\\"' * 20 + '\\\\"x', 43),
+        ('"' + '\\"' * 20, -1),
+        ('"abc\\', -1),  # a backslash that is the last character
+        ('"abc', -1),
+        ("'a\"b'", 4),
+        ("'it\\'s'", 6),
+    ],
+)
+def test_where_a_string_closes(step, text, closing):
+    with mock.patch.object(decode, "STEP", step):
+        assert decode._closing(text, 0) == closing
