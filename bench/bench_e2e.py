@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_e2e.py [--records N] [--partitions P] [--batch-size B] [--prefetch F]
                                         [--store azurite|memory] [--no-sweep | --sweep BxP,...] [--repeat N]
-                                        [--timeout S] [--loop asyncio|uvloop]
+                                        [--timeout S] [--loop asyncio|uvloop] [--bare-loop asyncio|uvloop]
+                                        [--split N]
                                         [--profiler sample|pyinstrument|cprofile|none]
 
 The headline is a ratio: the consumer's streaming rate over a **bare SDK receiver**'s on the same
@@ -10,7 +11,8 @@ preloaded data, in the same run (``run_bare``: ``EventHubConsumerClient.receive_
 client and receive settings and the same checkpoint store kind, counting ``len(events)`` and nothing
 else). Absolute rates on a shared machine move by 2× from run to run; the ratio of runs made side by
 side moves much less. ``--repeat N`` makes N pairs, alternating which side runs first, and prints the
-median ratio.
+median ratio. ``--split N`` adds N pairs of a prototype that parses in a second process (``run_split``)
+against the bare receiver.
 
 A benchmark, not a test: it asserts nothing, it prints. Bounded: every run stops by itself when the
 corpus has gone through, or after ``--timeout`` seconds with what it got.
