@@ -211,7 +211,7 @@ def test_run_on_uvloop_starts_on_it(tmp_path: Path) -> None:
     service gets as far as retrying the unreachable hub, which needs the loop running)."""
     import json
 
-    pytest.importorskip("uvloop")
+    import uvloop  # noqa: F401 - .ci/setup installs the uvloop extra; a missing uvloop fails here
     path = write(tmp_path, f"eventhub:\n  connection_string: '{EH}'\ncheckpoint_store:\n  connection_string: '{ST}'\n"
                            "http:\n  host: 127.0.0.1\n  port: 0\nshutdown_timeout_seconds: 2\n")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
@@ -236,7 +236,8 @@ def test_loop_factory_names_the_loop() -> None:
     assert loop_factory("asyncio") is None
     with pytest.raises(ValueError, match="unknown event loop 'trio'"):
         loop_factory("trio")
-    uvloop = pytest.importorskip("uvloop")
+    import uvloop
+
     factory = loop_factory("uvloop")
     assert factory is uvloop.new_event_loop
     loop = factory()
