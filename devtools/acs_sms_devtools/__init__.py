@@ -1,2 +1,4 @@
-"""Development and test tools shipped with the service: a local Event Hubs endpoint, an Azurite
-launcher, a synthetic ACS traffic generator and the `demo` wiring. Nothing here runs in production."""
+"""Development and test tools of acs-sms-consumer: a local Event Hubs endpoint (also as a child process
+of another environment), an Azurite launcher, a synthetic ACS traffic generator with its ground truth,
+a Prometheus harness and the `demo` wiring. A distribution of its own (devtools/pyproject.toml): the
+service's wheel and container image do not contain it, and nothing here runs in production."""
