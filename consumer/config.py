@@ -38,6 +38,7 @@ from consumer.connection_strings import check_eventhub, check_namespace, check_s
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 _CONTAINER_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -89,6 +90,21 @@ class LabelLimits(_Section):
     usage_types: PositiveInt = 50
     unit_types: PositiveInt = 50
     categories: PositiveInt = 20
+    #: `resource` (the ACS resource name from `resourceId`): the names listed here are always their own
+    #: value (on every replica, whatever the arrival order); besides them the first
+    #: `resources_first_seen` distinct names that look like names; every other one is `other`.
+    resources: list[str] = []
+    resources_first_seen: NonNegativeInt = 10
+
+    @field_validator("resources")
+    @classmethod
+    def _check_resources(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        for name in names:
+            if not name or len(name) > 64 or not name.isprintable():
+                raise ValueError("each entry must be an ACS resource name (the last segment of its resourceId), "
+                                 "1 to 64 printable characters")
+        return names
     #: Total series (label combinations) of one metric family; past it, new combinations fold into the
     #: family's `other` series (counted in acs_consumer_series_folded_total).
     series_per_family: PositiveInt = 2000

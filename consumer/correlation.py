@@ -146,6 +146,7 @@ class Waiting(NamedTuple):
     time: float  # record time, seconds since the epoch
     result: str  # bounded `result` label of the report (empty for a sent record)
     number_type: str  # bounded `number_type` label
+    resource: str = ""  # bounded `resource` label
 
 
 _new_tuple = tuple.__new__  # Waiting(...) without the Python-level __new__ of a NamedTuple
@@ -159,6 +160,7 @@ class Match(NamedTuple):
     result: str
     number_type: str
     source: str = PAIRED
+    resource: str = ""
 
 
 class DeliveryCorrelator:
@@ -180,14 +182,16 @@ class DeliveryCorrelator:
         """How many of each side wait for their partner now."""
         return dict(self._pending)
 
-    def sent(self, message_id: str, time: float, number_type: str, now: float) -> tuple[Match | None, list[tuple[str, Waiting]]]:
-        match, evicted = self.arrive(message_id, "sent", time, "", number_type, now)
+    def sent(
+        self, message_id: str, time: float, number_type: str, now: float, resource: str = ""
+    ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
+        match, evicted = self.arrive(message_id, "sent", time, "", number_type, now, resource)
         return (None if match is None else Match(match[0], *match[1])), list(evicted)  # type: ignore[arg-type]
 
     def report(
-        self, message_id: str, time: float, result: str, number_type: str, now: float
+        self, message_id: str, time: float, result: str, number_type: str, now: float, resource: str = ""
     ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
-        match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now)
+        match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now, resource)
         return (None if match is None else Match(match[0], *match[1])), list(evicted)  # type: ignore[arg-type]
 
     def expire(self, now: float) -> list[tuple[str, Waiting]]:
@@ -214,10 +218,10 @@ class DeliveryCorrelator:
         return evicted
 
     def arrive(
-        self, message_id: str, side: str, time: float, result: str, number_type: str, now: float
-    ) -> tuple[tuple[float, tuple[str, str, str]] | None, Sequence[tuple[str, Waiting]]]:
+        self, message_id: str, side: str, time: float, result: str, number_type: str, now: float, resource: str = ""
+    ) -> tuple[tuple[float, tuple[str, str, str, str]] | None, Sequence[tuple[str, Waiting]]]:
         """`sent` (side `sent`, result "") or `report` (side `delivery_report`) in one call, for the hot
-        path: the match as a plain (latency, (result, number_type, source)) tuple (the value and the
+        path: the match as a plain (latency, (result, number_type, source, resource)) tuple (the value and the
         labels of the latency histogram), and what was evicted (an empty tuple when nothing was, the
         common case). A `Waiting` is built only when one waits."""
         waiting = self._waiting
@@ -233,18 +237,20 @@ class DeliveryCorrelator:
                 # Clock skew between Azure components can put a report a hair before its send.
                 if side == "delivery_report":
                     latency = time - partner[1]
-                    return (latency if latency > 0.0 else 0.0, (result, number_type or partner[3], PAIRED)), ()
+                    return (latency if latency > 0.0 else 0.0, (result, number_type or partner[3], PAIRED,
+                                                                         resource or partner[4])), ()
                 latency = partner[1] - time
-                return (latency if latency > 0.0 else 0.0, (partner[2], partner[3] or number_type, PAIRED)), ()
+                return (latency if latency > 0.0 else 0.0, (partner[2], partner[3] or number_type, PAIRED,
+                                                                 partner[4] or resource)), ()
         # No partner (or a second record of the same side, e.g. a resend with the same id: the
         # newer one replaces the older, which is reported as evicted).
         if side == "delivery_report" and self.from_message_id:
             latency = self.estimate(message_id, time, now)
             if latency is not None:  # done: the report does not wait for a send that may never come
-                match = (latency, (result, number_type, MESSAGE_ID))
+                match = (latency, (result, number_type, MESSAGE_ID, resource))
                 return (match, ()) if entry is None else (match, [("replaced", entry[1])])
         pending[side] += 1
-        entries[key] = (now, _new_tuple(Waiting, (side, time, result, number_type)))
+        entries[key] = (now, _new_tuple(Waiting, (side, time, result, number_type, resource)))
         if len(entries) <= waiting.max_entries and next(iter(entries.values()))[0] >= now - waiting.max_age:
             if entry is None:
                 return None, ()

@@ -60,6 +60,7 @@ FIELDS: tuple[Field, ...] = (
     Field("category", "category", False, "text", "common", ("Category",), required=True),
     Field("result_type", "resultType", False, "text", "common", ("ResultType",)),
     Field("result_signature", "resultSignature", False, "signature", "common", ("ResultSignature",)),
+    Field("resource_id", "resourceId", False, "text", "common", ("_ResourceId",)),
     Field("duration_ms", "durationMs", False, "duration", "sms", ("DurationMs",)),
     Field("number_type", "NumberType", True, "text", "sms"),
     Field("country", "Country", True, "text", "sms"),
@@ -74,7 +75,6 @@ FIELDS: tuple[Field, ...] = (
 )
 
 IGNORED: tuple[Ignored, ...] = (
-    Ignored("resourceId", False, ("_ResourceId",)),
     Ignored("operationVersion", False, ("OperationVersion",)),
     Ignored("resultDescription", False, ("ResultDescription",)),
     Ignored("callerIpAddress", False, ("CallerIpAddress",), pii=True),

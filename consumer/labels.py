@@ -182,6 +182,44 @@ class Names(FirstSeen):
         return looks_like_name(value)
 
 
+#: The path segment that precedes an ACS resource's name in its ARM id (`resourceId`).
+_ACS_TYPE = "communicationservices/"
+
+
+def resource_name(resource_id: str) -> str | None:
+    """The ACS resource name in an ARM resource id, lower-cased: the path segment after
+    `COMMUNICATIONSERVICES/` (`/SUBSCRIPTIONS/…/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/ACS-PROD`
+    → `acs-prod`; Azure upper-cases the id and sometimes drops its leading `/`); None when the id names
+    no Communication Services resource."""
+    lowered = resource_id.lower()
+    at = lowered.find(_ACS_TYPE)
+    if at <= 0 or lowered[at - 1] != "/":
+        return None
+    name = lowered[at + len(_ACS_TYPE):].split("/", 1)[0].strip()
+    return name or None
+
+
+class Resources(Names):
+    """`resource`: the ACS resource name of a record's `resourceId` (`resource_name`). The names the
+    operator lists (`pipeline.labels.resources`, lower-cased) always, on every replica; besides them
+    the first `limit` distinct names that look like names (`looks_like_name`); anything else `other`
+    (an id of another resource type too); no resourceId: `unknown`."""
+
+    __slots__ = ()
+
+    def __init__(self, limit: int, allowed: Iterable[str] = ()) -> None:
+        super().__init__(limit, missing=UNKNOWN, known=[name.lower() for name in allowed])
+
+    def __call__(self, raw: str | None) -> str:
+        if raw is None:
+            return UNKNOWN
+        value = raw.strip()
+        if not value:
+            return UNKNOWN
+        name = resource_name(value)
+        return OTHER if name is None else super().__call__(name)
+
+
 class ResultSignatures(FirstSeen):
     """`result_signature`: numeric status codes only. The codes ACS documents (`DOCUMENTED_SIGNATURES`:
     HTTP statuses of the SMS API, delivery status codes) always; other numeric codes, the first N

@@ -54,7 +54,7 @@ disable_created_metrics()
 #: The other labels (outcome, side, reason, direction, source, partition, ...) are closed sets the
 #: code itself chooses, and keep their value.
 OPEN_LABELS = frozenset({"operation", "result", "number_type", "country", "result_signature", "usage_type",
-                         "unit_type", "category"})
+                         "unit_type", "category", "resource"})
 FOLDED = "other"
 
 #: Default total series budget of one family (label combinations): `pipeline.labels.series_per_family`.
@@ -283,12 +283,12 @@ class DomainMetrics:
 
     def __init__(self, buckets: Buckets) -> None:
         f = self.collector = _FastFamilies()
-        sms = ("operation", "result", "number_type", "country")
+        sms = ("operation", "result", "number_type", "country", "resource")
         self.operations = f.counter("acs_sms_operations", "SMSOperational records, by operation and outcome.", sms)
         self.failures = f.counter(
             "acs_sms_failures",
             "SMSOperational records whose ResultType is not Succeeded, by ResultSignature.",
-            ("operation", "result_signature", "number_type", "country"),
+            ("operation", "result_signature", "number_type", "country", "resource"),
         )
         self.api_duration = f.histogram(
             "acs_sms_api_duration_seconds", "DurationMs of SMSOperational records, in seconds.",
@@ -298,13 +298,13 @@ class DomainMetrics:
             "acs_sms_delivery_latency_seconds",
             "Delivery report time minus the send time: of the sent record with the same MessageId "
             "(source=paired), or embedded in the MessageId when the send was not seen here (source=message_id).",
-            ("result", "number_type", "source"), buckets.delivery_latency_seconds,
+            ("result", "number_type", "source", "resource"), buckets.delivery_latency_seconds,
         )
         self.unmatched_reports = f.counter(
             "acs_sms_delivery_reports_unmatched",
             "Delivery reports whose sent record was not seen within the correlation window and whose "
             "MessageId carries no usable send time (or that had no MessageId or time to match on).",
-            ("result",),
+            ("result", "resource"),
         )
         self.correlation_evictions = f.counter(
             "acs_sms_correlation_evictions",
@@ -318,8 +318,9 @@ class DomainMetrics:
         self.message_characters = f.counter(
             "acs_sms_message_characters", "Sum of OutgoingMessageLength / IncomingMessageLength.", ("direction",)
         )
-        self.usage_quantity = f.counter("acs_usage_quantity", "Sum of Quantity of Usage records.", ("usage_type", "unit_type"))
-        self.usage_records = f.counter("acs_usage_records", "Usage records.", ("usage_type", "unit_type"))
+        self.usage_quantity = f.counter("acs_usage_quantity", "Sum of Quantity of Usage records.",
+                                        ("usage_type", "unit_type", "resource"))
+        self.usage_records = f.counter("acs_usage_records", "Usage records.", ("usage_type", "unit_type", "resource"))
         self.records = f.counter(
             "acs_consumer_records",
             "Records by category and outcome: processed, invalid (failed validation), skipped (category not "

@@ -49,6 +49,7 @@ from consumer.labels import (
     FirstSeen,
     KnownValues,
     Names,
+    Resources,
     ResultSignatures,
     country,
 )
@@ -71,12 +72,12 @@ from consumer.records import (
 #: How many invalid-record reasons a BodyResult keeps for the logs (the count is always exact).
 MAX_REASONS = 5
 
-#: How many distinct raw (operation, result type, number type, country) tuples keep their bounded
+#: How many distinct raw (operation, result type, number type, country, resource id) tuples keep their bounded
 #: label tuple memoised; when full the memo is emptied, so hostile input cannot grow it.
 LABEL_MEMO_SIZE = 4096
 #: Raw values longer than this are never memo keys (their labels are worked out every time: they are
 #: `other` anyway, as no label value is longer than `labels.MAX_LABEL_LENGTH`), so a memo holds at
-#: most LABEL_MEMO_SIZE × (4 × 256) characters (~4 MB for the largest) whatever the input.
+#: most LABEL_MEMO_SIZE × (5 × 256) characters (~5 MB for the largest) whatever the input.
 MAX_MEMO_KEY_LENGTH = 256
 
 
@@ -133,17 +134,18 @@ class Pipeline:
         self._usage_type = Names(limits.usage_types, missing=OTHER, known=USAGE_TYPES)
         self._unit_type = Names(limits.unit_types, missing=OTHER, known=UNIT_TYPES)
         self._category = Names(limits.categories, known=CATEGORIES)
+        self._resource = Resources(limits.resources_first_seen, limits.resources)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
         metrics.limit_series(limits.series_per_family)
-        # raw (usage_type, unit_type) → bounded labels; `FirstSeen` never forgets or changes a value it
+        # raw (usage_type, unit_type, resourceId) → bounded labels; `FirstSeen` never forgets or changes a value it
         # has mapped (admitted stays admitted, refused stays refused), so memoising it changes nothing
-        self._usage_labels: dict[tuple[str | None, str | None], tuple[str, str]] = {}
+        self._usage_labels: dict[tuple[str | None, str | None, str | None], tuple[str, str, str]] = {}
         # raw (operationName, resultType, NumberType, Country) → (labels of acs_sms_operations, clean result
         # type), or None when a value needs the general decoder: of the canonical decoder's records and of
         # the general decoder's (final values), see `_resolve_sms`. The labels are a pure function of the
         # values (`FirstSeen` never forgets or changes a value it has mapped), so memoising changes nothing.
-        self._canonical_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str], str | None] | None] = {}
-        self._final_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str], str | None] | None] = {}
+        self._canonical_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str, str], str | None] | None] = {}
+        self._final_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str, str], str | None] | None] = {}
         self._signatures: dict[int | str | None, str | None] = {}  # raw resultSignature → clean (or UNUSUAL)
         #: Whether bodies in the canonical shape take the canonical decoder (`decode_canonical`); False
         #: sends every body through the general decoder (`convert`), for the decoder-equality tests.
@@ -236,7 +238,8 @@ class Pipeline:
             properties = record.properties or NO_PROPERTIES
             if category == SMS_OPERATIONAL:
                 sms = True
-                raw = (record.operationName, record.resultType, properties.NumberType, properties.Country)
+                raw = (record.operationName, record.resultType, properties.NumberType, properties.Country,
+                       record.resourceId)
                 resolved = memo.get(raw, False)
                 if resolved is False:
                     resolved = self._resolve_sms(raw, final)
@@ -262,6 +265,7 @@ class Pipeline:
                 record_id = properties.RecordId
                 usage_type = properties.UsageType
                 unit_type = properties.UnitType
+                resource_id = record.resourceId
                 if not final:  # `clean` of each, inlined for the plain value (itself)
                     if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
                         record_id = clean(record_id)
@@ -269,8 +273,10 @@ class Pipeline:
                         usage_type = clean(usage_type)
                     if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
                         unit_type = clean(unit_type)
+                    if resource_id is not None and (resource_id in _NULLS or resource_id.strip() is not resource_id):
+                        resource_id = clean(resource_id)
                     if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL
-                            or usage_type is UNUSUAL or unit_type is UNUSUAL):
+                            or usage_type is UNUSUAL or unit_type is UNUSUAL or resource_id is UNUSUAL):
                         if general is None:
                             general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
                         self._convert_and_apply(general[index], now, result)
@@ -340,14 +346,14 @@ class Pipeline:
                     child[-1] += age
 
             if sms:
-                operation, result_label, number_type, where = labels
+                operation, result_label, number_type, where, resource = labels
                 present = operations.get(labels)
                 if present is None:  # a new series: `inc` applies the family's series budget
                     m.operations.inc(labels, 1.0)
                 else:
                     operations[labels] = present + 1.0
                 if result_type is not None and result_label != SUCCEEDED:
-                    m.failures.inc((operation, self._result_signature(signature), number_type, where))
+                    m.failures.inc((operation, self._result_signature(signature), number_type, where, resource))
                 duration = record.durationMs
                 if duration is not None:
                     seconds = duration / 1000.0
@@ -382,12 +388,12 @@ class Pipeline:
                             child[_bisect_left(attempts_bounds, attempts)] += 1
                             child[-1] += attempts
                     if message_id is None or stamp is None:
-                        m.unmatched_reports.inc((result_label,))
+                        m.unmatched_reports.inc((result_label, resource))
                         match = evicted = None
                     else:
-                        match, evicted = arrive(message_id, _REPORT, stamp, result_label, number_type, now)
+                        match, evicted = arrive(message_id, _REPORT, stamp, result_label, number_type, now, resource)
                 elif operation == SENT and result_label == SUCCEEDED and message_id is not None and stamp is not None:
-                    match, evicted = arrive(message_id, _SENT, stamp, "", number_type, now)
+                    match, evicted = arrive(message_id, _SENT, stamp, "", number_type, now, resource)
                 else:
                     match = evicted = None
                 if match is not None:
@@ -401,10 +407,10 @@ class Pipeline:
                 if evicted:
                     self._count_evictions(evicted)
             else:
-                pair = (usage_type, unit_type)
-                key = self._usage_labels.get(pair)
+                raw_usage = (usage_type, unit_type, resource_id)
+                key = self._usage_labels.get(raw_usage)
                 if key is None:
-                    key = self._resolve_usage(pair)
+                    key = self._resolve_usage(raw_usage)
                 present = usage_records.get(key)
                 if present is None:  # a new series: `inc` applies the family's series budget
                     m.usage_records.inc(key, 1.0)
@@ -447,21 +453,23 @@ class Pipeline:
 
     def _resolve_sms(
         self, raw: tuple[str | None, ...], final: bool
-    ) -> tuple[tuple[str, str, str, str], str | None] | None:
-        """The labels of acs_sms_operations of raw (operationName, resultType, NumberType, Country) and
+    ) -> tuple[tuple[str, str, str, str, str], str | None] | None:
+        """The labels of acs_sms_operations of raw (operationName, resultType, NumberType, Country, resourceId) and
         the clean result type, memoised. `final`: values of the general decoder, as they are; else of
         the canonical decoder, cleaned (None when a value needs the general decoder, see `clean`)."""
-        operation, result_type, number_type, where = raw
+        operation, result_type, number_type, where, resource_id = raw
         assert operation is not None
         if not final:
             if operation in _NULLS or operation.strip() is not operation:
                 operation = None
             else:
                 result_type, number_type, where = clean(result_type), clean(number_type), clean(where)
-                if UNUSUAL in (result_type, number_type, where):
+                resource_id = clean(resource_id)
+                if UNUSUAL in (result_type, number_type, where, resource_id):
                     operation = None
         resolved = None if operation is None else (
-            (self._operation(operation), self._result(result_type), self._number_type(number_type), country(where)),
+            (self._operation(operation), self._result(result_type), self._number_type(number_type), country(where),
+             self._resource(resource_id)),
             result_type)
         memo = self._final_sms if final else self._canonical_sms
         if _memoisable(raw):
@@ -470,9 +478,9 @@ class Pipeline:
             memo[raw] = resolved
         return resolved
 
-    def _resolve_usage(self, raw: tuple[str | None, str | None]) -> tuple[str, str]:
-        """Fill `_usage_labels` for raw (usage type, unit type): their bounded labels."""
-        key = (self._usage_type(raw[0]), self._unit_type(raw[1]))
+    def _resolve_usage(self, raw: tuple[str | None, str | None, str | None]) -> tuple[str, str, str]:
+        """Fill `_usage_labels` for raw (usage type, unit type, resource id): their bounded labels."""
+        key = (self._usage_type(raw[0]), self._unit_type(raw[1]), self._resource(raw[2]))
         if _memoisable(raw):
             if len(self._usage_labels) >= LABEL_MEMO_SIZE:
                 self._usage_labels.clear()
@@ -498,4 +506,4 @@ class Pipeline:
         for reason, waiting in evicted:
             m.correlation_evictions.inc((waiting.side, reason))
             if waiting.side == "delivery_report":
-                m.unmatched_reports.inc((waiting.result,))
+                m.unmatched_reports.inc((waiting.result, waiting.resource))

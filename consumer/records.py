@@ -76,6 +76,7 @@ class _Record(BaseModel):
     category: str
     result_type: str | None = None
     result_signature: str | None = None
+    resource_id: str | None = None  # the ARM id of the ACS resource (its name is the `resource` label)
 
 
 class SmsOperational(_Record):

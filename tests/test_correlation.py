@@ -155,10 +155,12 @@ def test_random_operations_keep_bounds_and_pending_totals(operations, max_entrie
 
 def test_arrive_is_sent_and_report_in_plain_tuples() -> None:
     c = DeliveryCorrelator(max_entries=2, max_age=60.0)
-    assert c.arrive("a", "sent", 10.0, "", "LongCodeNumber", now=0.0) == (None, ())
-    assert c.arrive("a", "delivery_report", 13.5, "Succeeded", "", now=1.0) == ((3.5, ("Succeeded", "LongCodeNumber", "paired")), ())
-    assert c.arrive("b", "delivery_report", 5.0, "Failed", "x", now=2.0) == (None, ())
-    assert c.arrive("b", "sent", 6.0, "", "y", now=3.0) == ((0.0, ("Failed", "x", "paired")), ())  # skew: latency 0, not < 0
+    assert c.arrive("a", "sent", 10.0, "", "LongCodeNumber", now=0.0, resource="acs-a") == (None, ())
+    assert c.arrive("a", "delivery_report", 13.5, "Succeeded", "", now=1.0) == (
+        (3.5, ("Succeeded", "LongCodeNumber", "paired", "acs-a")), ())  # a report without resource: its send's
+    assert c.arrive("b", "delivery_report", 5.0, "Failed", "x", now=2.0, resource="acs-b") == (None, ())
+    assert c.arrive("b", "sent", 6.0, "", "y", now=3.0, resource="acs-c") == (
+        (0.0, ("Failed", "x", "paired", "acs-b")), ())  # skew: latency 0, not < 0; the report's resource
     assert c.arrive("c", "sent", 1.0, "", "x", now=4.0) == (None, ())
     assert c.arrive("c", "sent", 2.0, "", "x", now=5.0) == (None, [("replaced", Waiting("sent", 1.0, "", "x"))])
     c.arrive("d", "sent", 3.0, "", "x", now=6.0)
@@ -221,8 +223,8 @@ def test_report_without_its_send_takes_the_send_time_from_the_message_id() -> No
     assert match == Match(11.75, "Succeeded", "LongCodeNumber", "message_id") and evicted == []
     assert len(c) == 0 and c.pending() == {"sent": 0, "delivery_report": 0}  # the report does not wait
     # a report in the same second as its send: clamped at 0, as a paired one
-    assert c.arrive(DOC_ID, "delivery_report", DOC_SENT + 0.2, "Failed", "x", now=DOC_SENT + 1) == (
-        (0.0, ("Failed", "x", "message_id")), ())
+    assert c.arrive(DOC_ID, "delivery_report", DOC_SENT + 0.2, "Failed", "x", now=DOC_SENT + 1, resource="r") == (
+        (0.0, ("Failed", "x", "message_id", "r")), ())
 
 
 def test_exact_pairing_wins_when_the_send_was_seen() -> None:

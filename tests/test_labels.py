@@ -246,3 +246,43 @@ def test_closed_vocabularies_are_the_readme_ones():
     assert stated["operation"] == frozenset(SMS_OPERATIONS)
     assert stated["result"] == frozenset(RESULTS)
     assert stated["number_type"] == frozenset(NUMBER_TYPES)
+
+
+ARM = "/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (ARM + "COMMUNICATIONSERVICES/ACS-PROD", "acs-prod"),  # Event Hubs: upper-cased
+    (ARM.lower() + "communicationServices/Acs-Prod", "acs-prod"),  # Log Analytics `_ResourceId`
+    (ARM[1:] + "COMMUNICATIONSERVICES/ACS-PROD", "acs-prod"),  # without its leading /
+    (ARM + "COMMUNICATIONSERVICES/ACS-PROD/", "acs-prod"),
+    (ARM + "COMMUNICATIONSERVICES/ACS-PROD/EXTRA", "acs-prod"),
+    ("  " + ARM + "COMMUNICATIONSERVICES/ACS-PROD ", "acs-prod"),
+    (ARM + "COMMUNICATIONSERVICES/", OTHER),  # no name
+    ("/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.WEB/SITES/APP", OTHER),  # not an ACS resource
+    ("COMMUNICATIONSERVICES/ACS-PROD", OTHER),  # not an ARM id
+    ("acs-prod", OTHER),
+    (ARM + "COMMUNICATIONSERVICES/+14255550123", OTHER),  # never a phone number...
+    (ARM + "COMMUNICATIONSERVICES/c0ffee00-dead-beef-cafe-000000000001", OTHER),  # ...nor an id
+    (ARM + "COMMUNICATIONSERVICES/" + "a" * (MAX_LABEL_LENGTH + 1), OTHER),
+    (None, UNKNOWN), ("", UNKNOWN), ("  ", UNKNOWN),
+])
+def test_resource_is_the_lower_cased_acs_resource_name(raw, expected):
+    from consumer.labels import Resources
+
+    assert Resources(10)(raw) == expected
+
+
+def test_resources_listed_always_then_first_n():
+    from consumer.labels import Resources
+
+    resources = Resources(1, ["ACS-Prod", "acs-test"])
+    name = ARM + "COMMUNICATIONSERVICES/"
+    assert resources(name + "ACS-EU1") == "acs-eu1"  # the one first-N slot
+    assert resources(name + "ACS-EU2") == OTHER
+    assert resources(name + "acs-prod") == "acs-prod" and resources(name + "ACS-TEST") == "acs-test"
+    assert resources(name + "ACS-EU1") == "acs-eu1"
+    assert resources.admitted() == {"acs-eu1"}
+    # a listed name is the operator's word: admitted even where a first-seen name would not be
+    listed = Resources(0, ["acs12345678"])
+    assert listed(name + "ACS12345678") == "acs12345678" and listed(name + "ACS-OTHER") == OTHER

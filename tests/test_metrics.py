@@ -111,13 +111,13 @@ def test_build_info_is_one_with_version():
 
 def test_counter_values_and_total_suffix():
     m = Metrics(Buckets(), "x")
-    m.domain.usage_quantity.inc(("SMS", "Message"), 2.5)
-    m.domain.usage_quantity.inc(("SMS", "Message"), 1)
-    assert m.domain.usage_quantity.get("SMS", "Message") == 3.5
-    assert m.domain.usage_quantity.get("PSTN", "Minute") == 0.0
+    m.domain.usage_quantity.inc(("SMS", "Message", "acs-a"), 2.5)
+    m.domain.usage_quantity.inc(("SMS", "Message", "acs-a"), 1)
+    assert m.domain.usage_quantity.get("SMS", "Message", "acs-a") == 3.5
+    assert m.domain.usage_quantity.get("PSTN", "Minute", "acs-a") == 0.0
     [sample] = parse(m)["acs_usage_quantity"].samples
     assert sample.name == "acs_usage_quantity_total"
-    assert sample.labels == {"usage_type": "SMS", "unit_type": "Message"} and sample.value == 3.5
+    assert sample.labels == {"usage_type": "SMS", "unit_type": "Message", "resource": "acs-a"} and sample.value == 3.5
 
 
 def histogram_samples(m: Metrics, name: str, labels: dict) -> dict[str, float]:
@@ -202,13 +202,13 @@ def test_a_family_at_its_budget_folds_new_combinations_into_other() -> None:
     d = Metrics(PipelineSettings().buckets, "test").domain
     d.limit_series(3)
     for i in range(5):
-        d.operations.inc(("SMSMessagesSent", "Succeeded", "LongCodeNumber", f"C{i}"))
-    d.operations.inc(("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1"), 2.0)  # present: its own series
+        d.operations.inc(("SMSMessagesSent", "Succeeded", "LongCodeNumber", f"C{i}", "acs-a"))
+    d.operations.inc(("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1", "acs-a"), 2.0)  # present: its own series
     assert d.operations.values == {
-        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C0"): 1.0,
-        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1"): 3.0,
-        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C2"): 1.0,
-        ("other", "other", "other", "other"): 2.0,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C0", "acs-a"): 1.0,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1", "acs-a"): 3.0,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C2", "acs-a"): 1.0,
+        ("other", "other", "other", "other", "other"): 2.0,
     }
     assert d.series_folded.values == {("acs_sms_operations",): 2.0}
 
@@ -221,21 +221,21 @@ def test_closed_labels_keep_their_value_when_folded() -> None:
     assert d.records.values == {("Cat0", "processed"): 1.0, ("Cat1", "skipped"): 1.0, ("other", "invalid"): 2.0,
                                 ("other", "duplicate"): 1.0}
     for i, source in enumerate(("paired", "message_id", "paired", "message_id")):
-        d.delivery_latency.observe(("Succeeded", f"N{i}", source), 1.5)
-    assert set(d.delivery_latency.children) == {("Succeeded", "N0", "paired"), ("Succeeded", "N1", "message_id"),
-                                                ("other", "other", "paired"), ("other", "other", "message_id")}
-    assert d.delivery_latency.count("other", "other", "paired") == 1
+        d.delivery_latency.observe(("Succeeded", f"N{i}", source, "acs-a"), 1.5)
+    assert set(d.delivery_latency.children) == {("Succeeded", "N0", "paired", "acs-a"), ("Succeeded", "N1", "message_id", "acs-a"),
+                                                ("other", "other", "paired", "other"), ("other", "other", "message_id", "other")}
+    assert d.delivery_latency.count("other", "other", "paired", "other") == 1
     assert d.series_folded.values == {("acs_consumer_records",): 3.0, ("acs_sms_delivery_latency_seconds",): 2.0}
 
 
 def test_updating_the_other_series_itself_is_not_a_fold() -> None:
     d = Metrics(PipelineSettings().buckets, "test").domain
     d.limit_series(1)
-    d.usage_records.inc(("SMS", "Message"))
-    d.usage_records.inc(("other", "other"))
+    d.usage_records.inc(("SMS", "Message", "acs-a"))
+    d.usage_records.inc(("other", "other", "other"))
     assert d.series_folded.values == {}
-    d.usage_records.inc(("PSTN", "Minute"))
-    assert d.usage_records.values == {("SMS", "Message"): 1.0, ("other", "other"): 2.0}
+    d.usage_records.inc(("PSTN", "Minute", "acs-a"))
+    assert d.usage_records.values == {("SMS", "Message", "acs-a"): 1.0, ("other", "other", "other"): 2.0}
     assert d.series_folded.values == {("acs_usage_records",): 1.0}
 
 
@@ -247,8 +247,8 @@ def _hostile_populated() -> Metrics:
     d = m.domain
     odd = ['a"b', "back\\slash", "new\nline", "ü€", "", "other"]
     for i, value in enumerate(odd):
-        d.operations.inc((value, "Failed", f"N{i}", "US"), 0.1 * i + 1e-7)
-        d.delivery_latency.observe((value, "LongCodeNumber", "paired"), 10.0 ** (i - 2))
+        d.operations.inc((value, "Failed", f"N{i}", "US", value), 0.1 * i + 1e-7)
+        d.delivery_latency.observe((value, "LongCodeNumber", "paired", "acs-a"), 10.0 ** (i - 2))
         d.api_duration.observe((value,), 1e22 * i)
     d.repaired_bodies.inc((), 3)  # a family without labels
     d.event_age.observe((), float("inf"))

@@ -55,23 +55,23 @@ def test_eventhubs_sms_sample_exact_values():
     assert (result.records, result.processed, result.invalid, result.skipped, result.duplicate) == (7, 7, 0, 0, 0)
     assert result.decode_error is None and not result.repaired
     assert m.operations.values == {
-        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US"): 1,
-        ("SMSDeliveryReportsReceived", "Succeeded", "LongCodeNumber", "US"): 1,
-        ("SMSMessagesSent", "Succeeded", "TollFreeNumber", "CA"): 1,
-        ("SMSDeliveryReportsReceived", "Failed", "TollFreeNumber", "CA"): 1,
-        ("SMSMessagesSent", "Failed", "ShortCodeNumber", "GB"): 1,
-        ("SMSMessagesReceived", "Succeeded", "LongCodeNumber", "FR"): 1,
-        ("SMSOptOutReceived", "Succeeded", "LongCodeNumber", "US"): 1,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US", "acs-sample"): 1,
+        ("SMSDeliveryReportsReceived", "Succeeded", "LongCodeNumber", "US", "acs-sample"): 1,
+        ("SMSMessagesSent", "Succeeded", "TollFreeNumber", "CA", "acs-sample"): 1,
+        ("SMSDeliveryReportsReceived", "Failed", "TollFreeNumber", "CA", "acs-sample"): 1,
+        ("SMSMessagesSent", "Failed", "ShortCodeNumber", "GB", "acs-sample"): 1,
+        ("SMSMessagesReceived", "Succeeded", "LongCodeNumber", "FR", "acs-sample"): 1,
+        ("SMSOptOutReceived", "Succeeded", "LongCodeNumber", "US", "acs-sample"): 1,
     }
     assert m.failures.values == {
-        ("SMSDeliveryReportsReceived", "4006", "TollFreeNumber", "CA"): 1,
-        ("SMSMessagesSent", "429", "ShortCodeNumber", "GB"): 1,
+        ("SMSDeliveryReportsReceived", "4006", "TollFreeNumber", "CA", "acs-sample"): 1,
+        ("SMSMessagesSent", "429", "ShortCodeNumber", "GB", "acs-sample"): 1,
     }
     assert m.message_characters.values == {("outgoing",): 221, ("incoming",): 46}
-    assert m.delivery_latency.count("Succeeded", "LongCodeNumber", "paired") == 1
-    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber", "paired")][-1] == pytest.approx(3.376544, abs=1e-5)
-    assert m.delivery_latency.count("Failed", "TollFreeNumber", "paired") == 1
-    assert m.delivery_latency.children[("Failed", "TollFreeNumber", "paired")][-1] == pytest.approx(98.0)
+    assert m.delivery_latency.count("Succeeded", "LongCodeNumber", "paired", "acs-sample") == 1
+    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber", "paired", "acs-sample")][-1] == pytest.approx(3.376544, abs=1e-5)
+    assert m.delivery_latency.count("Failed", "TollFreeNumber", "paired", "acs-sample") == 1
+    assert m.delivery_latency.children[("Failed", "TollFreeNumber", "paired", "acs-sample")][-1] == pytest.approx(98.0)
     assert m.delivery_attempts.count("Succeeded") == 1 and m.delivery_attempts.count("Failed") == 1
     assert m.api_duration.count("SMSMessagesSent") == 3
     assert m.api_duration.children[("SMSMessagesSent",)][-1] == pytest.approx(0.131 + 0.098 + 0.045)
@@ -86,8 +86,8 @@ def test_eventhubs_usage_sample_exact_values():
     p, m = make()
     result = p.process((SAMPLES / "eventhubs-usage.json").read_bytes(), NOW)
     assert (result.processed, result.skipped, result.invalid) == (3, 1, 0)
-    assert m.usage_records.values == {("SMS", "Message"): 2, ("PSTN", "Minute"): 1}
-    assert m.usage_quantity.values == {("SMS", "Message"): 3.0, ("PSTN", "Minute"): 2.5}
+    assert m.usage_records.values == {("SMS", "Message", "acs-sample"): 2, ("PSTN", "Minute", "acs-sample"): 1}
+    assert m.usage_quantity.values == {("SMS", "Message", "acs-sample"): 3.0, ("PSTN", "Minute", "acs-sample"): 2.5}
     assert outcomes(m) == {("Usage", "processed"): 3, ("ChatOperational", "skipped"): 1}
     assert m.operations.values == {}
     assert m.events.values == {}  # no context, no event counted
@@ -98,13 +98,13 @@ def test_log_analytics_sample_exact_values():
     result = p.process((SAMPLES / "log-analytics-sms.json").read_bytes(), NOW)
     assert result.processed == 3
     assert m.operations.values == {
-        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US"): 1,
-        ("SMSDeliveryReportsReceived", "Succeeded", "LongCodeNumber", "US"): 1,
-        ("SMSMessagesReceived", "Succeeded", "LongCodeNumber", "US"): 1,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US", "unknown"): 1,
+        ("SMSDeliveryReportsReceived", "Succeeded", "LongCodeNumber", "US", "unknown"): 1,
+        ("SMSMessagesReceived", "Succeeded", "LongCodeNumber", "US", "unknown"): 1,
     }
     assert m.failures.values == {}
-    assert m.delivery_latency.count("Succeeded", "LongCodeNumber", "paired") == 1
-    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber", "paired")][-1] == pytest.approx(0.1, abs=1e-5)
+    assert m.delivery_latency.count("Succeeded", "LongCodeNumber", "paired", "unknown") == 1
+    assert m.delivery_latency.children[("Succeeded", "LongCodeNumber", "paired", "unknown")][-1] == pytest.approx(0.1, abs=1e-5)
     assert m.message_characters.values == {("outgoing",): 151, ("incoming",): 110}
 
 
@@ -136,7 +136,7 @@ def test_both_shapes_make_the_same_metrics():
     for a, b in [(m1.delivery_latency, m2.delivery_latency), (m1.api_duration, m2.api_duration),
                  (m1.delivery_attempts, m2.delivery_attempts), (m1.record_age, m2.record_age)]:
         assert a.children == b.children and a.children
-    assert m1.delivery_latency.children[("Failed", "LongCodeNumber", "paired")][-1] == 7.0
+    assert m1.delivery_latency.children[("Failed", "LongCodeNumber", "paired", "unknown")][-1] == 7.0
 
 
 # --- counting rules --------------------------------------------------------------------------
@@ -152,14 +152,14 @@ def test_failures_only_when_result_type_present_and_not_succeeded():
         sms(result="Weird", MessageId="e") | {"resultSignature": "not-a-code"},
     ), NOW)
     assert m.failures.values == {
-        ("SMSMessagesSent", "500", "unknown", "unknown"): 1,
-        ("SMSMessagesSent", "other", "unknown", "unknown"): 2,  # Canceled (no signature), Weird
+        ("SMSMessagesSent", "500", "unknown", "unknown", "unknown"): 1,
+        ("SMSMessagesSent", "other", "unknown", "unknown", "unknown"): 2,  # Canceled (no signature), Weird
     }
     assert m.operations.values == {
-        ("SMSMessagesSent", "Succeeded", "unknown", "unknown"): 1,
-        ("SMSMessagesSent", "other", "unknown", "unknown"): 2,  # missing result, Weird
-        ("SMSMessagesSent", "Failed", "unknown", "unknown"): 1,
-        ("SMSMessagesSent", "Canceled", "unknown", "unknown"): 1,
+        ("SMSMessagesSent", "Succeeded", "unknown", "unknown", "unknown"): 1,
+        ("SMSMessagesSent", "other", "unknown", "unknown", "unknown"): 2,  # missing result, Weird
+        ("SMSMessagesSent", "Failed", "unknown", "unknown", "unknown"): 1,
+        ("SMSMessagesSent", "Canceled", "unknown", "unknown", "unknown"): 1,
     }
 
 
@@ -181,7 +181,7 @@ def test_usage_duplicates_by_record_id():
     p, m = make()
     p.process(body(usage("r1", 2), usage("r1", 2), usage("r2", 2)), NOW)
     assert outcomes(m) == {("Usage", "processed"): 2, ("Usage", "duplicate"): 1}
-    assert m.usage_quantity.values == {("SMS", "Message"): 4.0}
+    assert m.usage_quantity.values == {("SMS", "Message", "unknown"): 4.0}
 
 
 def test_records_without_id_are_never_duplicates():
@@ -264,8 +264,12 @@ def _vocabulary_records() -> list[dict]:
 def test_two_replicas_fed_the_same_records_in_different_orders_agree_on_label_values(canonical):
     import random
 
-    limits = LabelLimits(result_signatures=2, usage_types=1, unit_types=1, categories=1)
+    limits = LabelLimits(result_signatures=2, usage_types=1, unit_types=1, categories=1,
+                         resources=["acs-prod", "ACS-Test"], resources_first_seen=0)
     records = _vocabulary_records()
+    arm = "/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/"
+    for i, record in enumerate(records):  # two listed resources and one that is not (no first-N slot)
+        record["resourceId"] = arm + ("ACS-PROD", "ACS-TEST", "ACS-STRAY")[i % 3]
     label_sets = []
     for seed in range(4):
         p, m = make(labels=limits)
@@ -279,7 +283,9 @@ def test_two_replicas_fed_the_same_records_in_different_orders_agree_on_label_va
     failures, usage_pairs, records_keys = label_sets[0]
     assert {key[1] for key in failures} == {"400", "401", "429", "500", "503", "2000", "4001", "4004", "4006",
                                              "4020", "5001", "5002", "9999"}
-    assert usage_pairs == {("SMS", "Message"), ("PSTN", "Minute"), ("Chat", "Message"), ("NAT", "Megabyte")}
+    assert {pair[:2] for pair in usage_pairs} == {("SMS", "Message"), ("PSTN", "Minute"), ("Chat", "Message"),
+                                                  ("NAT", "Megabyte")}
+    assert {key[-1] for key in failures} | {pair[-1] for pair in usage_pairs} == {"acs-prod", "acs-test", "other"}
     assert {c for c, _ in records_keys} == {"SMSOperational", "Usage", "ChatOperational", "CallSummary",
                                             "EmailSendMailOperational", "RoomsOperational"}
 
@@ -291,9 +297,9 @@ def test_report_without_message_id_or_time_is_unmatched():
         sms(op="SMSDeliveryReportsReceived", time=None, MessageId="m1"),
         sms(op="SMSDeliveryReportsReceived", time="garbage", MessageId="m2"),
     ), NOW)
-    assert m.unmatched_reports.values == {("Failed",): 1, ("Succeeded",): 2}
+    assert m.unmatched_reports.values == {("Failed", "unknown"): 1, ("Succeeded", "unknown"): 2}
     assert p.correlator.pending() == {"sent": 0, "delivery_report": 0}
-    assert m.operations.values[("SMSDeliveryReportsReceived", "Succeeded", "unknown", "unknown")] == 2
+    assert m.operations.values[("SMSDeliveryReportsReceived", "Succeeded", "unknown", "unknown", "unknown")] == 2
 
 
 def test_evicted_reports_are_unmatched_and_evicted_sends_are_not():
@@ -304,7 +310,7 @@ def test_evicted_reports_are_unmatched_and_evicted_sends_are_not():
         sms(MessageId="s2"),  # evicts r1 (capacity)
         sms(MessageId="s3"),  # evicts s1
     ), NOW)
-    assert m.unmatched_reports.values == {("Failed",): 1}
+    assert m.unmatched_reports.values == {("Failed", "unknown"): 1}
     assert m.correlation_evictions.values == {("delivery_report", "capacity"): 1, ("sent", "capacity"): 1}
     assert p.correlator.pending() == {"sent": 2, "delivery_report": 0}
 
@@ -315,7 +321,7 @@ def test_expire_evicts_by_age_and_counts_unmatched():
     p.expire(NOW + 60)
     assert m.unmatched_reports.values == {}
     p.expire(NOW + 61)
-    assert m.unmatched_reports.values == {("Succeeded",): 1}
+    assert m.unmatched_reports.values == {("Succeeded", "unknown"): 1}
     assert m.correlation_evictions.values == {("delivery_report", "age"): 1, ("sent", "age"): 1}
     assert len(p.correlator) == 0
 
@@ -340,8 +346,8 @@ def test_report_before_send_across_bodies():
     p.process(body(sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:30Z", MessageId="m1",
                        NumberType="ShortCodeNumber")), NOW)
     p.process(body(sms(time="2026-11-02T10:00:00Z", MessageId="m1")), NOW + 5)
-    assert m.delivery_latency.count("Succeeded", "ShortCodeNumber", "paired") == 1
-    assert m.delivery_latency.children[("Succeeded", "ShortCodeNumber", "paired")][-1] == 30.0
+    assert m.delivery_latency.count("Succeeded", "ShortCodeNumber", "paired", "unknown") == 1
+    assert m.delivery_latency.children[("Succeeded", "ShortCodeNumber", "paired", "unknown")][-1] == 30.0
 
 
 def test_record_age_not_observed_without_time():
@@ -371,8 +377,8 @@ def test_one_bad_record_never_spoils_its_siblings():
     ), NOW)
     assert (result.processed, result.invalid) == (2, 3)
     assert m.operations.values == {
-        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US"): 1,
-        ("SMSMessagesReceived", "Succeeded", "unknown", "unknown"): 1,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US", "unknown"): 1,
+        ("SMSMessagesReceived", "Succeeded", "unknown", "unknown", "unknown"): 1,
     }
     assert m.message_characters.values == {("incoming",): 5}
 
@@ -407,10 +413,10 @@ def test_labels_are_bounded_with_hostile_values():
     p, m = make()
     records = [sms(op=f"SMS{i}", Country=f"X{i}", NumberType=f"T{i}") | {"resultType": f"R{i}"} for i in range(100)]
     p.process(body(*records), NOW)
-    assert m.operations.values == {("other", "other", "other", "other"): 100}
+    assert m.operations.values == {("other", "other", "other", "other", "unknown"): 100}
     p.process(body(*[usage(f"u{i}", usage_type=f"U{i}", unit_type=f"N{i}") for i in range(200)]), NOW)
-    assert len(m.usage_records.values) == 51  # 50 admitted pairs + (other, other)
-    assert m.usage_records.values[("other", "other")] == 150
+    assert len(m.usage_records.values) == 51  # 50 admitted pairs + (other, other, unknown)
+    assert m.usage_records.values[("other", "other", "unknown")] == 150
 
 
 def test_partition_label_and_event_age():
@@ -450,14 +456,14 @@ def test_report_whose_send_is_elsewhere_takes_the_send_time_from_its_message_id(
         sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12Z", MessageId="ff00e5c9-876d-4958-86e3-4637484fe5bd"),
     ), NOW)
     latency = m.delivery_latency
-    assert set(latency.children) == {("Succeeded", "LongCodeNumber", "message_id"), ("Failed", "TollFreeNumber", "message_id")}
-    assert latency.children[("Succeeded", "LongCodeNumber", "message_id")][-1] == 11.75
-    assert latency.count("Succeeded", "LongCodeNumber", "message_id") == 1
-    assert latency.children[("Failed", "TollFreeNumber", "message_id")][-1] == 144.5
-    assert latency.children[("Failed", "TollFreeNumber", "message_id")][:-1] == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]  # le=300
+    assert set(latency.children) == {("Succeeded", "LongCodeNumber", "message_id", "unknown"), ("Failed", "TollFreeNumber", "message_id", "unknown")}
+    assert latency.children[("Succeeded", "LongCodeNumber", "message_id", "unknown")][-1] == 11.75
+    assert latency.count("Succeeded", "LongCodeNumber", "message_id", "unknown") == 1
+    assert latency.children[("Failed", "TollFreeNumber", "message_id", "unknown")][-1] == 144.5
+    assert latency.children[("Failed", "TollFreeNumber", "message_id", "unknown")][:-1] == [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]  # le=300
     assert p.correlator.pending() == {"sent": 0, "delivery_report": 1}
     p.expire(NOW + 7201)
-    assert m.unmatched_reports.values == {("Succeeded",): 1}
+    assert m.unmatched_reports.values == {("Succeeded", "unknown"): 1}
 
 
 @pytest.mark.parametrize("canonical", [True, False])
@@ -466,8 +472,8 @@ def test_the_exact_pair_wins_when_both_halves_meet(canonical):
     p.canonical = canonical
     p.process(body(sms(time="2026-11-02T10:00:00.75Z", MessageId=SENT_ID),
                    sms(op="SMSDeliveryReportsReceived", time="2026-11-02T10:00:12.25Z", MessageId=SENT_ID)), NOW)
-    assert set(m.delivery_latency.children) == {("Succeeded", "unknown", "paired")}
-    assert m.delivery_latency.children[("Succeeded", "unknown", "paired")][-1] == 11.5
+    assert set(m.delivery_latency.children) == {("Succeeded", "unknown", "paired", "unknown")}
+    assert m.delivery_latency.children[("Succeeded", "unknown", "paired", "unknown")][-1] == 11.5
 
 
 @pytest.mark.parametrize("canonical", [True, False])
@@ -501,8 +507,8 @@ def test_quantity_1e308_twice_is_invalid_and_every_sum_stays_finite(canonical):
         "durationMs input should be less than or equal to 259200000",
         "DeliveryAttempts input should be less than or equal to 1000000",
     ]
-    assert m.usage_quantity.values == {("SMS", "Message"): 5.0}
-    assert m.usage_records.values == {("SMS", "Message"): 2.0}
+    assert m.usage_quantity.values == {("SMS", "Message", "unknown"): 5.0}
+    assert m.usage_records.values == {("SMS", "Message", "unknown"): 2.0}
     assert m.records.values == {("Usage", "processed"): 2, ("Usage", "invalid"): 2,
                                 ("SMSOperational", "invalid"): 2, ("SMSOperational", "processed"): 1}
     assert m.api_duration.children[("SMSMessagesSent",)][-1] == pytest.approx(0.12)
@@ -520,11 +526,11 @@ def test_series_budget_per_family(canonical):
     countries = ["US", "CA", "GB", "FR", "DE", "IT", "ES", "NL", "BE", "CH"]
     p.process(body(*[sms(Country=c, NumberType="LongCodeNumber") for c in countries]), NOW)
     p.process(body(*[sms(Country=c, NumberType="LongCodeNumber") for c in countries]), NOW)  # same again
-    admitted = {("SMSMessagesSent", "Succeeded", "LongCodeNumber", c): 2.0 for c in countries[:5]}
-    assert m.operations.values == {**admitted, ("other", "other", "other", "other"): 10.0}
+    admitted = {("SMSMessagesSent", "Succeeded", "LongCodeNumber", c, "unknown"): 2.0 for c in countries[:5]}
+    assert m.operations.values == {**admitted, ("other", "other", "other", "other", "other"): 10.0}
     assert sum(m.operations.values.values()) == 20  # every record still counted
     assert m.series_folded.values == {("acs_sms_operations",): 10.0}
     p.process(body(*[usage(f"u{i}", usage_type=f"U{i}", unit_type="Message", quantity=2) for i in range(8)]), NOW)
-    assert len(m.usage_records.values) == 6 and m.usage_records.values[("other", "other")] == 3
-    assert m.usage_quantity.values[("other", "other")] == 6
+    assert len(m.usage_records.values) == 6 and m.usage_records.values[("other", "other", "other")] == 3
+    assert m.usage_quantity.values[("other", "other", "other")] == 6
     assert m.series_folded.get("acs_usage_records") == m.series_folded.get("acs_usage_quantity") == 3

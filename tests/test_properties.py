@@ -23,6 +23,7 @@ from consumer.labels import (
     UNIT_TYPES,
     UNKNOWN,
     USAGE_TYPES,
+    looks_like_name,
 )
 from consumer.metrics import Metrics
 from consumer.pipeline import EventContext, Pipeline
@@ -153,41 +154,47 @@ signatures = st.one_of(st.sampled_from([200, 202, 400, 401, 429, 500, 2000, 4001
 
 
 def sms_record(shape: str, operation: str, result: str, signature, number_type: str, country_: str,
-               duration, time: str) -> dict:
+               duration, time: str, resource_id: str | None = None) -> dict:
     details = {"PhoneNumber": PHONE, "NumberType": number_type, "Country": country_, "DeliveryAttempts": 1,
                "MessageId": "Outgoing_20230118181300ff00e5c9-876d-4958-86e3-4637484fe5bd_noam",
                "OutgoingMessageLength": 20}
     if shape == "eventhubs":
         return {"time": time, "category": "SMSOperational", "operationName": operation, "resultType": result,
                 "resultSignature": signature, "durationMs": duration, "callerIpAddress": "192.0.2.1",
-                "properties": details}
+                "resourceId": resource_id, "properties": details}
     return {"TimeGenerated": time, "Category": "SMSOperational", "OperationName": operation, "ResultType": result,
-            "ResultSignature": signature, "DurationMs": duration, "CallerIpAddress": "192.0.2.1", **details}
+            "ResultSignature": signature, "DurationMs": duration, "CallerIpAddress": "192.0.2.1",
+            "_ResourceId": resource_id, **details}
 
 
-def usage_record(shape: str, usage_type: str, unit_type: str, quantity, time: str, record_id: str) -> dict:
+def usage_record(shape: str, usage_type: str, unit_type: str, quantity, time: str, record_id: str,
+                 resource_id: str | None = None) -> dict:
     if shape == "eventhubs":
-        return {"time": time, "category": "Usage", "operationName": "Usage",
+        return {"time": time, "category": "Usage", "operationName": "Usage", "resourceId": resource_id,
                 "properties": {"RecordId": record_id, "UsageType": usage_type, "UnitType": unit_type,
                                "Quantity": quantity}}
     return {"TimeGenerated": time, "Category": "Usage", "OperationName": "Usage", "RecordId": record_id,
-            "UsageType": usage_type, "UnitType": unit_type, "Quantity": quantity}
+            "_ResourceId": resource_id, "UsageType": usage_type, "UnitType": unit_type, "Quantity": quantity}
 
 
 #: Values every replica admits whatever the order; first-N admission bounds only the others.
 KNOWN_SIGNATURES, KNOWN_USAGE, KNOWN_UNITS = frozenset(DOCUMENTED_SIGNATURES), frozenset(USAGE_TYPES), frozenset(UNIT_TYPES)
 
 shapes = st.sampled_from(["eventhubs", "log-analytics"])
+ARM = "/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/"
+LISTED_RESOURCES = ("acs-prod", "acs-test")
+resource_ids = st.one_of(st.none(), st.sampled_from([ARM + "ACS-PROD", ARM.lower() + "acs-test", ARM[1:] + "ACS-EU"]),
+                         open_text, open_text.map(lambda text: ARM + text))
 valid_sms = st.builds(
     sms_record, shapes, st.one_of(st.sampled_from(SMS_OPERATIONS), open_text),
     st.one_of(st.sampled_from(["Succeeded", "Failed", "Failed", "Canceled"]), open_text), signatures,
     st.one_of(st.sampled_from(NUMBER_TYPES), open_text), st.one_of(st.sampled_from(["US", "de", "FR", "XX"]), open_text),
-    st.one_of(st.integers(0, 60_000), st.integers(0, 60_000).map(str)), iso_times)
+    st.one_of(st.integers(0, 60_000), st.integers(0, 60_000).map(str)), iso_times, resource_ids)
 valid_usage = st.builds(
     usage_record, shapes, st.one_of(st.sampled_from(["SMS", "PSTN", "Chat"]), open_text),
     st.one_of(st.sampled_from(["Message", "Minute", "Megabyte"]), open_text),
     st.one_of(st.integers(0, 1000), st.floats(0, 1000), st.integers(0, 1000).map(str)), iso_times,
-    st.uuids().map(str))
+    st.uuids().map(str), resource_ids)
 
 
 def test_label_cardinality_stays_within_the_contract():
@@ -200,7 +207,8 @@ def test_label_cardinality_stays_within_the_contract():
     @given(valid_sms, valid_usage, st.lists(st.one_of(valid_sms, valid_usage), max_size=40))
     def check(sms, usage, more):
         raws = [sms, usage, *more]
-        limits = LabelLimits(result_signatures=3, usage_types=3, unit_types=3, categories=4)
+        limits = LabelLimits(result_signatures=3, usage_types=3, unit_types=3, categories=4,
+                             resources=list(LISTED_RESOURCES), resources_first_seen=3)
         pipeline, metrics = make_pipeline(labels=limits)
         hostile = []
         for i, r in enumerate([*raws, *[sms] * 4, *[usage] * 4]):  # at least 5 new values of each
@@ -212,6 +220,7 @@ def test_label_cardinality_stays_within_the_contract():
                 r["resultSignature" if "time" in r else "ResultSignature"] = 4100 + i
                 r["resultType" if "time" in r else "ResultType"] = "Failed"
             r["time" if "time" in r else "TimeGenerated"] = f"2026-11-02T10:{i // 60:02d}:{i % 60:02d}Z"
+            r["resourceId" if "time" in r else "_ResourceId"] = f"{ARM}ACS-R{i}"
             hostile.append(r)
         hostile.append({"time": "2026-11-02T10:00:00Z", "category": "Cat-new", "operationName": "x"})
         for chunk in (raws, hostile):
@@ -223,7 +232,13 @@ def test_label_cardinality_stays_within_the_contract():
         reach["usage"] += bool(d.usage_records.values)
         reach["signatures over the limit"] += len({k[1] for k in d.failures.values}) > 3 or OTHER in {k[1] for k in d.failures.values}
         reach["usage types over the limit"] += OTHER in {k[0] for k in d.usage_records.values}
-        for operation, result, number_type, country_ in d.operations.values:
+        resources = {k[-1] for family in (d.operations, d.failures, d.unmatched_reports, d.usage_records,
+                                          d.usage_quantity) for k in family.values}
+        resources |= {k[-1] for k in d.delivery_latency.children}
+        reach["resources over the limit"] += OTHER in resources
+        assert len(resources - {OTHER, UNKNOWN} - set(LISTED_RESOURCES)) <= 3
+        assert all(r in (OTHER, UNKNOWN, *LISTED_RESOURCES) or looks_like_name(r) and r == r.lower() for r in resources)
+        for operation, result, number_type, country_, _ in d.operations.values:
             assert operation in (*SMS_OPERATIONS, OTHER)
             assert result in (*RESULTS, OTHER)
             assert number_type in (*NUMBER_TYPES, OTHER, UNKNOWN)
@@ -243,7 +258,8 @@ def test_label_cardinality_stays_within_the_contract():
     n = reach["examples"]
     assert n >= 30, reach
     for what, floor in (("operations", 0.8), ("failures", 0.8), ("usage", 0.8),
-                        ("signatures over the limit", 0.8), ("usage types over the limit", 0.8)):
+                        ("signatures over the limit", 0.8), ("usage types over the limit", 0.8),
+                        ("resources over the limit", 0.8)):
         assert reach[what] >= floor * n, f"only {reach[what]} of {n} examples reached {what}: {dict(reach)}"
 
 

@@ -46,6 +46,7 @@ EVENTHUBS = {
 
 LOG_ANALYTICS = {
     "TimeGenerated": "2026-11-02T09:15:01.1234567Z",
+    "_ResourceId": "/SUBSCRIPTIONS/X/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/ACS",
     "OperationName": "SMSMessagesSent",
     "CorrelationID": "dDRmubfpNZZZZZnxBtw3Q.0",
     "OperationVersion": "2021-03-07",

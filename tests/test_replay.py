@@ -32,7 +32,13 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def value(parsed, name, **labels):
-    return parsed[(name, frozenset(labels.items()))]
+    """The sum of `name` over the series that have `labels` (as `sum by` of them would give); KeyError
+    when there is none. (The samples come from several resources: `resource` is asserted on its own.)"""
+    wanted = frozenset(labels.items())
+    found = [v for (n, series), v in parsed.items() if n == name and wanted <= series]
+    if not found:
+        raise KeyError((name, wanted))
+    return sum(found)
 
 
 def run_replay(inputs, stdin=b"", settings=None):
@@ -50,6 +56,12 @@ def check_all_samples(stdout: str, stderr: str) -> None:
     assert value(parsed, ops, operation="SMSMessagesReceived", result="Succeeded", number_type="LongCodeNumber", country="US") == 2
     assert value(parsed, ops, operation="SMSOptOutReceived", result="Succeeded", number_type="LongCodeNumber", country="US") == 1
     assert sum(v for (n, _), v in parsed.items() if n == ops) == 13
+    # the Event Hubs samples' resourceId (…/COMMUNICATIONSERVICES/ACS-SAMPLE); the Log Analytics one has none
+    assert value(parsed, ops, operation="SMSMessagesSent", result="Succeeded", number_type="LongCodeNumber", country="US",
+                 resource="acs-sample") == 1
+    assert value(parsed, ops, operation="SMSMessagesSent", result="Succeeded", number_type="LongCodeNumber", country="US",
+                 resource="unknown") == 1
+    assert {dict(series).get("resource") for (n, series) in parsed if n == ops} == {"acs-sample", "unknown"}
     assert value(parsed, "acs_sms_failures_total", operation="SMSMessagesSent", result_signature="500",
                  number_type="DynamicAlphaSenderID", country="GB") == 1
     rec = "acs_consumer_records_total"

@@ -260,7 +260,7 @@ def test_failure_ratio_one_means_no_accepted_sends_and_no_reports() -> None:
     ops = stats.by_operation()
     assert ops[(SENT, "Succeeded")] == 0 and ops[(SENT, "Failed")] > 0
     assert sum(n for (op, _), n in ops.items() if op == DELIVERY_REPORT) == 0
-    assert {sig for (_, sig, _, _) in stats.failures} == {"400", "401", "429", "500"}
+    assert {sig for (_, sig, *_) in stats.failures} == {"400", "401", "429", "500"}
 
 
 def test_country_and_number_type_mix() -> None:
@@ -271,7 +271,7 @@ def test_country_and_number_type_mix() -> None:
     for code, weight in countries.items():
         assert stats.countries[code] / total == pytest.approx(weight / 100, abs=0.015)
     sends: Counter[str] = Counter()
-    for (operation, _, number_type, _), n in stats.operations.items():
+    for (operation, _, number_type, *_), n in stats.operations.items():
         if operation == SENT:
             sends[number_type] += n
     assert set(sends) == {"LongCodeNumber", "TollFreeNumber"}
@@ -336,6 +336,8 @@ def test_the_consumer_pipeline_agrees_with_the_ground_truth() -> None:
         assert outcome.decode_error is None and outcome.invalid == 0 and outcome.duplicate == 0
     values = parse(metrics.render().decode())
     expected = stats.expected_samples()
+    # two resources on one hub (the default), each its own series
+    assert {key[-1] for key in stats.operations} == {"acs-sms-demo", "acs-sms-demo-eu"}
     assert {name for name, _ in expected} == {
         "acs_sms_operations_total", "acs_sms_failures_total", "acs_usage_records_total", "acs_usage_quantity_total",
         "acs_sms_message_characters_total", "acs_sms_delivery_latency_seconds_count", "acs_consumer_records_total"}

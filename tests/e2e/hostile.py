@@ -21,6 +21,7 @@ from consumer.labels import (
     UNIT_TYPES,
     UNKNOWN,
     USAGE_TYPES,
+    looks_like_name,
 )
 from consumer.metrics import DomainMetrics
 
@@ -60,7 +61,8 @@ def label_values(text: str) -> dict[str, dict[str, set[str]]]:
 
 #: How many values each open-ended label may have at most (config limits + `other` + `unknown`).
 def contract_violations(text: str, partitions: Iterable[str], *, result_signatures: int = 50, usage_types: int = 50,
-                        unit_types: int = 50, categories: int = 20) -> list[str]:
+                        unit_types: int = 50, categories: int = 20, resources: int = 10,
+                        listed_resources: Iterable[str] = ()) -> list[str]:
     """Every label of every family checked against the contract (README.md, "Metric reference"); returns what breaks it."""
     fixed: dict[str, set[str]] = {
         "operation": set(SMS_OPERATIONS) | {OTHER},
@@ -76,10 +78,10 @@ def contract_violations(text: str, partitions: Iterable[str], *, result_signatur
         "family": {family.name for family in DomainMetrics(Buckets()).families()},
     }
     open_ended = {"result_signature": result_signatures, "usage_type": usage_types, "unit_type": unit_types,
-                  "category": categories, "kind": 50}
+                  "category": categories, "kind": 50, "resource": resources}
     # values ACS documents are admitted on top of the first-N limit
     known = {"result_signature": set(DOCUMENTED_SIGNATURES), "usage_type": set(USAGE_TYPES),
-             "unit_type": set(UNIT_TYPES), "category": set(CATEGORIES)}
+             "unit_type": set(UNIT_TYPES), "category": set(CATEGORIES), "resource": set(listed_resources)}
     problems = []
     for family, labels in label_values(text).items():
         for label, values in labels.items():
@@ -91,6 +93,8 @@ def contract_violations(text: str, partitions: Iterable[str], *, result_signatur
                 admitted = values - {OTHER, UNKNOWN} - known.get(label, set())
                 if len(admitted) > open_ended[label]:
                     problems.append(f"{family}{{{label}}}: {len(admitted)} values, limit {open_ended[label]}")
+                if label == "resource" and not all(v == v.lower() and looks_like_name(v) for v in admitted):
+                    problems.append(f"{family}{{resource}}: values that are not resource names {sorted(admitted)[:10]}")
                 if label == "result_signature" and not all(v.isdigit() for v in admitted):
                     problems.append(f"{family}{{result_signature}}: non-numeric values {sorted(admitted)[:10]}")
             elif label == "le" or (family, label) == ("acs_consumer_build_info", "version"):

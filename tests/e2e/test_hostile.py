@@ -171,14 +171,15 @@ def decodable() -> list[bytes]:
 
 
 def flood() -> list[bytes]:
-    """FLOOD records each of: SMS records with distinct country, result code, number type and
-    operation name; Usage records with distinct usage and unit type; records of distinct categories."""
+    """FLOOD records each of: SMS records with distinct country, result code, number type, operation
+    name and resource; Usage records with distinct usage and unit type and resource; records of distinct
+    categories."""
     records: list[object] = []
     for i in range(FLOOD):
         records.append({"time": T0, "operationName": f"SMSOp{i}", "category": "SMSOperational",
-                        "resultType": "Failed", "resultSignature": 100_000 + i,
+                        "resultType": "Failed", "resultSignature": 100_000 + i, "resourceId": f"{RESOURCE}-R{i}",
                         "properties": {"Country": f"C{i}", "NumberType": f"N{i}", "MessageId": f"f-{i}"}})
-        records.append({"time": T0, "operationName": "SMS", "category": "Usage",
+        records.append({"time": T0, "operationName": "SMS", "category": "Usage", "resourceId": f"{RESOURCE}-U{i}",
                         "properties": {"RecordId": f"f-{i}", "UsageType": f"U{i}", "UnitType": f"T{i}", "Quantity": 1}})
         records.append({"time": T0, "operationName": "x", "category": f"Cat{i}"})
     per_body = 1500  # ~150 KB bodies, under MAX_BODY
@@ -290,6 +291,7 @@ def test_hostile_bodies_are_all_accounted_for_bounded_and_dead_lettered(eventhub
     # Labels: within the contract for every label of every family.
     assert contract_violations(text, partitions) == []
     assert by(actual, "acs_usage_records_total", "usage_type")["other"] >= FLOOD - 50
+    assert by(actual, "acs_usage_records_total", "resource")["other"] >= FLOOD - 10
 
     # Memory: bounded after 100,000 distinct values of every open-ended label.
     assert rss_before > 0

@@ -25,18 +25,27 @@ def at(seconds: float) -> str:
     return (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+#: The ARM id of an ACS resource as Event Hubs writes it (upper-cased); its `resource` label is the
+#: lower-cased last segment.
+ARM = "/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/"
+
+
 def sent(message_id: str, t: float, *, result: str = "Succeeded", signature: object = 202, duration: object = 100,
-         country: str = "US", number_type: str = "LongCodeNumber") -> dict:
-    return {"time": at(t), "category": "SMSOperational", "operationName": "SMSMessagesSent", "resultType": result,
-            "resultSignature": signature, "durationMs": duration, "callerIpAddress": "192.0.2.1",
-            "properties": {"MessageId": message_id, "PhoneNumber": "+15550100001", "NumberType": number_type,
-                           "Country": country, "OutgoingMessageLength": 20, "IncomingMessageLength": 0,
-                           "DeliveryAttempts": 0}}
+         country: str = "US", number_type: str = "LongCodeNumber", resource: str | None = "ACS-PROD") -> dict:
+    record = {"time": at(t), "category": "SMSOperational", "operationName": "SMSMessagesSent", "resultType": result,
+              "resultSignature": signature, "durationMs": duration, "callerIpAddress": "192.0.2.1",
+              "properties": {"MessageId": message_id, "PhoneNumber": "+15550100001", "NumberType": number_type,
+                             "Country": country, "OutgoingMessageLength": 20, "IncomingMessageLength": 0,
+                             "DeliveryAttempts": 0}}
+    if resource is not None:
+        record["resourceId"] = ARM + resource
+    return record
 
 
 def report(message_id: str, t: float, *, result: str = "Succeeded", signature: object = 2000) -> dict:
-    return {"time": at(t), "category": "SMSOperational", "operationName": "SMSDeliveryReportsReceived",
-            "resultType": result, "resultSignature": signature, "durationMs": 0,
+    return {"time": at(t), "resourceId": ARM + "ACS-PROD", "category": "SMSOperational",
+            "operationName": "SMSDeliveryReportsReceived", "resultType": result, "resultSignature": signature,
+            "durationMs": 0,
             "properties": {"MessageId": message_id, "PhoneNumber": "+15550100001", "NumberType": "LongCodeNumber",
                            "Country": "US", "DeliveryAttempts": 2}}
 
@@ -56,10 +65,11 @@ def bodies() -> list[bytes]:
     body2 = [
         {"TimeGenerated": at(60), "Category": "SMSOperational", "OperationName": "SMSMessagesReceived",
          "ResultType": "Succeeded", "ResultSignature": 200, "DurationMs": 20, "PhoneNumber": "+15550100002",
-         "NumberType": "TollFreeNumber", "Country": "CA", "IncomingMessageLength": 12, "MessageId": "in-1"},
-        {"time": at(61), "category": "Usage", "operationName": "Usage",
+         "NumberType": "TollFreeNumber", "Country": "CA", "IncomingMessageLength": 12, "MessageId": "in-1",
+         "_ResourceId": ARM.lower() + "acs-test"},  # the Log Analytics column, lower-cased there
+        {"time": at(61), "category": "Usage", "operationName": "Usage", "resourceId": ARM + "ACS-TEST",
          "properties": {"RecordId": "u-1", "UsageType": "SMS", "UnitType": "Message", "Quantity": 2}},
-        {"time": at(62), "category": "Usage", "operationName": "Usage",
+        {"time": at(62), "category": "Usage", "operationName": "Usage", "resourceId": ARM + "ACS-PROD",
          "properties": {"RecordId": "u-2", "UsageType": "SMS", "UnitType": "Message", "Quantity": "1.5"}},
         {"time": at(61), "category": "Usage", "operationName": "Usage",  # same as u-1: a duplicate
          "properties": {"RecordId": "u-1", "UsageType": "SMS", "UnitType": "Message", "Quantity": 2}},
@@ -67,22 +77,24 @@ def bodies() -> list[bytes]:
          "properties": {"RecordId": "u-3", "UsageType": "SMS", "UnitType": "Message", "Quantity": "lots"}},
     ]
     # Single quotes, as Azure has been seen to write: repaired, then counted like any other body.
-    body3 = json.dumps({"records": [sent("m-4", 90, country="FR", number_type="ShortCodeNumber")]}).replace('"', "'")
+    # (no resourceId: resource "unknown")
+    body3 = json.dumps({"records": [sent("m-4", 90, country="FR", number_type="ShortCodeNumber", resource=None)]})
+    body3 = body3.replace('"', "'")
     return [json.dumps(body1).encode(), json.dumps(body2).encode(), body3.encode(), b"{not json"]
 
 
 # Worked out from the records above (families that hold labels: exact series; nothing else exists).
 EXPECTED_OPERATIONS = {
-    ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US"): 2,        # m-1, m-2
-    ("SMSMessagesSent", "Failed", "LongCodeNumber", "DE"): 1,           # m-3
-    ("SMSMessagesSent", "Succeeded", "ShortCodeNumber", "FR"): 1,       # m-4 (repaired body)
-    ("SMSDeliveryReportsReceived", "Succeeded", "LongCodeNumber", "US"): 2,  # m-1, m-9
-    ("SMSDeliveryReportsReceived", "Failed", "LongCodeNumber", "US"): 1,     # m-2
-    ("SMSMessagesReceived", "Succeeded", "TollFreeNumber", "CA"): 1,
+    ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "US", "acs-prod"): 2,        # m-1, m-2
+    ("SMSMessagesSent", "Failed", "LongCodeNumber", "DE", "acs-prod"): 1,           # m-3
+    ("SMSMessagesSent", "Succeeded", "ShortCodeNumber", "FR", "unknown"): 1,        # m-4 (repaired body)
+    ("SMSDeliveryReportsReceived", "Succeeded", "LongCodeNumber", "US", "acs-prod"): 2,  # m-1, m-9
+    ("SMSDeliveryReportsReceived", "Failed", "LongCodeNumber", "US", "acs-prod"): 1,     # m-2
+    ("SMSMessagesReceived", "Succeeded", "TollFreeNumber", "CA", "acs-test"): 1,
 }
 EXPECTED_FAILURES = {
-    ("SMSMessagesSent", "429", "LongCodeNumber", "DE"): 1,
-    ("SMSDeliveryReportsReceived", "4006", "LongCodeNumber", "US"): 1,
+    ("SMSMessagesSent", "429", "LongCodeNumber", "DE", "acs-prod"): 1,
+    ("SMSDeliveryReportsReceived", "4006", "LongCodeNumber", "US", "acs-prod"): 1,
 }
 EXPECTED_RECORDS = {
     ("SMSOperational", "processed"): 8,    # 6 in body 1, 1 in body 2, 1 in body 3
@@ -114,15 +126,17 @@ def test_run_makes_the_hand_computed_metrics_of_a_fixed_input(eventhubs, azurite
     finally:
         consumer.stop()
 
-    assert series(samples, "acs_sms_operations_total", ("operation", "result", "number_type", "country")) == \
+    assert series(samples, "acs_sms_operations_total", ("operation", "result", "number_type", "country", "resource")) == \
         EXPECTED_OPERATIONS
-    assert series(samples, "acs_sms_failures_total", ("operation", "result_signature", "number_type", "country")) == \
-        EXPECTED_FAILURES
+    assert series(samples, "acs_sms_failures_total",
+                  ("operation", "result_signature", "number_type", "country", "resource")) == EXPECTED_FAILURES
     assert series(samples, "acs_consumer_records_total", ("category", "outcome")) == EXPECTED_RECORDS
     assert series(samples, "acs_consumer_decode_errors_total", ("reason",)) == {("invalid_json",): 1}
     assert series(samples, "acs_consumer_repaired_bodies_total", ()) == {(): 1}
-    assert series(samples, "acs_usage_records_total", ("usage_type", "unit_type")) == {("SMS", "Message"): 2}
-    assert series(samples, "acs_usage_quantity_total", ("usage_type", "unit_type")) == {("SMS", "Message"): 3.5}
+    assert series(samples, "acs_usage_records_total", ("usage_type", "unit_type", "resource")) == {
+        ("SMS", "Message", "acs-test"): 1, ("SMS", "Message", "acs-prod"): 1}
+    assert series(samples, "acs_usage_quantity_total", ("usage_type", "unit_type", "resource")) == {
+        ("SMS", "Message", "acs-test"): 2, ("SMS", "Message", "acs-prod"): 1.5}
     # Outgoing characters: 20 per send (4 sends); incoming: 12 from the received message.
     assert series(samples, "acs_sms_message_characters_total", ("direction",)) == {("outgoing",): 80, ("incoming",): 12}
     # API durations of the sends: 100 + 250 + 50 + 100 ms (reports carry 0, the received message 20).
@@ -134,7 +148,8 @@ def test_run_makes_the_hand_computed_metrics_of_a_fixed_input(eventhubs, azurite
     assert consumer_sum(samples, "acs_sms_delivery_latency_seconds_count") == 2
     assert consumer_sum(samples, "acs_sms_delivery_latency_seconds_sum") == 37
     assert consumer_sum(samples, "acs_sms_delivery_latency_seconds_count", result="Failed") == 1
-    assert series(samples, "acs_sms_delivery_reports_unmatched_total", ("result",)) == {}
+    assert consumer_sum(samples, "acs_sms_delivery_latency_seconds_count", resource="acs-prod") == 2
+    assert series(samples, "acs_sms_delivery_reports_unmatched_total", ("result", "resource")) == {}
     assert series(samples, "acs_sms_correlation_pending", ("side",)) == {("sent",): 1, ("delivery_report",): 1}
 
 

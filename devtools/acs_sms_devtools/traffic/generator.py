@@ -138,6 +138,10 @@ class TrafficGenerator:
         self.activities_ended_at: float | None = None
         self._seconds: dict[int, str] = {}  # formatted whole seconds; records revisit a few
         self._sequence = 0
+        ids = options.resource_ids
+        self._resource_pattern = (ids[0], ids[0], ids[1 % len(ids)]) if len(ids) <= 2 else ids
+        self._activities_started = 0
+        self._resource_id = ids[0]  # of the activity being built (its records and their consequences)
 
     # - public streams -
 
@@ -217,6 +221,9 @@ class TrafficGenerator:
                 yield at, record
 
     def _activity(self, activity: str, t: float) -> tuple[dict[str, Any], list[tuple[float, dict[str, Any]]]]:
+        pattern = self._resource_pattern
+        self._resource_id = pattern[self._activities_started % len(pattern)]
+        self._activities_started += 1
         if activity == SENT:
             return self._send(t)
         if activity == RECEIVED:
@@ -320,7 +327,7 @@ class TrafficGenerator:
     def _usage(self, at: float, quantity: int, number_type: str, country: str, direction: str) -> dict[str, Any]:
         return {
             "time": self._time(at),
-            "resourceId": self.options.resource_id,
+            "resourceId": self._resource_id,
             "operationName": USAGE,
             "operationVersion": "1.0",
             "category": USAGE,
@@ -342,7 +349,7 @@ class TrafficGenerator:
                 category: str = SMS_OPERATIONAL) -> dict[str, Any]:
         return {
             "time": self._time(at),
-            "resourceId": self.options.resource_id,
+            "resourceId": self._resource_id,
             "operationName": operation,
             "operationVersion": version,
             "category": category,

@@ -9,7 +9,8 @@ from datetime import datetime
 
 from consumer.labels import ISO_COUNTRIES, NUMBER_TYPES
 
-from .vocabulary import DEFAULT_COUNTRIES, DEFAULT_NUMBER_TYPES, DEFAULT_RESOURCE_ID, DEFAULT_START
+from .vocabulary import DEFAULT_COUNTRIES, DEFAULT_NUMBER_TYPES, DEFAULT_RESOURCE_ID, DEFAULT_START, \
+    SECOND_RESOURCE_ID
 
 __all__ = ["Drill", "TrafficOptions", "parse_mix"]
 
@@ -76,10 +77,15 @@ class TrafficOptions:
     seed: int = 1
     start: datetime = DEFAULT_START
     drill: Drill | None = None
-    resource_id: str = DEFAULT_RESOURCE_ID
+    #: The resources the records come from (1, 2 or more): activity i (a send with its delivery report
+    #: and usage record, ...) is of the resource at i % 3 of the pattern first, first, second (one
+    #: resource: all of it; three or more: in turn). Deterministic: the stream of a seed does not depend on it.
+    resource_ids: tuple[str, ...] = (DEFAULT_RESOURCE_ID, SECOND_RESOURCE_ID)
     drain: bool = True
 
     def __post_init__(self) -> None:
+        if not self.resource_ids:
+            raise ValueError("at least one resource id")
         if not (self.rate > 0 and math.isfinite(self.rate)):
             raise ValueError("rate must be a positive number of records per second")
         if not 0.0 <= self.failure_ratio <= 1.0:

@@ -29,27 +29,29 @@ class Stats:
     records: int = 0
     bodies: int = 0
     categories: Counter[str] = field(default_factory=Counter)
-    #: (operation, result, number_type, country) of SMSOperational records.
-    operations: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
-    #: (operation, result_signature, number_type, country) of failed SMSOperational records.
-    failures: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    #: (operation, result, number_type, country, resource) of SMSOperational records; `resource`: the
+    #: last segment of `resourceId`, lower-cased (the consumer's `resource` label).
+    operations: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
+    #: (operation, result_signature, number_type, country, resource) of failed SMSOperational records.
+    failures: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
     #: delivery reports by (result, DeliveryAttempts).
     delivery_attempts: Counter[tuple[str, int]] = field(default_factory=Counter)
-    #: delivery reports whose send was observed earlier, by (result, number_type).
-    delivery_pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: delivery reports whose send was observed earlier, by (result, number_type, resource).
+    delivery_pairs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     delivery_latency_sum: float = 0.0
     #: delivery reports whose send was not observed (never when fed the generator's whole stream), by
-    #: (result, number_type): the consumer takes their send time from the MessageId (the second of the
-    #: send, +0.5 s), which `message_id_latency_sum` adds up as the consumer does (clamped at 0).
-    message_id_reports: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: (result, number_type, resource): the consumer takes their send time from the MessageId (the second
+    #: of the send, +0.5 s), which `message_id_latency_sum` adds up as the consumer does (clamped at 0).
+    message_id_reports: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     message_id_latency_sum: float = 0.0
     #: all of those reports (the consumer's unmatched count with `latency_from_message_id: false`)
     unmatched_reports: int = 0
     countries: Counter[str] = field(default_factory=Counter)
     #: characters by direction (`outgoing`, `incoming`).
     characters: Counter[str] = field(default_factory=Counter)
-    usage_records: Counter[tuple[str, str]] = field(default_factory=Counter)
-    usage_quantity: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: by (usage_type, unit_type, resource)
+    usage_records: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    usage_quantity: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     _awaiting: dict[str, float] = field(default_factory=dict, repr=False)
 
     def observe(self, record: Mapping[str, Any], at: float) -> None:
@@ -58,8 +60,9 @@ class Stats:
         category = record["category"]
         self.categories[category] += 1
         props = record["properties"]
+        resource = record["resourceId"].rsplit("/", 1)[1].lower()
         if category == USAGE:
-            key = (props["UsageType"], props["UnitType"])
+            key = (props["UsageType"], props["UnitType"], resource)
             self.usage_records[key] += 1
             self.usage_quantity[key] += props["Quantity"]
             return
@@ -69,10 +72,10 @@ class Stats:
         result = record["resultType"]
         number_type = props["NumberType"]
         country = props["Country"]
-        self.operations[(operation, result, number_type, country)] += 1
+        self.operations[(operation, result, number_type, country, resource)] += 1
         self.countries[country] += 1
         if result != SUCCEEDED:
-            self.failures[(operation, str(record["resultSignature"]), number_type, country)] += 1
+            self.failures[(operation, str(record["resultSignature"]), number_type, country, resource)] += 1
         if props["OutgoingMessageLength"]:
             self.characters["outgoing"] += props["OutgoingMessageLength"]
         if props["IncomingMessageLength"]:
@@ -84,10 +87,10 @@ class Stats:
             sent_at = self._awaiting.pop(props["MessageId"], None)
             if sent_at is None:
                 self.unmatched_reports += 1
-                self.message_id_reports[(result, number_type)] += 1
+                self.message_id_reports[(result, number_type, resource)] += 1
                 self.message_id_latency_sum += max(0.0, _seconds_since_id(record["time"], props["MessageId"]) - 0.5)
             else:
-                self.delivery_pairs[(result, number_type)] += 1
+                self.delivery_pairs[(result, number_type, resource)] += 1
                 self.delivery_latency_sum += at - sent_at
 
     def expected_samples(self) -> Samples:
@@ -102,22 +105,22 @@ class Stats:
             if value:
                 out[(name, tuple(sorted(labels.items())))] = float(value)
 
-        for (operation, result, number_type, country), n in self.operations.items():
+        for (operation, result, number_type, country, resource), n in self.operations.items():
             put("acs_sms_operations_total", n, operation=operation, result=result, number_type=number_type,
-                country=country)
-        for (operation, signature, number_type, country), n in self.failures.items():
+                country=country, resource=resource)
+        for (operation, signature, number_type, country, resource), n in self.failures.items():
             put("acs_sms_failures_total", n, operation=operation, result_signature=signature,
-                number_type=number_type, country=country)
-        for (usage_type, unit_type), n in self.usage_records.items():
-            put("acs_usage_records_total", n, usage_type=usage_type, unit_type=unit_type)
-            put("acs_usage_quantity_total", self.usage_quantity[(usage_type, unit_type)], usage_type=usage_type,
-                unit_type=unit_type)
+                number_type=number_type, country=country, resource=resource)
+        for (usage_type, unit_type, resource), n in self.usage_records.items():
+            put("acs_usage_records_total", n, usage_type=usage_type, unit_type=unit_type, resource=resource)
+            put("acs_usage_quantity_total", self.usage_quantity[(usage_type, unit_type, resource)],
+                usage_type=usage_type, unit_type=unit_type, resource=resource)
         for direction, n in self.characters.items():
             put("acs_sms_message_characters_total", n, direction=direction)
         for source, counts in (("paired", self.delivery_pairs), ("message_id", self.message_id_reports)):
-            for (result, number_type), n in counts.items():
+            for (result, number_type, resource), n in counts.items():
                 put("acs_sms_delivery_latency_seconds_count", n, result=result, number_type=number_type,
-                    source=source)
+                    source=source, resource=resource)
         for category, n in self.categories.items():
             outcome = "processed" if category in (SMS_OPERATIONAL, USAGE) else "skipped"
             put("acs_consumer_records_total", n, category=category, outcome=outcome)
@@ -131,7 +134,7 @@ class Stats:
     def by_operation(self) -> Counter[tuple[str, str]]:
         """SMSOperational records by (operation, result)."""
         out: Counter[tuple[str, str]] = Counter()
-        for (operation, result, _, _), n in self.operations.items():
+        for (operation, result, *_), n in self.operations.items():
             out[(operation, result)] += n
         return out
 
