@@ -15,6 +15,9 @@ Why each shape exists:
   for an escape;
 - `deep_nesting` / `deep_object_nesting`: brackets nested far past any parser's depth limit;
 - `nan_run`: NaN/Infinity outside strings (each one a repair);
+- `non_finite_candidates`: runs of `N` with a NaN after each (one in every 5,000 bytes, so in every
+  64 KiB step of the repair): a NaN/Infinity pattern that begins with the set [-NI] tries every one
+  of those letters (~80 ms per MiB); not JSON even after the repair;
 - `control_characters`: raw control characters inside strings (each one a repair);
 - `many_empty_strings`: a quarter of a million tiny strings plus one repair, so a repair that costs a
   Python call per string shows;
@@ -73,6 +76,10 @@ def nan_run(size: int) -> bytes:
     return _repeat(b"[", b"NaN,Infinity,-Infinity,", b"0]", size)
 
 
+def non_finite_candidates(size: int) -> bytes:
+    return _repeat(b"[", b"N" * 5000 + b" NaN ", b"]", size)
+
+
 def control_characters(size: int) -> bytes:
     return _repeat(b'{"records": [{"category": "', b"\n\t", b'"}]}', size)
 
@@ -111,6 +118,7 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "deep_nesting": deep_nesting,
     "deep_object_nesting": deep_object_nesting,
     "nan_run": nan_run,
+    "non_finite_candidates": non_finite_candidates,
     "control_characters": control_characters,
     "many_empty_strings": many_empty_strings,
     "tiny_records": tiny_records,

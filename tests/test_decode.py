@@ -435,3 +435,22 @@ def test_where_a_step_is_cut():
 def test_where_a_string_closes(step, text, closing):
     with mock.patch.object(decode, "STEP", step):
         assert decode._closing(text, 0) == closing
+
+
+_OLD_NON_FINITE = re.compile(r"-?\b(?:NaN|Infinity)\b")
+NON_FINITE_TEXT = st.lists(st.sampled_from(["NaN", "Infinity", "-", "N", "aN", "I", "nfinity", "x", "_", "1", "é",
+                                            " ", ",", "[", "\udfff", "-NaN", "-Infinity"]), max_size=30).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(NON_FINITE_TEXT)
+def test_non_finite_words_are_replaced_as_by_the_one_regex(text):
+    assert decode._replace_non_finite(text) == _OLD_NON_FINITE.sub("null", text)
+
+
+def test_non_finite_examples():
+    assert decode._replace_non_finite("-Infinity-NaN,NaN-Infinity") == "nullnull,nullnull"
+    assert decode._replace_non_finite("Infinity_-Infinity-NaN") == "Infinity_nullnull"
+    assert decode._replace_non_finite("--NaN xNaN NaNx -NaN_") == "-null xNaN NaNx -NaN_"
+    text = "N" * 100
+    assert decode._replace_non_finite(text) is text
