@@ -5,8 +5,9 @@ single body may hold it for long. A body of at least `pipeline.offload_min_bytes
 processed on one worker thread while the loop goes on (the thread gives the loop the GIL at least
 every `sys.getswitchinterval()`, 5 ms, between Python bytecodes, but not inside one C call: the
 decoder repairs in 64 KiB steps, and the longest single calls left, orjson's parse of a 1 MiB body
-with the collector paused and the collection after it, take ~20-25 ms of CPU; see consumer.decode). Smaller bodies, the vast majority, are processed
-inline as before: a thread hop costs more than they do.
+with the collector paused and the collection after it, take ~20-25 ms of CPU; see consumer.decode).
+Smaller bodies, the vast majority, are processed inline as before: a thread hop costs more than they
+do.
 
 The pipeline's state (metric dicts, correlation and duplicate windows, label sets) is not locked
 inside; `PipelineWorker` keeps it to one thread at a time: an `asyncio.Lock` is held for as long as the
