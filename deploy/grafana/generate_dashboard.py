@@ -21,6 +21,8 @@ OUTPUT = HERE / "dashboards" / "acs-sms-consumer.json"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 DR = 'operation="SMSDeliveryReportsReceived"'
 COUNTRY = 'country=~"$country"'
+RESOURCE = 'resource=~"$resource"'  # the ACS resource (several may send their logs to one hub)
+SMS = f"{COUNTRY},{RESOURCE}"  # the selection of the SMS panels
 PARTITION = 'partition=~"$partition"'
 
 
@@ -115,52 +117,57 @@ def dashboard() -> dict:
     d = Layout()
     d.row("SMS delivery")
     d.add(stat("Delivery success ratio (range)", "Delivery reports with result Succeeded over all delivery reports, "
-               "over the selected time range and countries.",
-               f'sum(increase(acs_sms_operations_total{{{DR},result="Succeeded",{COUNTRY}}}[$__range]))'
-               f" / sum(increase(acs_sms_operations_total{{{DR},{COUNTRY}}}[$__range]))",
+               "over the selected time range, countries and resources.",
+               f'sum(increase(acs_sms_operations_total{{{DR},result="Succeeded",{SMS}}}[$__range]))'
+               f" / sum(increase(acs_sms_operations_total{{{DR},{SMS}}}[$__range]))",
                "percentunit", [(None, "red"), (0.9, "orange"), (0.95, "green")]), width=6)
     d.add(stat("Delivery reports (range)", "Delivery reports received in the selected time range.",
-               f"sum(increase(acs_sms_operations_total{{{DR},{COUNTRY}}}[$__range]))", "short",
+               f"sum(increase(acs_sms_operations_total{{{DR},{SMS}}}[$__range]))", "short",
                [(None, "blue")]), width=6)
-    d.add(timeseries("Delivery success ratio", "Overall, across the selected countries (alert: "
+    d.add(timeseries("Delivery success ratio", "Overall, across the selected countries and resources (alert: "
                      "AcsSmsDeliveryFailureRatioHigh fires above 5% failures).",
-                     [target(f'sum(rate(acs_sms_operations_total{{{DR},result="Succeeded",{COUNTRY}}}[$__rate_interval]))'
-                             f" / sum(rate(acs_sms_operations_total{{{DR},{COUNTRY}}}[$__rate_interval]))", "overall")],
+                     [target(f'sum(rate(acs_sms_operations_total{{{DR},result="Succeeded",{SMS}}}[$__rate_interval]))'
+                             f" / sum(rate(acs_sms_operations_total{{{DR},{SMS}}}[$__rate_interval]))", "overall")],
                      unit="percentunit", max_value=1))
     d.add(timeseries("Delivery success ratio by country", "Per country (alert: AcsSmsDeliveryFailureRatioHighByCountry "
                      "fires above 10% failures with 50+ reports in 15 minutes).",
-                     [target(f'sum by (country) (rate(acs_sms_operations_total{{{DR},result="Succeeded",{COUNTRY}}}[$__rate_interval]))'
-                             f" / sum by (country) (rate(acs_sms_operations_total{{{DR},{COUNTRY}}}[$__rate_interval]))",
+                     [target(f'sum by (country) (rate(acs_sms_operations_total{{{DR},result="Succeeded",{SMS}}}[$__rate_interval]))'
+                             f" / sum by (country) (rate(acs_sms_operations_total{{{DR},{SMS}}}[$__rate_interval]))",
                              "{{country}}")], unit="percentunit", max_value=1))
+    d.add(timeseries("Delivery success ratio by resource", "Per ACS resource (the resource label: the name in the "
+                     "records' resourceId; alert AcsSmsDeliveryFailureRatioHighByCountry fires per resource and country).",
+                     [target(f'sum by (resource) (rate(acs_sms_operations_total{{{DR},result="Succeeded",{SMS}}}[$__rate_interval]))'
+                             f" / sum by (resource) (rate(acs_sms_operations_total{{{DR},{SMS}}}[$__rate_interval]))",
+                             "{{resource}}")], unit="percentunit", max_value=1))
     d.add(timeseries("Delivery failures by result_signature", "Failed delivery reports per second by ACS delivery "
                      "status code (4xxx rejected, 5xxx carrier, 9999 unknown: see deploy/runbook.md).",
-                     [target(f"sum by (result_signature) (rate(acs_sms_failures_total{{{DR},{COUNTRY}}}[$__rate_interval]))",
+                     [target(f"sum by (result_signature) (rate(acs_sms_failures_total{{{DR},{SMS}}}[$__rate_interval]))",
                              "{{result_signature}}")], unit="ops", stack=True))
     d.add(timeseries("Failures by country", "Failed SMS operations per second (sends and delivery reports) by country.",
-                     [target(f"sum by (country, operation) (rate(acs_sms_failures_total{{{COUNTRY}}}[$__rate_interval]))",
+                     [target(f"sum by (country, operation) (rate(acs_sms_failures_total{{{SMS}}}[$__rate_interval]))",
                              "{{country}} {{operation}}")], unit="ops", stack=True))
     d.add(timeseries("Operations by operation and result", "SMSOperational records per second.",
-                     [target(f"sum by (operation, result) (rate(acs_sms_operations_total{{{COUNTRY}}}[$__rate_interval]))",
+                     [target(f"sum by (operation, result) (rate(acs_sms_operations_total{{{SMS}}}[$__rate_interval]))",
                              "{{operation}} {{result}}")], unit="ops"))
     d.add(timeseries("Unmatched delivery reports", "Delivery reports whose sent record was not seen within the "
                      "correlation window and whose MessageId carries no send time (no latency measured for them).",
-                     [target("sum by (result) (rate(acs_sms_delivery_reports_unmatched_total[$__rate_interval]))",
+                     [target(f"sum by (result) (rate(acs_sms_delivery_reports_unmatched_total{{{RESOURCE}}}[$__rate_interval]))",
                              "{{result}}"),
-                      target(zero_when_none("sum(rate(acs_sms_delivery_reports_unmatched_total[$__rate_interval]))"),
+                      target(zero_when_none(f"sum(rate(acs_sms_delivery_reports_unmatched_total{{{RESOURCE}}}[$__rate_interval]))"),
                              "all results")], unit="ops"))
 
     d.row("Latency")
     d.add(heatmap("Delivery latency", "Time from the send to its delivery report: the sent record with the same "
                   "MessageId, or the send time in the MessageId when another replica saw the send.",
-                  "sum by (le) (increase(acs_sms_delivery_latency_seconds_bucket[$__rate_interval]))", "s"))
+                  f"sum by (le) (increase(acs_sms_delivery_latency_seconds_bucket{{{RESOURCE}}}[$__rate_interval]))", "s"))
     d.add(timeseries("Delivery latency coverage by source", "Share of delivery reports that got a latency: paired with "
                      "their sent record (exact) or from the send time in their MessageId (±0.5 s; the send was on "
                      "another replica). Near 100% in total when ACS MessageIds carry their send time.",
-                     [target("sum by (source) (rate(acs_sms_delivery_latency_seconds_count[$__rate_interval])) / scalar("
-                             f"sum(rate(acs_sms_operations_total{{{DR}}}[$__rate_interval])))", "{{source}}")],
+                     [target(f"sum by (source) (rate(acs_sms_delivery_latency_seconds_count{{{RESOURCE}}}[$__rate_interval])) / scalar("
+                             f"sum(rate(acs_sms_operations_total{{{DR},{RESOURCE}}}[$__rate_interval])))", "{{source}}")],
                      unit="percentunit", max_value=1, stack=True))
     d.add(timeseries("Delivery latency quantiles", "Alert AcsSmsDeliveryLatencyHigh: p95 above 5 minutes.",
-                     quantiles("acs_sms_delivery_latency_seconds_bucket"), unit="s"))
+                     quantiles(f"acs_sms_delivery_latency_seconds_bucket{{{RESOURCE}}}"), unit="s"))
     d.add(heatmap("API duration", "DurationMs of SMSOperational records.",
                   "sum by (le) (increase(acs_sms_api_duration_seconds_bucket[$__rate_interval]))", "s"))
     d.add(timeseries("API duration quantiles by operation", "Alert AcsSmsApiDurationHigh: p99 above 5 seconds.",
@@ -170,13 +177,14 @@ def dashboard() -> dict:
                              "{{result}} p95")]))
 
     d.row("Usage")
-    d.add(timeseries("Usage quantity by usage_type", "Sum of Quantity of Usage records per second, by usage and unit type.",
-                     [target("sum by (usage_type, unit_type) (rate(acs_usage_quantity_total[$__rate_interval]))",
-                             "{{usage_type}} ({{unit_type}})")], stack=True))
-    d.add({"type": "bargauge", "title": "Usage quantity in the range", "description": "Quantity by usage and unit type "
-           "over the selected time range.",
-           "targets": [target("sum by (usage_type, unit_type) (increase(acs_usage_quantity_total[$__range]))",
-                              "{{usage_type}} ({{unit_type}})", instant=True, range=False)],
+    d.add(timeseries("Usage quantity by usage_type", "Sum of Quantity of Usage records per second, by resource, "
+                     "usage and unit type.",
+                     [target(f"sum by (resource, usage_type, unit_type) (rate(acs_usage_quantity_total{{{RESOURCE}}}[$__rate_interval]))",
+                             "{{resource}} {{usage_type}} ({{unit_type}})")], stack=True))
+    d.add({"type": "bargauge", "title": "Usage quantity in the range", "description": "Quantity by resource, usage and "
+           "unit type over the selected time range.",
+           "targets": [target(f"sum by (resource, usage_type, unit_type) (increase(acs_usage_quantity_total{{{RESOURCE}}}[$__range]))",
+                              "{{resource}} {{usage_type}} ({{unit_type}})", instant=True, range=False)],
            "fieldConfig": {"defaults": {"unit": "short"}, "overrides": []},
            "options": {"orientation": "horizontal", "displayMode": "gradient",
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}})
@@ -234,6 +242,11 @@ def dashboard() -> dict:
         {"name": "country", "label": "Country", "type": "query", "datasource": DATASOURCE,
          "query": {"query": "label_values(acs_sms_operations_total, country)", "refId": "country"},
          "definition": "label_values(acs_sms_operations_total, country)",
+         "multi": True, "includeAll": True, "allValue": ".*", "current": {}, "refresh": 2, "sort": 1, "hide": 0,
+         "regex": "", "options": []},
+        {"name": "resource", "label": "ACS resource", "type": "query", "datasource": DATASOURCE,
+         "query": {"query": "label_values(acs_sms_operations_total, resource)", "refId": "resource"},
+         "definition": "label_values(acs_sms_operations_total, resource)",
          "multi": True, "includeAll": True, "allValue": ".*", "current": {}, "refresh": 2, "sort": 1, "hide": 0,
          "regex": "", "options": []},
         {"name": "partition", "label": "Partition", "type": "query", "datasource": DATASOURCE,

@@ -29,7 +29,8 @@ ALERTING = GRAFANA / "provisioning" / "alerting" / "acs-sms-consumer.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Sample values for Grafana's built-in and the dashboard's variables.
 GRAFANA_VARIABLES = {"__rate_interval": "2m", "__interval": "1m", "__range": "6h", "__range_s": "21600",
-                     "__interval_ms": "60000", "country": "US", "partition": "0", "datasource": "prometheus"}
+                     "__interval_ms": "60000", "country": "US", "resource": "acs-sample", "partition": "0",
+                     "datasource": "prometheus"}
 
 
 def load_module(path: Path, name: str):
@@ -145,7 +146,8 @@ def test_dashboard_covers_the_issue() -> None:
     assert "heatmap" in types
     for needle in ("acs_sms_operations_total", "by (country)", "by (result_signature)", "acs_sms_failures_total",
                    "acs_sms_delivery_latency_seconds_bucket", "acs_sms_api_duration_seconds_bucket",
-                   "histogram_quantile(0.95", "by (usage_type, unit_type)", "acs_consumer_partition_lag_events",
+                   "histogram_quantile(0.95", "by (resource, usage_type, unit_type)", "by (resource)",
+                   'resource=~"$resource"', "acs_consumer_partition_lag_events",
                    "acs_consumer_events_total", 'outcome="error"', "acs_consumer_decode_errors_total",
                    "acs_consumer_dead_letters_total", "acs_consumer_records_total"):
         assert needle in exprs, needle

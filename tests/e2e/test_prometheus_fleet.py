@@ -254,7 +254,7 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
 
             # (c) every dashboard panel has data over the run.
             run_seconds = math.ceil(time.monotonic() - traffic.started_at)
-            variables = {"country": ".*", "partition": ".*", "__rate_interval": "4s", "__interval": "1s",
+            variables = {"country": ".*", "resource": ".*", "partition": ".*", "__rate_interval": "4s", "__interval": "1s",
                          "__range": f"{run_seconds}s", "datasource": "prometheus"}
             now = time.time()
             empty = []
