@@ -106,3 +106,13 @@ def test_parse_selector(selector: str, expected: tuple[str, bool, str]) -> None:
 def test_parse_selector_rejects_other_filters() -> None:
     with pytest.raises(ValueError):
         parse_selector("amqp.annotation.x-opt-foo > '1'")
+
+
+def test_an_sdk_of_another_minor_than_the_one_checked_is_named() -> None:
+    from acs_sms_devtools.eventhubs.amqp import CHECKED_AGAINST, unchecked_sdk
+
+    assert unchecked_sdk(CHECKED_AGAINST) is None
+    assert unchecked_sdk("5.15.9", "5.15.1") is None
+    assert unchecked_sdk("5.16.0", "5.15.1") == (
+        "azure-eventhub 5.16.0 is installed; the local Event Hubs endpoint uses its private _pyamqp modules and "
+        "was checked against 5.15.1 (devtools/pyproject.toml pins that minor)")

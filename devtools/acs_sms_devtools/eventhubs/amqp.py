@@ -12,6 +12,9 @@ frames with this codec and drive the real SDK clients against it) and update the
 
 from __future__ import annotations
 
+import warnings
+from importlib.metadata import version
+
 from azure.eventhub._pyamqp import _decode as amqp_decode
 from azure.eventhub._pyamqp import _encode as amqp_encode
 from azure.eventhub._pyamqp.endpoints import Source, Target
@@ -37,8 +40,22 @@ from azure.eventhub._pyamqp.types import TYPE, VALUE, AMQPTypes
 #: The azure-eventhub release these imports and the frame layouts built on them were checked against.
 CHECKED_AGAINST = "5.15.1"
 
+
+def unchecked_sdk(installed: str, checked: str = CHECKED_AGAINST) -> str | None:
+    """Why `installed` (an azure-eventhub version) is not the minor the endpoint was checked against,
+    or None when it is (e.g. an environment that installed the dev tools with --no-deps)."""
+    if installed.split(".")[:2] == checked.split(".")[:2]:
+        return None
+    return (f"azure-eventhub {installed} is installed; the local Event Hubs endpoint uses its private _pyamqp "
+            f"modules and was checked against {checked} (devtools/pyproject.toml pins that minor)")
+
+
+if (_problem := unchecked_sdk(version("azure-eventhub"))) is not None:
+    warnings.warn(_problem, RuntimeWarning, stacklevel=2)
+
 __all__ = [
-    "CHECKED_AGAINST", "amqp_decode", "amqp_encode", "Source", "Target", "AMQPError", "Message", "Properties",
+    "CHECKED_AGAINST", "unchecked_sdk", "amqp_decode", "amqp_encode", "Source", "Target", "AMQPError", "Message",
+    "Properties",
     "Accepted", "AttachFrame", "BeginFrame", "CloseFrame", "DetachFrame", "DispositionFrame", "EndFrame",
     "FlowFrame", "OpenFrame", "SASLInit", "SASLMechanism", "SASLOutcome", "TransferFrame", "TYPE", "VALUE",
     "AMQPTypes",
