@@ -95,6 +95,10 @@ class LabelLimits(_Section):
     #: `resources_first_seen` distinct names that look like names; every other one is `other`.
     resources: list[str] = []
     resources_first_seen: NonNegativeInt = 10
+    #: `sender` of acs_sms_sender_operations_total: the organisation's own sender numbers (or sender IDs);
+    #: any other `PhoneNumber` is `other`. Empty (the default): the family stays empty and no phone
+    #: number is ever read for a label.
+    senders: list[str] = []
 
     @field_validator("resources")
     @classmethod
@@ -105,6 +109,16 @@ class LabelLimits(_Section):
                 raise ValueError("each entry must be an ACS resource name (the last segment of its resourceId), "
                                  "1 to 64 printable characters")
         return names
+
+    @field_validator("senders")
+    @classmethod
+    def _check_senders(cls, value: list[str]) -> list[str]:
+        for sender in value:
+            kept = "".join(sender.split()).replace("-", "").replace("(", "").replace(")", "").replace(".", "")
+            if not (3 <= len(kept) <= 20 and (kept.lstrip("+").isdigit() or kept.isalnum()) and kept.isascii()):
+                raise ValueError("each entry must be a sender number (E.164, e.g. +18445791704; spaces, -().' "
+                                 "allowed) or an alphanumeric sender ID")
+        return value
     #: Total series (label combinations) of one metric family; past it, new combinations fold into the
     #: family's `other` series (counted in acs_consumer_series_folded_total).
     series_per_family: PositiveInt = 2000

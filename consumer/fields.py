@@ -4,7 +4,7 @@ Each field the metrics use is one `Field`: its name in the typed records, its sp
 Hubs shape (Azure resource-log common schema) and whether it sits inside `properties` there, its other
 spellings (the Log Analytics shape of the ACS docs, seen variants), and its kind (type and bounds).
 Each field Azure writes that no metric uses is one `Ignored`, with `pii` for those that hold personal
-data (phone numbers, caller IPs, URIs): they are never kept by the general decoder; the canonical
+data (caller IPs, URIs): they are never kept by the general decoder; the canonical
 decoder (`consumer.records.decode_canonical`) has to type them to accept a body that holds them, and
 drops them with the body.
 
@@ -65,6 +65,11 @@ FIELDS: tuple[Field, ...] = (
     Field("number_type", "NumberType", True, "text", "sms"),
     Field("country", "Country", True, "text", "sms"),
     Field("message_id", "MessageId", True, "text", "sms", ("MessageID",)),
+    # The number (or alphanumeric sender ID) the message is sent from, as ACS documents `PhoneNumber`:
+    # personal data as far as this service knows. Kept in memory only, like MessageId, never logged and
+    # never in a reason; it becomes the `sender` label only when the operator lists it
+    # (`pipeline.labels.senders`, `labels.Senders`), and is read only then.
+    Field("sender", "PhoneNumber", True, "text", "sms"),
     Field("delivery_attempts", "DeliveryAttempts", True, "count", "sms"),
     Field("outgoing_message_length", "OutgoingMessageLength", True, "count", "sms"),
     Field("incoming_message_length", "IncomingMessageLength", True, "count", "sms"),
@@ -81,7 +86,6 @@ IGNORED: tuple[Ignored, ...] = (
     Ignored("correlationId", False, ("CorrelationId", "CorrelationID")),
     Ignored("level", False, ("Level",)),
     Ignored("location", False, ("Location",)),
-    Ignored("PhoneNumber", True, pii=True),
     Ignored("SdkType", True),
     Ignored("PlatformType", True),
     Ignored("Method", True),

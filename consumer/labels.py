@@ -220,6 +220,37 @@ class Resources(Names):
         return OTHER if name is None else super().__call__(name)
 
 
+_SENDER_PUNCTUATION = str.maketrans("", "", " -().")
+
+
+def sender_key(value: str) -> str:
+    """How sender numbers are compared: without spaces, `-().`, upper-cased (`+1 (844) 579-1704` is
+    `+18445791704`; an alphanumeric sender ID matches in any case)."""
+    return value.translate(_SENDER_PUNCTUATION).upper()
+
+
+class Senders:
+    """`sender`: the organisation's own sender numbers (or sender IDs) the operator lists
+    (`pipeline.labels.senders`), each its own value as listed (punctuation removed); every other value
+    `other`, a missing one `unknown`. The only way a phone number becomes a label value: nothing is
+    ever admitted on first sight."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, listed: Iterable[str]) -> None:
+        self._by_key = {sender_key(value): value.translate(_SENDER_PUNCTUATION) for value in listed}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
+    def __call__(self, raw: str | None) -> str:
+        if raw is None:
+            return UNKNOWN
+        if not raw.strip():
+            return UNKNOWN
+        return self._by_key.get(sender_key(raw), OTHER)
+
+
 class ResultSignatures(FirstSeen):
     """`result_signature`: numeric status codes only. The codes ACS documents (`DOCUMENTED_SIGNATURES`:
     HTTP statuses of the SMS API, delivery status codes) always; other numeric codes, the first N

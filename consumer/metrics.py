@@ -294,6 +294,12 @@ class DomainMetrics:
             "acs_sms_api_duration_seconds", "DurationMs of SMSOperational records, in seconds.",
             ("operation",), buckets.api_duration_seconds,
         )
+        self.sender_operations = f.counter(
+            "acs_sms_sender_operations",
+            "SMSOperational records by the organisation's own sender number (PhoneNumber) listed in "
+            "pipeline.labels.senders (any other: other; none: unknown); empty unless senders are listed.",
+            ("operation", "result", "resource", "sender"),
+        )
         self.delivery_latency = f.histogram(
             "acs_sms_delivery_latency_seconds",
             "Delivery report time minus the send time: of the sent record with the same MessageId "

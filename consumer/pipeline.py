@@ -51,6 +51,7 @@ from consumer.labels import (
     Names,
     Resources,
     ResultSignatures,
+    Senders,
     country,
 )
 from consumer.metrics import DomainMetrics
@@ -135,6 +136,7 @@ class Pipeline:
         self._unit_type = Names(limits.unit_types, missing=OTHER, known=UNIT_TYPES)
         self._category = Names(limits.categories, known=CATEGORIES)
         self._resource = Resources(limits.resources_first_seen, limits.resources)
+        self._senders = Senders(limits.senders)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
         metrics.limit_series(limits.series_per_family)
         # raw (usage_type, unit_type, resourceId) → bounded labels; `FirstSeen` never forgets or changes a value it
@@ -232,6 +234,7 @@ class Pipeline:
         attempts_children, attempts_bounds = m.delivery_attempts.children, m.delivery_attempts.bounds
         latency_children, latency_bounds = m.delivery_latency.children, m.delivery_latency.bounds
         arrive = self.correlator.arrive
+        senders = self._senders
         whole_seconds = _whole_seconds  # `time_stamp`'s cache, read inline for Azure's own form (below)
         for index, record in enumerate(records):
             category = record.category
@@ -352,6 +355,11 @@ class Pipeline:
                     m.operations.inc(labels, 1.0)
                 else:
                     operations[labels] = present + 1.0
+                if senders:  # only when the operator lists sender numbers: else no phone number is read
+                    phone = properties.PhoneNumber
+                    if not final and phone is not None:  # what the general decoder makes of it
+                        phone = None if phone in _NULLS else phone.strip()
+                    m.sender_operations.inc((operation, result_label, resource, senders(phone)))
                 if result_type is not None and result_label != SUCCEEDED:
                     m.failures.inc((operation, self._result_signature(signature), number_type, where, resource))
                 duration = record.durationMs

@@ -18,9 +18,11 @@ Two shapes arrive and must give the same result:
   `PhoneNumber`, `MessageId`, `Country`, ...).
 Field names match case-insensitively; a field at top level wins over the same field in `properties`.
 
-Only what the metrics need is kept. Phone numbers, caller IPs and URIs are dropped here, at the
-edge, so no later layer can leak them; `message_id` is kept (in memory only) to correlate delivery
-reports with sends, and `record_id` to drop duplicate usage records.
+Only what the metrics need is kept. Caller IPs and URIs are dropped here, at the edge, so no later
+layer can leak them; `message_id` is kept (in memory only) to correlate delivery reports with sends,
+`record_id` to drop duplicate usage records, and `sender` (`PhoneNumber`, in memory only, out of
+repr) for the one label a phone number can become: a sender number the operator lists
+(`pipeline.labels.senders`).
 
 Time: `time`, `TimeGenerated` or `timeStamp`; ISO 8601 with 0-9 fractional digits, `Z`, an offset or
 none (taken as UTC), or the US-style `MM/DD/YYYY hh:mm:ss` seen in the field. A record whose time is
@@ -86,6 +88,8 @@ class SmsOperational(_Record):
     number_type: str | None = None
     country: str | None = None
     message_id: str | None = None
+    #: `PhoneNumber`: out of repr and dumps (`consumer.fields`: a label only when the operator lists it)
+    sender: str | None = Field(default=None, repr=False, exclude=True)
     delivery_attempts: Count | None = None
     outgoing_message_length: Count | None = None
     incoming_message_length: Count | None = None

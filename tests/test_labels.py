@@ -286,3 +286,16 @@ def test_resources_listed_always_then_first_n():
     # a listed name is the operator's word: admitted even where a first-seen name would not be
     listed = Resources(0, ["acs12345678"])
     assert listed(name + "ACS12345678") == "acs12345678" and listed(name + "ACS-OTHER") == OTHER
+
+
+def test_senders_are_only_the_listed_numbers():
+    from consumer.labels import Senders
+
+    senders = Senders(["+1 (844) 579-1704", "Contoso"])
+    assert senders("+18445791704") == "+18445791704"  # as listed, punctuation removed
+    assert senders(" +1 844 579 1704 ") == "+18445791704"
+    assert senders("CONTOSO") == senders("contoso") == "Contoso"
+    for other in ("+18445791705", "18445791704x", "+15550100001", "FABRIKAM", "x" * 500):
+        assert senders(other) == OTHER, other  # never admitted on first sight
+    assert senders(None) == senders("") == senders("  ") == UNKNOWN
+    assert senders and not Senders([])

@@ -534,3 +534,37 @@ def test_series_budget_per_family(canonical):
     assert len(m.usage_records.values) == 6 and m.usage_records.values[("other", "other", "other")] == 3
     assert m.usage_quantity.values[("other", "other", "other")] == 6
     assert m.series_folded.get("acs_usage_records") == m.series_folded.get("acs_usage_quantity") == 3
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_sender_numbers_are_labels_only_when_listed(canonical):
+    arm = "/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/ACS-PROD"
+    records = [
+        sms(PhoneNumber="+18445791704") | {"resourceId": arm},
+        sms(PhoneNumber=" +18445791704 ") | {"resourceId": arm},  # padded: the general decoder strips it
+        sms(op="SMSDeliveryReportsReceived", result="Failed", PhoneNumber="+18335550100"),
+        sms(PhoneNumber="+15550100001"),  # not listed: other, never its own value
+        sms(PhoneNumber="null"),  # a null spelling: no sender
+        sms(),
+    ]
+    p, m = make(labels=LabelLimits(senders=["+1 844 579 1704", "+1 (833) 555-0100"]))
+    p.canonical = canonical
+    p.process(body(*records), NOW)
+    assert m.sender_operations.values == {
+        ("SMSMessagesSent", "Succeeded", "acs-prod", "+18445791704"): 2,
+        ("SMSDeliveryReportsReceived", "Failed", "unknown", "+18335550100"): 1,
+        ("SMSMessagesSent", "Succeeded", "unknown", "other"): 1,
+        ("SMSMessagesSent", "Succeeded", "unknown", "unknown"): 2,
+    }
+    assert "+1555" not in _render(m)
+    # none listed (the default): the family stays empty
+    p, m = make()
+    p.canonical = canonical
+    p.process(body(*records), NOW)
+    assert m.sender_operations.values == {} and sum(m.operations.values.values()) == 6
+
+
+def _render(m: DomainMetrics) -> str:
+    out: list[str] = []
+    m.collector.write(out, False)
+    return "".join(out)

@@ -62,7 +62,7 @@ def label_values(text: str) -> dict[str, dict[str, set[str]]]:
 #: How many values each open-ended label may have at most (config limits + `other` + `unknown`).
 def contract_violations(text: str, partitions: Iterable[str], *, result_signatures: int = 50, usage_types: int = 50,
                         unit_types: int = 50, categories: int = 20, resources: int = 10,
-                        listed_resources: Iterable[str] = ()) -> list[str]:
+                        listed_resources: Iterable[str] = (), senders: Iterable[str] = ()) -> list[str]:
     """Every label of every family checked against the contract (README.md, "Metric reference"); returns what breaks it."""
     fixed: dict[str, set[str]] = {
         "operation": set(SMS_OPERATIONS) | {OTHER},
@@ -75,6 +75,7 @@ def contract_violations(text: str, partitions: Iterable[str], *, result_signatur
         "side": {"sent", "delivery_report"},
         "direction": {"outgoing", "incoming"},
         "source": {"paired", "message_id"},
+        "sender": set(senders) | {OTHER, UNKNOWN},  # only the listed sender numbers: never a first-seen one
         "family": {family.name for family in DomainMetrics(Buckets()).families()},
     }
     open_ended = {"result_signature": result_signatures, "usage_type": usage_types, "unit_type": unit_types,
