@@ -328,11 +328,12 @@ def redact_url(url: str) -> str:
 
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data with every secret replaced by `***` (connection
-    strings whole, URLs their query and user information: see `redact_url`)."""
+    strings whole, URLs their query and user information: see `redact_url`; also a URL without a
+    scheme, which the storage SDK takes as https)."""
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return "***"
-        if isinstance(value, str) and "://" in value:
+        if isinstance(value, str) and ("://" in value or "?" in value or "@" in value):
             return redact_url(value)
         if isinstance(value, BaseModel):
             return {name: walk(getattr(value, name)) for name in type(value).model_fields}

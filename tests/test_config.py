@@ -239,6 +239,15 @@ def test_redaction_hides_a_sas_token_in_account_url(tmp_path):
     assert FAKE_SECRET not in yaml.safe_dump(plain) and "sig=" not in yaml.safe_dump(plain)
 
 
+def test_redaction_hides_a_sas_token_in_an_account_url_without_scheme(tmp_path):
+    # the storage SDK prepends https:// to an account URL without a scheme, so this one works as it is
+    text = MINIMAL.replace(f'connection_string: "{ST_CS}"', f'account_url: "acct.blob.core.windows.net/?{SAS}"')
+    settings = load_settings(write(tmp_path, text), {})
+    plain = redacted(settings)
+    assert plain["checkpoint_store"]["account_url"] == "acct.blob.core.windows.net/?***"
+    assert FAKE_SECRET not in yaml.safe_dump(plain) and "sig=" not in yaml.safe_dump(plain)
+
+
 @pytest.mark.parametrize(
     "url, shown",
     [
