@@ -4,7 +4,10 @@ Every line has `time` (UTC, ISO 8601), `level`, `logger` and `message`; event-re
 `partition` and `sequence_number` (pass them with `extra=`). What is logged is chosen so that no
 personal data leaves the process: bodies and record values are never logged, only counts, reasons
 that name fields (never their values), and Event Hubs positions. The Azure SDK's own loggers are
-kept at WARNING so their chatter (connection details, tokens' expiry) stays out.
+kept at WARNING so their chatter (connection details, tokens' expiry) stays out; what they and the
+other libraries still log (an exception's repr with the peer's address, say) goes out scrubbed
+(`consumer.errors.scrub`), like an exception logged with its traceback. The service's own lines are
+already built that way and left as they are.
 """
 
 from __future__ import annotations
@@ -16,25 +19,33 @@ from typing import Any, TextIO
 
 import orjson
 
+from consumer.errors import scrub
+
 # Attributes every LogRecord has; anything else passed with `extra=` becomes a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def _own(logger: str) -> bool:
+    """Whether a logger is the service's own (`consumer.*`), whose messages never quote a value."""
+    return logger.startswith("consumer.") or logger == "consumer"
 
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message if _own(record.name) else scrub(message),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
-            line["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+            line["error"] = scrub(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
         return orjson.dumps(line, default=str).decode()
 
 
