@@ -343,7 +343,7 @@ def _repair_chunk(text: str, double: bool, single: bool, separator: str, final: 
         double = double and '"' in rest
         single = single and "'" in rest
         if not (double or single):
-            done.append(_repair_outside(rest, separator))
+            done.append(_replace_non_finite(rest))
             break
         if len(rest) >= BITS_FROM:
             read = _repair_bits(rest, double, single)
@@ -580,11 +580,6 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
     return repaired, chr(data[end]), data[end + 1 :].decode("utf-8")
 
 
-def _repair_outside(text: str, separator: str) -> str:
-    """Text outside strings (pieces joined by `separator`): NaN/Infinity become null."""
-    return _replace_non_finite(text)
-
-
 def _replace_non_finite(text: str) -> str:
     """`text` with every NaN/Infinity word (and a `-` right before it) replaced by null; `text`
     itself when there is none."""
@@ -601,7 +596,7 @@ def _repair_one_kind(text: str, quote: str, separator: str) -> str:
     pieces = text.split(quote)  # outside, inside, outside, inside, ..., outside
     tail = [pieces.pop()] if len(pieces) % 2 == 0 else []  # an odd quote count: the last never closes
     outside = separator.join(pieces[0::2] + tail)
-    fixed_outside = _repair_outside(outside, separator)
+    fixed_outside = _replace_non_finite(outside)
     insides = pieces[1::2]
     inside = separator.join(insides)
     fixed_inside = inside
@@ -626,7 +621,7 @@ def _repair_split(parts: list[str | None], separator: str) -> str:
     """Repair a split of `_STRINGS` in which every string closes: [outside, kind, inside, closing
     quote, outside, ...]; each kind of piece in bulk."""
     outside = separator.join(parts[0::4])  # type: ignore[arg-type]
-    fixed_outside = _repair_outside(outside, separator)
+    fixed_outside = _replace_non_finite(outside)
     if fixed_outside is not outside:
         parts[0::4] = fixed_outside.split(separator)
     if len(parts) > 1:

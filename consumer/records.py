@@ -44,7 +44,7 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from consumer.decode import loads, repair_json
+from consumer.decode import _json_type, loads, repair_json
 from consumer.fields import (
     FIELDS,
     IGNORED,
@@ -214,11 +214,6 @@ def _validate(raw: Any) -> tuple[Outcome, Any]:
 
 def _category_name(category: Any) -> str | None:
     return category.strip() if isinstance(category, str) else None
-
-
-def _json_type(value: Any) -> str:
-    return {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
-            list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
 def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
