@@ -76,16 +76,23 @@ MAX_REASONS = 5
 #: How many distinct raw (operation, result type, number type, country, resource id) tuples keep their bounded
 #: label tuple memoised; when full the memo is emptied, so hostile input cannot grow it.
 LABEL_MEMO_SIZE = 4096
-#: Raw values longer than this are never memo keys (their labels are worked out every time: they are
-#: `other` anyway, as no label value is longer than `labels.MAX_LABEL_LENGTH`), so a memo holds at
-#: most LABEL_MEMO_SIZE × (5 × 256) characters (~5 MB for the largest) whatever the input.
+#: Raw values longer than this, or not ASCII, are never memo keys (their labels are worked out every
+#: time, with the same result: no label value is longer than `labels.MAX_LABEL_LENGTH`, and Azure's
+#: values are ASCII). Not ASCII, because a str holds up to 4 bytes a character (one emoji makes it
+#: UCS-4): only so does a memo hold at most LABEL_MEMO_SIZE × (5 × 256) bytes of values (~5 MB for
+#: the largest) whatever the input, not 4× that.
 MAX_MEMO_KEY_LENGTH = 256
 
 
+def _memoisable_value(value: str) -> bool:
+    """Whether `value` may be (part of) a memo key: ASCII (O(1): CPython keeps the flag) and short."""
+    return len(value) <= MAX_MEMO_KEY_LENGTH and value.isascii()
+
+
 def _memoisable(raw: tuple[object, ...]) -> bool:
-    """Whether no value of `raw` is a string longer than MAX_MEMO_KEY_LENGTH."""
+    """Whether every string of `raw` may be part of a memo key (`_memoisable_value`)."""
     for value in raw:
-        if type(value) is str and len(value) > MAX_MEMO_KEY_LENGTH:
+        if type(value) is str and not _memoisable_value(value):
             return False
     return True
 
@@ -498,7 +505,7 @@ class Pipeline:
     def _resolve_signature(self, raw: int | str) -> str | None:
         """Fill `_signatures` for `raw`: what the model makes of it (a number becomes its text)."""
         value = str(raw) if type(raw) is int else clean(raw)
-        if type(raw) is int or len(raw) <= MAX_MEMO_KEY_LENGTH:
+        if type(raw) is int or _memoisable_value(raw):
             if len(self._signatures) >= LABEL_MEMO_SIZE:
                 self._signatures.clear()
             self._signatures[raw] = value

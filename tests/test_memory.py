@@ -91,3 +91,20 @@ def test_long_label_values_are_not_memoised(canonical: bool, field: str) -> None
 def test_long_usage_values_are_not_memoised() -> None:
     growth = _growth(_usage, True)
     assert growth < GROWTH_LIMIT, f"{growth / 2**20:.1f} MiB kept for {RECORDS} records"
+
+
+@pytest.mark.parametrize("field, canonical", [("NumberType", True), ("Country", False)])  # each decoder's memo
+def test_short_non_ascii_label_values_are_not_memoised(canonical: bool, field: str) -> None:
+    # Within the memo's length bound (256 characters), but 4 bytes a character (an emoji makes the str
+    # UCS-4): 4,000 distinct values of ~1 KB each would keep ~4 MB per field in a memo, and each memo key
+    # holds four such fields (resultType, NumberType, Country, resourceId): ~16 MB.
+    def value(i: int, tag: str) -> str:
+        head = f"{tag}-{i % DISTINCT_VALUES:06d}-"
+        return head + "\U0001f600" * (250 - len(head))
+
+    def record(i: int) -> dict:
+        raw = _sms(i, MessageId=f"m{i}", NumberType=value(i, "n"), Country=value(i, "c"))
+        return raw | {"resultType": value(i, "r"), "resourceId": value(i, "x")}
+
+    growth = _growth(record, canonical)
+    assert growth < GROWTH_LIMIT, f"{growth / 2**20:.1f} MiB kept for {RECORDS} records"
