@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.lines import Lines
+
 REPO = Path(__file__).resolve().parent.parent
 EH = "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=k;SharedAccessKey=secret-key-value;EntityPath=hub;UseDevelopmentEmulator=true"
 ST = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=c2VjcmV0LXN0b3JhZ2Uta2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
@@ -155,12 +157,12 @@ def test_run_logs_account_url_redacted_at_start_up(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
     process = subprocess.Popen([sys.executable, "-m", "consumer", "run", "--config", str(path)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=clean, cwd=REPO)
+    lines = Lines(process)
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()  # the start-up line comes first
+        first = lines.line(60)  # the start-up line comes first
     finally:
         process.kill()
-        rest, _ = process.communicate(timeout=30)
+        rest = lines.rest(30)
     start = json.loads(first)
     assert start["message"] == "starting acs-sms-consumer"
     assert start["config"]["checkpoint_store"]["account_url"] == "https://acct.blob.core.windows.net/?***"
@@ -217,13 +219,13 @@ def test_run_on_uvloop_starts_on_it(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ACS_SMS_CONSUMER_")}
     process = subprocess.Popen([sys.executable, "-m", "consumer", "run", "--loop", "uvloop", "--config", str(path)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean, cwd=REPO)
+    lines = Lines(process)
     try:
-        assert process.stdout is not None
-        first = json.loads(process.stdout.readline())
-        second = process.stdout.readline()  # logged from inside the running loop
+        first = json.loads(lines.line(60))
+        second = lines.line(60)  # logged from inside the running loop
     finally:
         process.kill()
-        process.communicate(timeout=30)
+        lines.rest(30)
     assert first["message"] == "starting acs-sms-consumer" and first["loop"] == "uvloop"
     assert second and "Traceback" not in second
 

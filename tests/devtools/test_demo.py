@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,55 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.lines import Lines
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Lines:
-    """The output lines of a process, read by a thread into a queue, so every wait has a timeout
-    (a blocking readline on a silent pipe would hang the test)."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.seen = ""
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def until(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen += line
-            match = re.search(pattern, line)
-            if match:
-                return match
-        raise AssertionError(f"no line matching {pattern!r} within {timeout} s:\n{self.seen}")
-
-    def rest(self, timeout: float) -> str:
-        """Everything until the process closes its output (it has exited)."""
-        self.process.wait(timeout)
-        deadline = time.monotonic() + 5
-        rest = ""
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            rest += line
-        self.seen += rest
-        return rest
 
 
 def start_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -142,8 +93,8 @@ def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prome
             [sys.executable, "-m", "consumer", "simulate", "--connection-string", connection_string,
              "--drill-country", "GB", "--drill-seconds", "60", "--duration", "60", "--quiet"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-        lines.until(r"demo: alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=GB\}", 60)
-        assert not re.search(r"alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=(?!GB\})", lines.seen)
+        lines.until(r"demo: alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=GB, resource=acs-sms-demo\}$", 60)
+        assert not re.search(r"alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=(?!GB,)", lines.seen)
         process.send_signal(signal.SIGINT)
         rest = lines.rest(60)
     finally:

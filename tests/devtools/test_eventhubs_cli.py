@@ -11,6 +11,7 @@ from pathlib import Path
 from azure.eventhub import EventData, EventHubProducerClient
 
 from acs_sms_devtools.eventhubs import main
+from tests.lines import Lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,27 +20,25 @@ def test_main_serves_until_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from acs_sms_devtools.eventhubs import main; sys.exit(main())",
          "--host", "127.0.0.1", "--port", "0", "--partitions", "3", "--hub", "cli-hub", "--consumer-group", "extra"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    lines = Lines(process)
     try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert "cli-hub" in banner and "$Default, extra" in banner
-        line = process.stdout.readline()
-        match = re.search(r"Connection string: (Endpoint=sb://127\.0\.0\.1:(\d+);\S+)", line)
-        assert match, line
+        banner = lines.until(r"cli-hub", 60).string
+        assert "$Default, extra" in banner
+        match = lines.until(r"Connection string: (Endpoint=sb://127\.0\.0\.1:(\d+);\S+)", 10)
         assert match.group(1).endswith("EntityPath=cli-hub;UseDevelopmentEmulator=true")
         with EventHubProducerClient.from_connection_string(match.group(1)) as producer:
             assert producer.get_partition_ids() == ["0", "1", "2"]
             producer.send_batch([EventData("hello")], partition_id="1")
             assert producer.get_partition_properties("1")["last_enqueued_sequence_number"] == 0
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=15)
+        out = lines.rest(15)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(5)
-    assert process.returncode == 0, err
+    assert process.returncode == 0, lines.seen
     assert "stopped" in out
 
 
