@@ -44,38 +44,11 @@ from consumer.records import (
     normalise,
     time_stamp,
 )
+from tests.examples import EVENTHUBS_SMS
 
 SAMPLES = Path(__file__).resolve().parent.parent / "consumer" / "samples"
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
 
-EVENTHUBS_SMS: dict[str, Any] = {
-    "time": "2026-11-02T09:15:01.1234567Z",
-    "resourceId": "/SUBSCRIPTIONS/X/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/ACS",
-    "operationName": "SMSMessagesSent",
-    "operationVersion": "2021-03-07",
-    "category": "SMSOperational",
-    "resultType": "Succeeded",
-    "resultSignature": 202,
-    "resultDescription": "Accepted",
-    "durationMs": 131,
-    "callerIpAddress": "203.0.113.10",
-    "correlationId": "9f1c6a2e-1111-4a2b-9c3d-000000000001",
-    "level": "Informational",
-    "location": "global",
-    "properties": {
-        "OutgoingMessageLength": 151,
-        "IncomingMessageLength": 0,
-        "DeliveryAttempts": 0,
-        "PhoneNumber": "+15550100001",
-        "NumberType": "LongCodeNumber",
-        "SdkType": "azsdk-python-communication-sms",
-        "PlatformType": "Linux",
-        "Method": "POST",
-        "Country": "US",
-        "URI": "https://acs.communication.azure.com/sms?api-version=2021-03-07",
-        "MessageId": "6e3f2f4c-0000-4c1a-9d7e-00000000a001",
-    },
-}
 EVENTHUBS_USAGE: dict[str, Any] = {
     "time": "2026-11-02T09:15:02.5000000Z",
     "resourceId": "/SUBSCRIPTIONS/X",

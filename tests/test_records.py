@@ -9,40 +9,9 @@ from pathlib import Path
 import pytest
 
 from consumer.records import Invalid, Skipped, SmsOperational, Usage, normalise
+from tests.examples import EVENTHUBS_SMS, MESSAGE_ID, PHONE
 
 SAMPLES = Path(__file__).resolve().parent.parent / "consumer" / "samples"
-
-PHONE = "+15550100001"
-MESSAGE_ID = "6e3f2f4c-0000-4c1a-9d7e-00000000a001"
-
-EVENTHUBS = {
-    "time": "2026-11-02T09:15:01.1234567Z",
-    "resourceId": "/SUBSCRIPTIONS/X/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.COMMUNICATION/COMMUNICATIONSERVICES/ACS",
-    "operationName": "SMSMessagesSent",
-    "operationVersion": "2021-03-07",
-    "category": "SMSOperational",
-    "resultType": "Succeeded",
-    "resultSignature": 202,
-    "resultDescription": "Accepted",
-    "durationMs": 131,
-    "callerIpAddress": "203.0.113.10",
-    "correlationId": "9f1c6a2e-1111-4a2b-9c3d-000000000001",
-    "level": "Informational",
-    "location": "global",
-    "properties": {
-        "OutgoingMessageLength": 151,
-        "IncomingMessageLength": 0,
-        "DeliveryAttempts": 0,
-        "PhoneNumber": PHONE,
-        "NumberType": "LongCodeNumber",
-        "SdkType": "azsdk-python-communication-sms",
-        "PlatformType": "Linux",
-        "Method": "POST",
-        "MessageId": MESSAGE_ID,
-        "Country": "US",
-        "URI": "https://acs.communication.azure.com/sms?api-version=2021-03-07",
-    },
-}
 
 LOG_ANALYTICS = {
     "TimeGenerated": "2026-11-02T09:15:01.1234567Z",
@@ -93,7 +62,7 @@ def props(**fields):
 
 
 def test_eventhubs_shape_gives_typed_record():
-    record = normalise(EVENTHUBS)
+    record = normalise(EVENTHUBS_SMS)
     assert type(record) is SmsOperational
     assert record.time == EXPECTED_TIME
     assert record.time_problem is None
@@ -111,11 +80,11 @@ def test_eventhubs_shape_gives_typed_record():
 
 
 def test_both_shapes_give_the_same_record():
-    assert normalise(EVENTHUBS) == normalise(LOG_ANALYTICS)
+    assert normalise(EVENTHUBS_SMS) == normalise(LOG_ANALYTICS)
 
 
 def test_pii_fields_are_not_kept():
-    record = normalise(EVENTHUBS)
+    record = normalise(EVENTHUBS_SMS)
     assert record.sender == PHONE  # kept in memory for the sender allow-list only: not in repr or dumps
     dumped = record.model_dump()
     assert not {"phone_number", "caller_ip_address", "uri", "correlation_id"} & set(dumped)
@@ -408,7 +377,7 @@ def test_dict_subclass_is_a_record():
 
 
 def test_normalise_does_not_mutate_input():
-    raw = json.loads(json.dumps(EVENTHUBS))
+    raw = json.loads(json.dumps(EVENTHUBS_SMS))
     before = json.dumps(raw, sort_keys=True)
     normalise(raw)
     assert json.dumps(raw, sort_keys=True) == before
