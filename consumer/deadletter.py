@@ -11,7 +11,8 @@ from a queue bounded in letters (`QUEUE_SIZE`) and in bytes (`max_queued_bytes`)
 Every letter ends as exactly one of (`acs_consumer_dead_letters_total{outcome}`):
 - `written`: the blob is in the container;
 - `dropped`: refused at submission (over `max_blobs_per_minute`, queue full, over `max_queued_bytes`)
-  or given up after `WRITE_ATTEMPTS` failed writes; logged with its partition, sequence number and why,
+  or given up after `WRITE_ATTEMPTS` failed writes (or at once when writing it raised anything but a
+  storage error); logged with its partition, sequence number and why,
   so the body can still be found in the hub while the hub retains it.
 Each failed write attempt also counts as `error` (it is retried after `RETRY_DELAYS`).
 
@@ -188,6 +189,10 @@ class DeadLetterWriter:
             pending = await self._queue.get()
             try:
                 await self._write(pending)
+            except Exception as exc:  # not storage (`_write` handles that): this letter fails, never the writer
+                self._drop(pending.letter, f"cannot be written: {type(exc).__name__}")
+                if pending in self._pending.get(pending.letter.partition, ()):
+                    self._resolve(pending)
             finally:
                 self._queue.task_done()
 

@@ -266,3 +266,33 @@ def test_a_checkpoint_is_not_written_when_the_first_event_is_pending(azurite, bl
     pending, checkpoints = asyncio.run(main())
     assert pending == [0]
     assert checkpoints == []  # the replay starts at event 0 again and submits its letter again
+
+
+def test_a_letter_that_makes_the_writer_raise_is_dropped_and_the_writer_goes_on(caplog):
+    """Whatever raises outside the storage call (here the metadata of an enqueued time no datetime can
+    hold) fails that letter, never the writer: else every later letter stays pending, and the
+    checkpoints of their partitions stay behind them until the process ends."""
+    metrics = Metrics(Settings.model_fields["pipeline"].default.buckets, "test")
+    uploaded: list[str] = []
+
+    class Container:
+        async def upload_blob(self, name, *args, **kwargs):
+            uploaded.append(name)
+
+    async def main():
+        writer = DeadLetterWriter(Container(), DeadLetterSettings(), metrics.consumer, HUB, GROUP)
+        writer.start()
+        try:
+            writer.submit(DeadLetter(b"x", "0", 5, "5", 1e300, "invalid_json", "not JSON"), hold="a")
+            writer.submit(letter(6), hold="b")
+            return await writer.settled("0", 5), writer.pending("0")
+        finally:
+            await writer.close(5)
+
+    with caplog.at_level(logging.WARNING, logger="consumer.deadletter"):
+        settled, pending = asyncio.run(main())
+    assert settled and pending == []
+    assert uploaded == [f"{HUB}/Default/0/6.body"]
+    assert outcomes(metrics) == {"written": 1, "error": 0, "dropped": 1}
+    [line] = [r for r in caplog.records if r.getMessage().startswith("dead letter dropped")]
+    assert (line.partition, line.sequence_number) == ("0", 5)
