@@ -24,7 +24,10 @@ from typing import Any
 import orjson
 import pytest
 
+from consumer.config import PipelineSettings
 from consumer.decode import decode_body
+from consumer.metrics import Metrics
+from consumer.pipeline import Pipeline
 from consumer.records import normalise
 from tests.crafted import MAX_EVENT_BYTES, SHAPES
 
@@ -119,6 +122,11 @@ LONG_FIELDS: dict[str, Callable[[int], dict[str, Any]]] = {
     "signature": lambda n: {**BASE, "resultSignature": "1" * n},
     "category": lambda n: {**BASE, "category": " " * n + "x"},
     "message id": lambda n: {**BASE, "properties": {"MessageId": "m" * n}},
+    "resource id": lambda n: {**BASE, "resourceId": "/SUBSCRIPTIONS/S/PROVIDERS/MICROSOFT.COMMUNICATION/"
+                                                     "COMMUNICATIONSERVICES/" + "A" * n},
+    "result type": lambda n: {**BASE, "resultType": "F" * n},
+    "number type": lambda n: {**BASE, "properties": {"NumberType": "L" * n}},
+    "usage type": lambda n: {**BASE, "category": "Usage", "properties": {"UsageType": "U" * n, "Quantity": 1}},
 }
 
 
@@ -130,3 +138,22 @@ def test_a_long_field_is_linear(field: str) -> None:
 
     assert_linear(make_step)
 
+
+
+@pytest.mark.parametrize("canonical", [True, False], ids=["canonical", "general"])
+@pytest.mark.parametrize("field", LONG_FIELDS)
+def test_a_long_field_is_linear_through_the_pipeline(field: str, canonical: bool) -> None:
+    """The same records through `Pipeline.process` (each decoder): what `normalise` does not reach,
+    the label mapping (`consumer.labels`: a resource name cut out of a long resourceId, values too
+    long for the label memos) and the correlation and duplicate keys."""
+    metrics = Metrics(PipelineSettings().buckets, "test")
+    pipeline = Pipeline(PipelineSettings(), metrics.domain)
+    pipeline.canonical = canonical
+
+    def make_step(size: int) -> Callable[[], Any]:
+        body = orjson.dumps({"records": [LONG_FIELDS[field](size - 512)]})  # within `max_body_bytes`
+        result = pipeline.process(body, 1_800_000_000.0)
+        assert result.decode_error is None and result.records == 1, result  # the record was read
+        return lambda: pipeline.process(body, 1_800_000_000.0)
+
+    assert_linear(make_step)
