@@ -125,17 +125,20 @@ class Receiver:
     def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics, checkpoint_store: Any,
                  deadletters: DeadLetterWriter | None, credential: Any = None,
                  clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None,
-                 readiness: EventHubsReadiness | None = None) -> None:
+                 readiness: EventHubsReadiness | None = None, ticks: Callable[[], float] = time.monotonic) -> None:
+        """`clock`: the wall clock the pipeline dates records by; `ticks`: the monotonic clock that the
+        checkpoint rules measure intervals and silences on (a step of the wall clock is neither)."""
         self.settings = settings
         self.pipeline = pipeline
         self.worker = PipelineWorker(pipeline, settings.pipeline.offload_min_bytes)
         self.metrics = metrics
         self.deadletters = deadletters
         self.clock = clock
+        self.ticks = ticks
         self.on_store_answer = on_store_answer  # told of every successful checkpoint write (readiness)
         self.readiness = readiness or EventHubsReadiness(settings.readiness_eventhub_max_age_seconds)
         checkpoint = settings.checkpoint
-        self.scrapes = Scrapes(clock())
+        self.scrapes = Scrapes(ticks())
         self.policy = CheckpointPolicy(checkpoint.interval_seconds, checkpoint.every_events,
                                        self.scrapes if checkpoint.scrape_aligned else None, checkpoint.no_scrape_seconds)
         self.draining = False  # the shutdown's lame duck: batches are no longer counted
@@ -232,7 +235,7 @@ class Receiver:
 
     def scrape_completed(self, snapshot: ScrapeSnapshot) -> None:
         """That render's response was written completely: checkpoints may now name what it showed."""
-        silence = self.scrapes.completed(snapshot, self.clock())
+        silence = self.scrapes.completed(snapshot, self.ticks())
         if silence is not None:
             log.info("a /metrics scrape completed after %.0f s without one: checkpoints wait for scrapes again",
                      silence, extra={"silent_seconds": round(silence, 1)})
@@ -242,7 +245,7 @@ class Receiver:
 
     async def _on_initialize(self, context: PartitionContext) -> None:
         partition = context.partition_id
-        self.partitions[partition] = PartitionProgress(partition, last_attempt=self.clock())
+        self.partitions[partition] = PartitionProgress(partition, last_attempt=self.ticks())
         now = time.monotonic()
         errored_at = self._errored.pop(partition, None)
         # Claimed again soon after an error closed it: the stall goes on (else it starts afresh).
@@ -344,7 +347,7 @@ class Receiver:
         partition = context.partition_id
         progress = self.partitions.get(partition)
         if progress is None:  # a batch after close, or before initialize: the SDK guarantees neither
-            progress = self.partitions[partition] = PartitionProgress(partition, last_attempt=self.clock())
+            progress = self.partitions[partition] = PartitionProgress(partition, last_attempt=self.ticks())
         if events:
             self.readiness.received(partition)
             task = asyncio.ensure_future(self._process(progress, events))
@@ -354,7 +357,7 @@ class Receiver:
         if not self._waiting(partition, progress):
             self._advanced_at[partition] = time.monotonic()
         writing = self._checkpointing.get(partition)
-        if (writing is None or writing.done()) and self.policy.due(progress, self.clock()):
+        if (writing is None or writing.done()) and self.policy.due(progress, self.ticks()):
             self._checkpointing[partition] = asyncio.ensure_future(self._checkpoint(context, progress))
 
     # --- work ------------------------------------------------------------------------------------
@@ -480,7 +483,7 @@ class Receiver:
         self.metrics.consumer.partition_lag.labels(progress.partition).set(lag)
 
     async def _checkpoint(self, context: PartitionContext, progress: PartitionProgress, final: bool = False) -> None:
-        target = self.policy.due(progress, self.clock(), final=final, limit=self._dead_letter_limit(progress))
+        target = self.policy.due(progress, self.ticks(), final=final, limit=self._dead_letter_limit(progress))
         if target is None:
             return
         sequence_number = target.sequence_number
@@ -488,7 +491,7 @@ class Receiver:
             await asyncio.wait_for(context.update_checkpoint(target.position.event), CHECKPOINT_TIMEOUT_SECONDS)
         except Exception as exc:  # storage unavailable, throttled, timed out: retried later, never fatal
             # The rate limit runs from the end of the attempt, so a write that timed out is not retried at once.
-            self.policy.attempted(progress, self.clock(), ok=False, target=target)
+            self.policy.attempted(progress, self.ticks(), ok=False, target=target)
             self.metrics.consumer.checkpoints.labels(progress.partition, "error").inc()
             kind = STORAGE_TIMEOUT if isinstance(exc, TimeoutError) else classify(exc)
             self.metrics.consumer.errors.labels(kind).inc()
@@ -497,7 +500,7 @@ class Receiver:
                                            failures_in_a_row=progress.failures_in_a_row,
                                            **log_fields(exc, kind, log.isEnabledFor(logging.DEBUG))))
             return
-        self.policy.attempted(progress, self.clock(), ok=True, target=target)
+        self.policy.attempted(progress, self.ticks(), ok=True, target=target)
         self.metrics.consumer.checkpoints.labels(progress.partition, "ok").inc()
         if target.unscraped:
             self._unscraped()
@@ -523,7 +526,7 @@ class Receiver:
     def _unscraped(self) -> None:
         self.metrics.consumer.unscraped_checkpoints.inc()
         if self.scrapes.silence_began():
-            silent = self.scrapes.silent_for(self.clock())
+            silent = self.scrapes.silent_for(self.ticks())
             log.warning("no /metrics scrape for %.0f s: checkpoints go on past the last scrape (counts made "
                         "since then reach Prometheus only if it scrapes this replica before it stops)", silent,
                         extra={"silent_seconds": round(silent, 1),

@@ -328,3 +328,29 @@ def test_the_hubs_last_enqueued_event_makes_a_partition_without_batches_stalled(
         assert receiver.last_enqueued["1"] == 9
 
     asyncio.run(scenario())
+
+
+def test_a_step_of_the_wall_clock_does_not_make_a_checkpoint_pass_unscraped_counts():
+    """The checkpoint rules measure time (rate limit, no scrape for `no_scrape_seconds`) on the
+    monotonic clock: an NTP step of the wall clock is no silence of Prometheus."""
+    wall = [1_800_000_000.0]
+    config = Settings.model_validate({
+        "eventhub": {"connection_string": "Endpoint=sb://127.0.0.1/;SharedAccessKeyName=k;SharedAccessKey=s;EntityPath=hub"},
+        "checkpoint_store": {"connection_string": "UseDevelopmentStorage=true"},
+    })
+    metrics = Metrics(config.pipeline.buckets, "test")
+    receiver = Receiver(config, Pipeline(config.pipeline, metrics.domain), metrics, None, Letters(),
+                        clock=lambda: wall[0])
+    context = FakeContext("0", last_enqueued=11)
+
+    async def scenario():
+        await receiver._on_initialize(context)
+        await receiver._on_batch(context, [hub_event(GOOD, 10)])
+        receiver.scrape_completed(receiver.scrape_started())  # Prometheus has read event 10
+        await receiver._on_batch(context, [hub_event(GOOD, 11)])  # counted, not scraped
+        wall[0] += 3600  # the wall clock is stepped an hour forward
+        await receiver._checkpoint(context, receiver.partitions["0"], final=True)
+
+    asyncio.run(scenario())
+    assert context.checkpoints == [10]
+    assert metrics.registry.get_sample_value("acs_consumer_unscraped_checkpoints_total") == 0
