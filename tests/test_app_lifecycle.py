@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 
 from consumer.app import Service
 from consumer.config import Settings
 from acs_sms_devtools.azurite import Azurite
 from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from consumer.eventhub import Receiver
+from tests.in_process import get, readyz, until
 
 
 def settings_for(eventhubs: EventHubsEndpoint, azurite: Azurite, container: str, **eventhub: object) -> Settings:
@@ -114,19 +112,6 @@ def test_readyz_fails_at_once_when_the_receive_loop_stops_and_the_process_exits_
         update={"shutdown_final_scrape_wait_seconds": 30.0})
     service = Service(settings)
 
-    def get(path: str) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}{path}", timeout=5) as response:
-                return response.status, json.loads(response.read()) if path != "/metrics" else {}
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    async def until(condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(condition):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.05)
-
     async def main() -> tuple[int, int, dict]:
         serving = await serve_until_ready(service)
         await until(lambda: sum(r.getMessage() == "partition claimed" for r in caplog.records) == 4, 20, "claims")
@@ -134,9 +119,9 @@ def test_readyz_fails_at_once_when_the_receive_loop_stops_and_the_process_exits_
         await until(lambda: receivers[0].events_processed == 3, 20, "the events counted")
         # Counted and not scraped: the shutdown's lame duck waits for a scrape, /readyz can be read.
         broken.set()
-        await until(lambda: get("/readyz")[0] == 503, 20, "/readyz 503")
-        status, report = await asyncio.to_thread(get, "/readyz")
-        await asyncio.to_thread(get, "/metrics")  # the scrape the lame duck waits for
+        await until(lambda: readyz(service)[0] == 503, 20, "/readyz 503")
+        status, report = await asyncio.to_thread(readyz, service)
+        await asyncio.to_thread(get, service, "/metrics")  # the scrape the lame duck waits for
         code = await asyncio.wait_for(serving, 30)
         return code, status, report
 
@@ -171,19 +156,6 @@ def test_readyz_names_a_partition_whose_receiver_hands_over_nothing_while_events
         update={"readiness_partition_stalled_max_seconds": 1.0, "shutdown_final_scrape_wait_seconds": 1.0})
     service = Service(settings)
 
-    def readyz() -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}/readyz", timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    async def until(condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(condition):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.1)
-
     async def main() -> tuple[int, dict, float]:
         serving = await serve_until_ready(service)
         await until(lambda: sum(r.getMessage() == "partition claimed" for r in caplog.records) == 4, 20, "claims")
@@ -194,11 +166,11 @@ def test_readyz_names_a_partition_whose_receiver_hands_over_nothing_while_events
         held_at = time.monotonic()
         eventhubs.publish("0", [b'{"records": []}'] * 3)
         # The probe runs every 10 s (EVENTHUB_PROBE_SECONDS): within two rounds.
-        await until(lambda: readyz()[0] == 503, 30, "/readyz 503")
+        await until(lambda: readyz(service)[0] == 503, 30, "/readyz 503")
         named_after = time.monotonic() - held_at
-        _, report = await asyncio.to_thread(readyz)
+        _, report = await asyncio.to_thread(readyz, service)
         release.set()
-        await until(lambda: readyz()[0] == 200, 30, "/readyz 200 again")
+        await until(lambda: readyz(service)[0] == 200, 30, "/readyz 200 again")
         service.request_stop()
         return await asyncio.wait_for(serving, 20), report, named_after
 

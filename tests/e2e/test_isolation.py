@@ -18,11 +18,8 @@ body is done.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 
 from azure.storage.blob import BlobServiceClient
 
@@ -31,6 +28,7 @@ from consumer.config import Settings
 from consumer.logs import JsonFormatter
 from consumer.pipeline import Pipeline
 from tests.e2e.support import checkpoint_blobs, parse, total
+from tests.in_process import get, readyz, until
 
 SECRET = "+15551234567"
 GOOD = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "SMS"}}]}'
@@ -62,19 +60,7 @@ def settings_for(eventhubs, azurite, container: str) -> Settings:
 
 
 def scrape(service: Service) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}/metrics", timeout=5) as response:
-        return parse(response.read().decode())
-
-
-async def until(condition, timeout: float, what: str) -> None:
-    for _ in range(int(timeout / 0.1)):
-        try:
-            if await asyncio.to_thread(condition):
-                return
-        except OSError:  # not serving yet
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return parse(get(service, "/metrics")[1].decode())
 
 
 def test_an_event_that_makes_the_pipeline_raise_is_isolated(eventhubs, azurite, blob_container, caplog):
@@ -147,14 +133,6 @@ class StuckPipeline(Pipeline):
         return super().process(body, now, context)
 
 
-def get(service: Service, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}{path}", timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_a_partition_that_makes_no_progress_is_named_by_readyz(eventhubs, azurite, blob_container):
     settings = settings_for(eventhubs, azurite, blob_container).model_copy(
         update={"readiness_partition_stalled_max_seconds": 1.0})
@@ -164,10 +142,10 @@ def test_a_partition_that_makes_no_progress_is_named_by_readyz(eventhubs, azurit
 
     async def main() -> int:
         serving = asyncio.create_task(service.serve())
-        await until(lambda: service.http_port is not None and get(service, "/readyz")[0] == 200, 30, "readiness")
+        await until(lambda: service.http_port is not None and readyz(service)[0] == 200, 30, "readiness")
         eventhubs.publish("2", [GOOD, stuck, GOOD])
-        await until(lambda: get(service, "/readyz")[0] == 503, 30, "/readyz to fail")
-        status, report = await asyncio.to_thread(get, service, "/readyz")
+        await until(lambda: readyz(service)[0] == 503, 30, "/readyz to fail")
+        status, report = await asyncio.to_thread(readyz, service)
         check = report["checks"]["partitions"]
         assert not check["ok"] and check["detail"].startswith("no progress while events wait on partition 2 (")
         assert [name for name, c in report["checks"].items() if not c["ok"]] == ["partitions"]
@@ -178,7 +156,7 @@ def test_a_partition_that_makes_no_progress_is_named_by_readyz(eventhubs, azurit
         StuckPipeline.release.set()
         await until(lambda: total(scrape(service), "acs_consumer_records_total", outcome="processed") == 3, 20,
                     "the held body and the one after it")
-        await until(lambda: get(service, "/readyz")[0] == 200, 20, "/readyz to pass again")
+        await until(lambda: readyz(service)[0] == 200, 20, "/readyz to pass again")
         assert total(await asyncio.to_thread(scrape, service), "acs_consumer_partition_stalled_seconds",
                      partition="2") == 0
         service.request_stop()
