@@ -46,6 +46,7 @@ from typing import Any
 from consumer import __version__
 from consumer.config import ConfigError, Settings, load_config, redacted
 from consumer.config_sources import annotated_yaml
+from consumer.correlation import EVICT_STEP
 from consumer.deadletter import DeadLetterWriter
 from consumer.errors import classify, log_fields
 from consumer.errors import reason as error_reason
@@ -359,7 +360,9 @@ class Service:
         last_events, last_records, last_time = 0, 0, time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            await receiver.worker.call(self.pipeline.expire, time.time())
+            now = time.time()  # windows age out in steps, the loop free between them (EVICT_STEP)
+            while await receiver.worker.call(self.pipeline.expire, now, EVICT_STEP):
+                await asyncio.sleep(0)
             now = time.monotonic()
             elapsed = max(now - last_time, 1e-9)
             lag, counted_up_to = {}, {}

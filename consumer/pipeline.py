@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumer.config import PipelineSettings
-from consumer.correlation import DeliveryCorrelator, ExpiringMap, Waiting
+from consumer.correlation import EVICT_STEP, DeliveryCorrelator, ExpiringMap, Waiting
 from consumer.decode import DecodeError, decode_body
 from consumer.labels import (
     CATEGORIES,
@@ -350,7 +350,7 @@ class Pipeline:
                 seen_entries[key] = (now, None)
                 if len(seen_entries) > max_seen or (
                         not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
-                    seen.expire(now)
+                    seen.expire(now, EVICT_STEP)
                     seen_fresh = False
                 else:
                     seen_fresh = True
@@ -522,10 +522,13 @@ class Pipeline:
             self._signatures[raw] = value
         return value
 
-    def expire(self, now: float) -> None:
-        """Evict what has waited too long even when no new records arrive (call now and then)."""
-        self._count_evictions(self.correlator.expire(now))
-        self._seen.expire(now)
+    def expire(self, now: float, limit: int | None = None) -> bool:
+        """Evict what has waited too long even when no new records arrive (call now and then); at most
+        `limit` entries of each window per call. True when a window may hold more to evict."""
+        evicted = self.correlator.expire(now, limit)
+        self._count_evictions(evicted)
+        seen = self._seen.expire(now, limit)
+        return limit is not None and (len(evicted) >= limit or len(seen) >= limit)
 
     def _count_evictions(self, evicted: list[tuple[str, Waiting]]) -> None:
         m = self.metrics

@@ -265,3 +265,38 @@ def test_a_waiting_report_replaced_by_one_that_parses_is_counted_as_replaced() -
     assert match == Match(5.0, "Succeeded", "x", "message_id")
     assert evicted == [("replaced", Waiting("delivery_report", DOC_SENT - 100.0, "Failed", "x"))]
     assert c.pending() == {"sent": 0, "delivery_report": 0} and len(c) == 0
+
+
+def test_a_window_that_ages_out_at_once_leaves_in_steps() -> None:
+    """A window filled in a burst ages out in a burst: one `put` evicts at most EVICT_STEP of it (the
+    body that triggers it may run on the event loop), `expire` without a limit takes the rest."""
+    from consumer.correlation import EVICT_STEP
+
+    window: ExpiringMap[int, int] = ExpiringMap(max_entries=100_000, max_age=10.0)
+    for key in range(3 * EVICT_STEP):
+        window.put(key, key, now=0.0)
+    evicted = window.put(-1, -1, now=11.0)
+    assert len(evicted) == EVICT_STEP and {reason for reason, _ in evicted} == {"age"}
+    assert [value for _, value in evicted] == list(range(EVICT_STEP))  # oldest first
+    assert window.add(-2, -2, now=11.0)
+    assert len(window) == 3 * EVICT_STEP + 2 - 2 * EVICT_STEP
+    assert len(window.expire(11.0)) == EVICT_STEP
+    assert len(window) == 2 and -1 in window and -2 in window
+
+
+def test_the_pipeline_expires_in_steps_and_counts_every_eviction() -> None:
+    from consumer.config import PipelineSettings
+    from consumer.correlation import EVICT_STEP
+    from consumer.metrics import Metrics
+    from consumer.pipeline import Pipeline
+
+    metrics = Metrics(PipelineSettings().buckets, "t")
+    pipeline = Pipeline(PipelineSettings(correlation_max_age_seconds=10), metrics.domain)
+    n = 2 * EVICT_STEP + 5
+    for i in range(n):  # reports waiting for sends that never come
+        pipeline.correlator.arrive(f"m{i}", "delivery_report", 0.0, "Succeeded", "LongCodeNumber", 0.0)
+    calls = 0
+    while pipeline.expire(100.0, EVICT_STEP):
+        calls += 1
+    assert calls == 2 and len(pipeline.correlator) == 0
+    assert sum(metrics.domain.unmatched_reports.values.values()) == n
