@@ -406,13 +406,9 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
 # --- the bare SDK receiver (this process) ------------------------------------------------------------
 
 
-async def run_bare(connection_string: str, storage: str | None, container: str, events: int, records: int,
-                   batch: int, prefetch: int, max_wait_time: float, timeout: float,
-                   profile: bool = False) -> dict[str, Any]:
-    """What the SDK alone delivers: `EventHubConsumerClient.receive_batch` with the consumer's client and
-    receive settings (same checkpoint store kind, load balancing, prefetch, max_batch_size, max_wait_time,
-    track_last_enqueued_event_properties) and a callback that only counts events: no body read, no
-    checkpoint written. Timed like the consumer's `Window`: first batch in → last event counted."""
+async def sdk_client(connection_string: str, storage: str | None, container: str) -> Any:
+    """The SDK's async consumer client as the consumer configures it (greedy load balancing, the bench's
+    intervals), on an in-memory checkpoint store (`storage` None) or a new blob container."""
     from azure.eventhub import LoadBalancingStrategy
     from azure.eventhub.aio import EventHubConsumerClient
 
@@ -427,10 +423,20 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
         async with ContainerClient.from_connection_string(storage, container) as created:
             await created.create_container()
         store = BlobCheckpointStore.from_connection_string(storage, container)
-    client = EventHubConsumerClient.from_connection_string(
+    return EventHubConsumerClient.from_connection_string(
         connection_string, consumer_group="$Default", eventhub_name=HUB, checkpoint_store=store,
         load_balancing_strategy=LoadBalancingStrategy.GREEDY, load_balancing_interval=LOAD_BALANCING_INTERVAL,
         partition_ownership_expiration_interval=OWNERSHIP_EXPIRATION)
+
+
+async def run_bare(connection_string: str, storage: str | None, container: str, events: int, records: int,
+                   batch: int, prefetch: int, max_wait_time: float, timeout: float,
+                   profile: bool = False) -> dict[str, Any]:
+    """What the SDK alone delivers: `EventHubConsumerClient.receive_batch` with the consumer's client and
+    receive settings (same checkpoint store kind, load balancing, prefetch, max_batch_size, max_wait_time,
+    track_last_enqueued_event_properties) and a callback that only counts events: no body read, no
+    checkpoint written. Timed like the consumer's `Window`: first batch in → last event counted."""
+    client = await sdk_client(connection_string, storage, container)
     received = 0
     first: tuple[float, float] | None = None
     last = float("nan")
@@ -517,30 +523,13 @@ async def run_split(connection_string: str, storage: str | None, container: str,
     child over a pipe; timed from the first batch in to the child's report that the last body went
     through the pipeline. No checkpoints, no /metrics (the pipeline's counts stay in the child): it
     measures what the receiving process and the parsing process can carry side by side."""
-    from azure.eventhub import LoadBalancingStrategy
-    from azure.eventhub.aio import EventHubConsumerClient
-
     from consumer.eventhub import body_bytes, enqueued_seconds
 
     parent, child = mp.Pipe()
     parser = mp.get_context("spawn").Process(target=parser_process, args=(child, events), daemon=True)
     parser.start()
     assert parent.recv() == "ready"
-    if storage is None:
-        from acs_sms_devtools.memory_store import InMemoryCheckpointStore
-
-        store: Any = InMemoryCheckpointStore()
-    else:
-        from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
-        from azure.storage.blob.aio import ContainerClient
-
-        async with ContainerClient.from_connection_string(storage, container) as created:
-            await created.create_container()
-        store = BlobCheckpointStore.from_connection_string(storage, container)
-    client = EventHubConsumerClient.from_connection_string(
-        connection_string, consumer_group="$Default", eventhub_name=HUB, checkpoint_store=store,
-        load_balancing_strategy=LoadBalancingStrategy.GREEDY, load_balancing_interval=LOAD_BALANCING_INTERVAL,
-        partition_ownership_expiration_interval=OWNERSHIP_EXPIRATION)
+    client = await sdk_client(connection_string, storage, container)
     first: tuple[float, float] | None = None
     sent = 0
     loop = asyncio.get_running_loop()
