@@ -80,6 +80,17 @@ def scraped_and_checkpointed(consumer: ConsumerProcess, held: dict[str, int], az
                         == {p: n - 1 for p, n in held.items()}, 30, "checkpoints at the scraped end")
 
 
+def scraped_then_unscraped(consumer: ConsumerProcess, hub: Hub, azurite: Any, container: str,
+                           endpoint: Any) -> dict[str, int]:
+    """FIRST events per partition counted, scraped and checkpointed, then SECOND more counted and not
+    scraped; returns what the hub holds per partition."""
+    held = hub.publish(FIRST)
+    scraped_and_checkpointed(consumer, held, azurite, container, endpoint)
+    held = hub.publish(SECOND)
+    wait_counted_unscraped(consumer, held)
+    return held
+
+
 def next_replica_counts(endpoint: Any, hub: Hub, azurite: Any, container: str, tmp_path: Path,
                         name: str) -> dict[str, float]:
     """A new replica on the same checkpoints; one marker event per partition published once it owns
@@ -110,10 +121,7 @@ def test_kill_9_the_next_replica_counts_everything_no_scrape_had_read(eventhubs,
     consumer = start_consumer(eventhubs, azurite.connection_string, blob_container, tmp_path,
                               checkpoint__scrape_aligned=aligned)
     try:
-        held = hub.publish(FIRST)
-        scraped_and_checkpointed(consumer, held, azurite, blob_container, eventhubs)
-        held = hub.publish(SECOND)
-        wait_counted_unscraped(consumer, held)
+        held = scraped_then_unscraped(consumer, hub, azurite, blob_container, eventhubs)
         if aligned:
             wait_progress_lines(consumer, 3)  # three checkpoint intervals with nothing scraped
         else:
@@ -146,10 +154,7 @@ def test_sigterm_serves_metrics_until_a_scrape_reads_the_final_counts(eventhubs,
     consumer = start_consumer(eventhubs, azurite.connection_string, blob_container, tmp_path,
                               shutdown_final_scrape_wait_seconds=wait)
     try:
-        held = hub.publish(FIRST)
-        scraped_and_checkpointed(consumer, held, azurite, blob_container, eventhubs)
-        held = hub.publish(SECOND)
-        wait_counted_unscraped(consumer, held)
+        held = scraped_then_unscraped(consumer, hub, azurite, blob_container, eventhubs)
         signalled = time.monotonic()
         consumer.process.send_signal(signal.SIGTERM)
         consumer.wait_until(lambda: any(line.get("message") == "shutting down" for line in log_lines(consumer)),
@@ -195,10 +200,7 @@ def test_sigterm_without_a_scrape_exits_after_the_wait_and_the_next_replica_coun
     consumer = start_consumer(eventhubs, azurite.connection_string, blob_container, tmp_path,
                               shutdown_final_scrape_wait_seconds=wait)
     try:
-        held = hub.publish(FIRST)
-        scraped_and_checkpointed(consumer, held, azurite, blob_container, eventhubs)
-        held = hub.publish(SECOND)
-        wait_counted_unscraped(consumer, held)
+        held = scraped_then_unscraped(consumer, hub, azurite, blob_container, eventhubs)
         signalled = time.monotonic()
         consumer.process.send_signal(signal.SIGTERM)
         code = consumer.process.wait(wait + 15)
