@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import select
 import subprocess
 import sys
 import threading
@@ -25,6 +26,10 @@ from types import SimpleNamespace
 from typing import Any
 
 __all__ = ["EndpointProcess", "start_endpoint"]
+
+#: How long a request may wait for its reply (every operation answers at once; a publish of many MB
+#: takes seconds): past it the child is stuck, and a test fails here instead of at its own time limit.
+REPLY_TIMEOUT_SECONDS = 120.0
 
 #: Control methods forwarded to the child's EventHubsEndpoint (``publish`` has its own encoding).
 _FORWARDED = {"start", "stop", "restart", "require_key", "drop_connections", "active_receivers",
@@ -60,6 +65,12 @@ class EndpointProcess:
                 self._child.stdin.flush()
             except (BrokenPipeError, ValueError) as exc:
                 raise EndpointProcessError(f"endpoint process is gone (exit {self._child.poll()})") from exc
+            # one reply line per request, so nothing is left in the reader's buffer between requests
+            if not select.select([self._child.stdout], [], [], REPLY_TIMEOUT_SECONDS)[0]:
+                self._child.kill()
+                self._child.wait(10)
+                raise EndpointProcessError(f"endpoint process did not answer {message.get('op', 'create')!r} "
+                                           f"within {REPLY_TIMEOUT_SECONDS:.0f} s; killed")
             line = self._child.stdout.readline()
         if not line:
             raise EndpointProcessError(f"endpoint process ended (exit {self._child.wait(10)}); its stderr says why")

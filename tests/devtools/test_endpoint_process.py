@@ -4,6 +4,7 @@ as the in-process one, and the unmodified SDK receives what was published throug
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,17 @@ def test_control_calls_reach_the_child_endpoint() -> None:
     assert endpoint._child.returncode == 0
     with pytest.raises(EndpointProcessError, match="gone|ended"):
         endpoint.event_counts()
+
+
+def test_a_child_that_never_answers_fails_the_call_in_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stuck child (here an "interpreter" that reads nothing and says nothing) fails the request after
+    REPLY_TIMEOUT_SECONDS, and is killed, instead of blocking the test on the pipe."""
+    import acs_sms_devtools.endpoint_process as module
+
+    silent = tmp_path / "silent-python"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.chmod(0o755)
+    monkeypatch.setattr(module, "REPLY_TIMEOUT_SECONDS", 1.0)
+    with pytest.raises(EndpointProcessError, match="did not answer 'create' within 1 s; killed"):
+        EndpointProcess(str(silent))
+
