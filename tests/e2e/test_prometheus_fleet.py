@@ -303,6 +303,7 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
                                (ALERT, "", DRILLED)}, every_alert
         assert not empty_panels, empty
         assert choices == {"acs-sms-consumer.json: $country": ["CA", "FR", "GB", "US"],
+                           "acs-sms-consumer.json: $resource": ["acs-sms-demo", "acs-sms-demo-eu"],  # the generator's two
                            "acs-sms-consumer.json: $partition": [str(p) for p in range(PARTITIONS)]}, choices
         assert latencies >= 0.99 * reports, (latencies, reports, by_source)
         assert by_source.get("paired", 0) > 0 and by_source.get("message_id", 0) > 0, by_source
