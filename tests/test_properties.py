@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,16 +108,51 @@ def test_arbitrary_json_values_never_raise_and_are_accounted(value, form):
     check_accounting(pipeline, metrics, data)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(record_lists, min_size=1, max_size=4))
-def test_record_like_bodies_are_accounted_across_bodies(bodies):
-    pipeline, metrics = make_pipeline(correlation_max_entries=5, duplicates_max_entries=5)
-    for i, records_ in enumerate(bodies):
-        check_accounting(pipeline, metrics, json.dumps({"records": records_}).encode("utf-8", "surrogatepass"))
-        pipeline.expire(NOW + i * 1000)
-        pending = pipeline.correlator.pending()
-        assert sum(pending.values()) == len(pipeline.correlator) <= 5
-        assert min(pending.values()) >= 0
+def correlation_record(side: str, message: int, seconds: int, result: str) -> dict:
+    """A send or a delivery report of one of eight messages, near NOW: sends and reports meet, wait and
+    overflow the small correlation window of the test below."""
+    time = datetime.fromtimestamp(NOW - 3600 + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    operation = "SMSMessagesSent" if side == "sent" else "SMSDeliveryReportsReceived"
+    return {"time": time, "category": "SMSOperational", "operationName": operation, "resultType": result,
+            "resultSignature": 202 if side == "sent" else 2000, "durationMs": 10,
+            "properties": {"MessageId": f"m-{message}", "NumberType": "LongCodeNumber", "Country": "US"}}
+
+
+correlation_records = st.builds(correlation_record, st.sampled_from(["sent", "report"]), st.integers(0, 7),
+                                st.integers(0, 600), st.sampled_from(["Succeeded", "Succeeded", "Failed"]))
+
+
+def test_record_like_bodies_are_accounted_across_bodies():
+    """Bodies of sends and reports sharing message ids (with junk records among them) keep the
+    accounting exact and the correlation window within its 5 entries, whatever the order. The reach
+    counters make the test fail if the examples stop filling the window or pairing."""
+    reach: Counter[str] = Counter()
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(st.lists(correlation_records, min_size=4, max_size=12),
+                              st.lists(st.one_of(records, json_values), max_size=3)), min_size=1, max_size=4))
+    def check(parts):
+        bodies = [sms + junk for sms, junk in parts]
+        pipeline, metrics = make_pipeline(correlation_max_entries=5, duplicates_max_entries=5)
+        full = False
+        for i, records_ in enumerate(bodies):
+            check_accounting(pipeline, metrics, json.dumps({"records": records_}).encode("utf-8", "surrogatepass"))
+            pending = pipeline.correlator.pending()
+            full = full or len(pipeline.correlator) == 5
+            assert sum(pending.values()) == len(pipeline.correlator) <= 5
+            assert min(pending.values()) >= 0
+            pipeline.expire(NOW + i * 1000)
+        d = metrics.domain
+        reach["examples"] += 1
+        reach["window full"] += full
+        reach["paired"] += any("paired" in key for key in d.delivery_latency.children)
+        reach["evicted"] += bool(d.correlation_evictions.values)
+
+    check()
+    n = reach["examples"]
+    assert n >= 30, reach
+    for what, floor in (("window full", 0.2), ("paired", 0.3), ("evicted", 0.2)):
+        assert reach[what] >= floor * n, f"only {reach[what]} of {n} examples reached {what}: {dict(reach)}"
 
 
 # --- valid records and hostile variants of them --------------------------------------------------
