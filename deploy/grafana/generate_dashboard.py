@@ -129,7 +129,7 @@ def dashboard() -> dict:
                      [target(f'sum(rate(acs_sms_operations_total{{{DR},result="Succeeded",{SMS}}}[$__rate_interval]))'
                              f" / sum(rate(acs_sms_operations_total{{{DR},{SMS}}}[$__rate_interval]))", "overall")],
                      unit="percentunit", max_value=1))
-    d.add(timeseries("Delivery success ratio by country", "Per country (alert: AcsSmsDeliveryFailureRatioHighByCountry "
+    d.add(timeseries("Delivery success ratio by country", "Per country (alert: AcsSmsDeliveryFailureRatioHighByCountry, per resource and country, "
                      "fires above 10% failures with 50+ reports in 15 minutes).",
                      [target(f'sum by (country) (rate(acs_sms_operations_total{{{DR},result="Succeeded",{SMS}}}[$__rate_interval]))'
                              f" / sum by (country) (rate(acs_sms_operations_total{{{DR},{SMS}}}[$__rate_interval]))",
