@@ -3,10 +3,11 @@ local Event Hubs endpoint and Azurite, a stream of worst-case bodies of about 1 
 maximum event size): every crafted shape of `tests/crafted.py` and valid bodies of ~1,250 records.
 
 Asserted: while they are consumed, every `GET /healthz` (polled every 50 ms by another thread) is
-answered in less time than the slowest of these bodies takes to process (measured in the test process
-just before, under the same machine load): a body processed on the loop would hold /healthz for that
-long. Measured /healthz maxima are 0.25-1.45 s on a loaded 2-core machine, the slowest body 2-3 s;
-a fixed limit of 1 s failed once in four runs. Every body is accounted for (`acs_consumer_events_total` per partition, decode
+answered in under 1 s (issue 14's bound), and in less time than the slowest of these bodies takes to
+process (measured in the test process just before, under the same machine load): a body processed on
+the loop would hold /healthz for that long. Measured /healthz maxima since the repair works in 64 KiB
+steps: 97-158 ms (p50 14 ms) with the slowest body at ~1 s; before it, 0.25-1.45 s on a loaded 2-core
+machine, when a fixed 1 s limit failed once in four runs. Every body is accounted for (`acs_consumer_events_total` per partition, decode
 errors per reason and record outcomes exactly what the pure pipeline makes of the same bytes).
 
 Measured and printed: the /healthz latencies, and the longest single step of the event loop, from
@@ -124,6 +125,7 @@ def test_healthz_answers_faster_than_any_body_takes_while_worst_case_bodies_are_
           f"p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms; event-loop steps over 100 ms while they "
           f"were consumed: {len(slow_steps)}, longest {max(slow_steps, default=0) * 1000:.0f} ms; the slowest body "
           f"takes {slowest * 1000:.0f} ms to process (the limit)")
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]
     assert max(latencies) < slowest, (sorted(latencies)[-5:], slowest)
 
     assert total(samples, "acs_consumer_events_total") == len(bodies)
