@@ -98,6 +98,17 @@ def wait_balanced(replicas: list[ConsumerProcess], partitions: int, stable_for: 
     raise AssertionError(f"ownership did not settle: {last}")
 
 
+def stop_all(stream: Any, scrapers: list[Any], replicas: list[ConsumerProcess]) -> None:
+    """A test's teardown: the stream (when started), every scraper, every replica (SIGKILL: whatever a
+    test meant to stop gracefully it has stopped by now)."""
+    if stream is not None:
+        stream.stop()
+    for scraper in scrapers:
+        scraper.stop()
+    for replica in replicas:
+        replica.stop(signal.SIGKILL)
+
+
 def counted_events(scrapes: list[dict[str, float]]) -> dict[str, float]:
     total: dict[str, float] = {}
     for scrape in scrapes:
@@ -208,12 +219,7 @@ def test_three_replicas_balance_and_a_killed_replica_is_taken_over_without_loss(
         owned_after = [owned_partitions(s) for s in survivors]
         assert sum(len(o) for o in owned_after) == 8 and all(len(o) <= math.ceil(8 / 2) + 1 for o in owned_after)
     finally:
-        if stream is not None:
-            stream.stop()
-        for scraper in scrapers:
-            scraper.stop()
-        for replica in replicas:
-            replica.stop(signal.SIGKILL)
+        stop_all(stream, scrapers, replicas)
 
 
 def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
@@ -289,12 +295,7 @@ def test_sigterm_finishes_checkpoints_and_hands_partitions_over_at_once(
         wait_for(lambda: checkpoint_blobs(azurite.connection_string, blob_container, endpoint)
                  == {p: n - 1 for p, n in published.items()}, 20, "checkpoints at the end", [staying])
     finally:
-        if stream is not None:
-            stream.stop()
-        for scraper in scrapers:
-            scraper.stop()
-        for replica in replicas:
-            replica.stop(signal.SIGKILL)
+        stop_all(stream, scrapers, replicas)
 
 
 def test_a_replica_joins_and_one_leaves_under_traffic_nothing_lost_duplicates_bounded(
@@ -356,12 +357,7 @@ def test_a_replica_joins_and_one_leaves_under_traffic_nothing_lost_duplicates_bo
         final = [s.metrics() for s in staying]
         lines = [log_lines(r) for r in replicas]
     finally:
-        if stream is not None:
-            stream.stop()
-        for scraper in scrapers:
-            scraper.stop()
-        for replica in replicas:
-            replica.stop(signal.SIGKILL)
+        stop_all(stream, scrapers, replicas)
 
     lost, replayed, unknown = compare(slices, counted(leaving_last, *final))
     total = counted_events([events_by_partition(leaving_last or {}), *(events_by_partition(s) for s in final)])
