@@ -429,6 +429,18 @@ async def sdk_client(connection_string: str, storage: str | None, container: str
         partition_ownership_expiration_interval=OWNERSHIP_EXPIRATION)
 
 
+async def close_receiver(client: Any, task: asyncio.Task[Any], store: Any) -> None:
+    """Close a bare receiver's client, end its receive task, close its checkpoint store (if any)."""
+    await client.close()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    if store is not None:
+        await store.close()
+
+
 async def run_bare(connection_string: str, storage: str | None, container: str, events: int, records: int,
                    batch: int, prefetch: int, max_wait_time: float, timeout: float,
                    profile: bool = False) -> dict[str, Any]:
@@ -470,14 +482,7 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
     if sampler is not None:
         sampler.stop()
     cpu = time.process_time() - cpu0
-    await client.close()
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, Exception):
-        pass
-    if storage is not None:
-        await store.close()
+    await close_receiver(client, task, store if storage is not None else None)
     per_event = records / events
     window_s = max(last - first[0], 1e-9) if first else float("nan")
     return {"complete": done.is_set(), "events": received, "records": received * per_event,
@@ -559,14 +564,7 @@ async def run_split(connection_string: str, storage: str | None, container: str,
         parent.send("stop")
         report = parent.recv() if parent.poll(10) else {"events": 0, "records": 0, "cpu": float("nan")}
     parser.join(10)
-    await client.close()
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, Exception):
-        pass
-    if storage is not None:
-        await store.close()
+    await close_receiver(client, task, store if storage is not None else None)
     window_s = max(ended[0] - first[0], 1e-9) if first else float("nan")
     done = report["records"]
     return {"complete": report["events"] >= events, "records_s_window": done / window_s, "window_s": window_s,
