@@ -29,7 +29,6 @@ from typing import Generic, NamedTuple, TypeVar
 #: `source` of a latency: from the matching send record, or from the send time in the MessageId.
 PAIRED = "paired"
 MESSAGE_ID = "message_id"
-SOURCES = (PAIRED, MESSAGE_ID)
 
 #: How far the send time in a MessageId may be after the report's time (or the processing time)
 #: before it is refused: clock skew between Azure components, not more.
