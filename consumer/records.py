@@ -261,6 +261,11 @@ _US_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S.%
 #: Longer than any time Azure writes (`2026-11-02T09:15:01.1234567+05:30` is 33): a longer one is not
 #: parsed at all, so that no date parser ever reads a value of untrusted length.
 MAX_TIME_LENGTH = 64
+#: Record times outside these are not believed (ACS began in 2020): such a record counts, but adds
+#: nothing to the age and latency histograms, whose sums one year-0001 record would otherwise swamp.
+EARLIEST_TIME = datetime(2015, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+TIME_OUT_OF_RANGE = "time is out of range: before 2015 or after 2099"
 
 
 def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
@@ -282,14 +287,16 @@ def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
         else:
             return None, "time is not an ISO 8601 or MM/DD/YYYY date-time"
     tzinfo = parsed.tzinfo
-    if tzinfo is UTC:  # `Z` and `+00:00` (the Event Hubs shape): already what astimezone would give
-        return parsed, None
     if tzinfo is None:
-        return parsed.replace(tzinfo=UTC), None
-    try:
-        return parsed.astimezone(UTC), None
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC form
-        return None, "time is out of range"
+        parsed = parsed.replace(tzinfo=UTC)
+    elif tzinfo is not UTC:  # `Z` and `+00:00` (the Event Hubs shape) are already UTC
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC form
+            return None, TIME_OUT_OF_RANGE
+    if not EARLIEST_TIME <= parsed < LATEST_TIME:
+        return None, TIME_OUT_OF_RANGE
+    return parsed, None
 
 
 #: Model field → its Event Hubs spelling, to name it in reasons as Azure does.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.records import Invalid, Skipped, SmsOperational, Usage, normalise
+from consumer.records import TIME_OUT_OF_RANGE, Invalid, Skipped, SmsOperational, Usage, normalise, time_stamp
 from tests.examples import EVENTHUBS_SMS, MESSAGE_ID, PHONE
 
 SAMPLES = Path(__file__).resolve().parent.parent / "consumer" / "samples"
@@ -264,8 +264,12 @@ def test_time_field_spellings(key):
         ("2026-13-45T99:00:00Z", "time is not an ISO 8601 or MM/DD/YYYY date-time"),
         (1762077600, "time is a JSON number, not a string"),
         ({"t": 1}, "time is a JSON object, not a string"),
-        ("0001-01-01T00:00:00+01:00", "time is out of range"),
-        ("9999-12-31T23:59:59-01:00", "time is out of range"),
+        ("0001-01-01T00:00:00+01:00", TIME_OUT_OF_RANGE),  # no UTC form at all
+        ("9999-12-31T23:59:59-01:00", TIME_OUT_OF_RANGE),
+        ("0001-01-01T00:00:00.0000000Z", TIME_OUT_OF_RANGE),  # Azure's own form: one would add 64e9 s of age
+        ("2014-12-31T23:59:59.9999999Z", TIME_OUT_OF_RANGE),
+        ("2100-01-01T00:00:00Z", TIME_OUT_OF_RANGE),
+        ("12/31/1999 23:59:59", TIME_OUT_OF_RANGE),
         ("2026-11-02T10:00:00." + "1" * 44 + "Z", "time is longer than 64 characters"),  # 65: not parsed
         ("11/02/2026" + " " * 100_000 + "10:00:05", "time is longer than 64 characters"),
     ],
@@ -445,3 +449,12 @@ def test_the_models_have_exactly_the_fields_of_the_field_table():
     top = {f.event_hubs for f in FIELDS if not f.nested}
     assert nested <= set(CanonicalProperties.__struct_fields__)
     assert top <= set(CanonicalRecord.__struct_fields__)
+
+
+def test_times_at_the_edges_of_the_believed_range() -> None:
+    # Azure's own form goes through the whole-second cache, the rest through the parser: same range.
+    assert time_stamp("2015-01-01T00:00:00.0000000Z") == (1420070400.0, 0)
+    assert time_stamp("2015-01-01T00:00:00Z") == (1420070400.0, 0)
+    assert time_stamp("2099-12-31T23:59:59.9999999Z") == (4102444799.999999, 999999)
+    assert time_stamp("2014-12-31T23:59:59.9999999Z") == (None, None)
+    assert time_stamp("2100-01-01T00:00:00+00:00") == (None, None)
