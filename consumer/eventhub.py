@@ -61,6 +61,7 @@ from consumer.errors import EVENTHUB_KINDS, STORAGE_KINDS, STORAGE_TIMEOUT, clas
 from consumer.errors import reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
+from consumer.ownership import OwnershipStore
 from consumer.pipeline import EventContext, Pipeline
 from consumer.worker import PipelineWorker, failure_detail
 from consumer.readiness import EventHubsReadiness
@@ -156,7 +157,9 @@ class Receiver:
         self.events_processed = 0
         self.records_processed = 0
         self.last_enqueued: dict[str, int] = {}
-        self.client = self._client(checkpoint_store, credential)
+        # The SDK sees the store through `OwnershipStore`: its releases never race its renewals.
+        self.ownership = OwnershipStore(checkpoint_store) if checkpoint_store is not None else None
+        self.client = self._client(self.ownership, credential)
 
     def _client(self, checkpoint_store: Any, credential: Any) -> EventHubConsumerClient:
         hub = self.settings.eventhub
@@ -200,6 +203,8 @@ class Receiver:
         the SDK's release of ownership comes after it. Left there, both would be cancelled when the
         process ends (no final checkpoint, ownership held until it expires, nothing logged). So the
         tasks running those closes are awaited too; the shutdown timeout bounds the wait."""
+        if self.ownership is not None:
+            self.ownership.stop_claiming()  # renew what is held until released; take nothing new
         await self.client.close()
         while self._closing:
             await asyncio.wait(list(self._closing))
@@ -209,8 +214,11 @@ class Receiver:
         seconds (from the call) until a completed `/metrics` scrape has read every count that no
         checkpoint names yet. True when one has (the final checkpoints may then name every counted
         event), False when the wait ran out (they stop at the last scrape: the next owner replays the
-        rest). The receiving goes on meanwhile, so ownership is still renewed."""
+        rest). The receiving goes on meanwhile, so ownership is still renewed (no new partition is
+        claimed: its events would not be counted)."""
         self.draining = True
+        if self.ownership is not None:
+            self.ownership.stop_claiming()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         inflight = [task for task in self._inflight.values() if not task.done()]
