@@ -289,16 +289,6 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def connection_string_parts(connection_string: str) -> dict[str, str]:
-    """`Endpoint=sb://...;EntityPath=hub` → {"endpoint": "sb://...", "entitypath": "hub"} (keys lower-cased)."""
-    parts: dict[str, str] = {}
-    for item in connection_string.split(";"):
-        key, sep, value = item.partition("=")
-        if sep:
-            parts[key.strip().lower()] = value.strip()
-    return parts
-
-
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None,
                 secrets_dir: str | Path | None = None) -> Loaded[Settings]:
     """The settings from the file, the environment and secret files (consumer/config_sources.py), and

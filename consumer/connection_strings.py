@@ -29,8 +29,9 @@ _EVENTHUB_KEYS = frozenset({"endpoint", "sharedaccesskeyname", "sharedaccesskey"
                             "usedevelopmentemulator"})
 
 
-def _parts(value: str, key: str) -> dict[str, str]:
-    """The string's `Key=value` pairs, keys lower-cased; ValueError when it is not one (no value quoted)."""
+def connection_string_parts(value: str, key: str = "the connection string") -> dict[str, str]:
+    """`Endpoint=sb://...;EntityPath=hub` → {"endpoint": "sb://...", "entitypath": "hub"}: the `Key=value`
+    pairs, keys lower-cased; ValueError naming `key` when it is not one (no value quoted)."""
     try:
         parts = parse_connection_string(value.strip(), case_sensitive_keys=False)
     except ValueError as exc:
@@ -43,7 +44,7 @@ def _parts(value: str, key: str) -> dict[str, str]:
 
 def check_eventhub(value: str, hub_name: str | None, key: str = "eventhub.connection_string") -> dict[str, str]:
     """Raise ValueError naming `key` when `value` can never connect to `hub_name`; else its parts."""
-    parts = _parts(value, key)
+    parts = connection_string_parts(value, key)
     if "endpoint" not in parts and parts.keys() & _STORAGE_KEYS:
         raise ValueError(f"{key} is a storage account connection string (it has "
                          f"{_named(parts.keys() & _STORAGE_KEYS)}); it needs the Event Hubs namespace's or hub's: "
@@ -84,7 +85,7 @@ def check_namespace(value: str, key: str = "eventhub.fully_qualified_namespace")
 
 def check_storage(value: str, key: str = "checkpoint_store.connection_string") -> dict[str, str]:
     """Raise ValueError naming `key` when `value` can never authenticate to a storage account; else its parts."""
-    parts = _parts(value, key)
+    parts = connection_string_parts(value, key)
     if not parts.keys() & _STORAGE_KEYS and parts.keys() & _EVENTHUB_KEYS:
         raise ValueError(f"{key} is an Event Hubs connection string (it has "
                          f"{_named(parts.keys() & _EVENTHUB_KEYS)}); it needs the storage account's: "

@@ -54,7 +54,8 @@ from consumer.checkpoints import (
     ScrapeSnapshot,
     awaiting_scrape,
 )
-from consumer.config import Settings, connection_string_parts
+from consumer.config import Settings
+from consumer.connection_strings import connection_string_parts
 from consumer.deadletter import DeadLetter, DeadLetterWriter
 from consumer.decode import DecodeError
 from consumer.errors import EVENTHUB_KINDS, STORAGE_KINDS, STORAGE_TIMEOUT, classify, log_fields

@@ -14,11 +14,11 @@ from consumer.config import (
     ConfigError,
     PipelineSettings,
     Settings,
-    connection_string_parts,
     load_settings,
     redact_url,
     redacted,
 )
+from consumer.connection_strings import connection_string_parts
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 EH_SECRET = "c2VjcmV0LWtleS1ldmVudGh1Yg=="
