@@ -228,7 +228,24 @@ def _unknown_top_level(settings_cls: type[BaseModel], names: Mapping[str, str | 
     return unknown
 
 
-class _Environment(EnvSettingsSource):
+class _EnvironmentLike:
+    """What the environment and the secrets directory share (both are pydantic-settings'
+    `EnvSettingsSource`s): values decoded as this service decodes them, unknown top-level names kept
+    so that validation names them, and the values read kept for `origin`."""
+
+    settings_cls: type[BaseSettings]
+    env_vars: Mapping[str, str | None]
+    values: dict[str, Any]
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        return _decode(value)
+
+    def __call__(self) -> dict[str, Any]:
+        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}  # type: ignore[misc]
+        return self.values
+
+
+class _Environment(_EnvironmentLike, EnvSettingsSource):
     """pydantic-settings' environment source over a given mapping (tests pass theirs)."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str], skip: frozenset[str]) -> None:
@@ -239,13 +256,6 @@ class _Environment(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return self._given
-
-    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
-        return _decode(value)
-
-    def __call__(self) -> dict[str, Any]:
-        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}
-        return self.values
 
     def origin(self, key: str) -> Origin:
         return Origin("environment", variable=variable_of(key))
@@ -292,7 +302,7 @@ class _FileVariables(PydanticBaseSettingsSource):
         return Origin("file_variable", path=self._paths[key], variable=variable_of(key) + FILE_SUFFIX)
 
 
-class _SecretsDirectory(NestedSecretsSettingsSource):
+class _SecretsDirectory(_EnvironmentLike, NestedSecretsSettingsSource):
     """pydantic-settings' nested secrets source: a file per key, named like its environment variable."""
 
     def __init__(self, settings_cls: type[BaseSettings], directory: Path) -> None:
@@ -308,13 +318,6 @@ class _SecretsDirectory(NestedSecretsSettingsSource):
             raise ConfigError(f"secrets directory {path}: {_unreadable(path, exc)}") from None
         self._files.update({name.lower(): path / name for name in secrets})
         return secrets
-
-    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
-        return _decode(value)
-
-    def __call__(self) -> dict[str, Any]:
-        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}
-        return self.values
 
     def origin(self, key: str) -> Origin:
         name = variable_of(key).lower()
