@@ -12,10 +12,16 @@
   A test that stops it must start it again (``azurite.start()``); the fixture restarts it if a
   test left it stopped. ``blob_container`` creates a unique, empty container per test and yields
   its name.
+
+The suite runs on two pytest-xdist workers (`-n 2` in pyproject.toml: most e2e time is waiting on
+subprocesses, not CPU). A test marked ``exclusive`` runs while no other test runs (see
+``_exclusive_or_shared``): it measures latencies that a neighbour test's CPU load would distort.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -33,6 +39,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--emulator-python", metavar="PYTHON", default=None,
                      help="run the local Event Hubs endpoint in a child process of this interpreter (an environment "
                           "with the dev tools' pinned azure-eventhub), e.g. .venv/bin/python; see .ci/newest-sdk")
+
+
+@pytest.fixture(autouse=True)
+def _exclusive_or_shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Across the xdist workers: every test holds a shared lock on `tests.lock` while it runs, an
+    `exclusive` one an exclusive lock. A `turnstile.lock` passed by every test and held by an
+    exclusive one while it waits and runs keeps new tests from starting meanwhile, so it is never
+    starved. Without xdist, nothing to do."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the workers' basetemps are siblings
+    exclusive = request.node.get_closest_marker("exclusive") is not None
+    with open(shared / "turnstile.lock", "a") as turnstile, open(shared / "tests.lock", "a") as tests:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(tests, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(tests, fcntl.LOCK_UN)
+            if exclusive:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 @pytest.fixture

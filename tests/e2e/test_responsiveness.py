@@ -25,6 +25,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from consumer.config import PipelineSettings
 from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
@@ -90,6 +92,7 @@ class HealthPoller:
         self._thread.join(15)
 
 
+@pytest.mark.exclusive  # the probe's latency is the point: no neighbour test's load beside it
 def test_healthz_answers_faster_than_any_body_takes_while_worst_case_bodies_are_consumed(
         eventhubs, azurite, blob_container, tmp_path: Path, monkeypatch) -> None:
     bodies = worst_case_bodies()
