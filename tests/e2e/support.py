@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from azure.eventhub import EventData, EventHubProducerClient
 from azure.storage.blob import BlobServiceClient
 
 from acs_sms_devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
@@ -372,3 +373,16 @@ def _records_in(body: bytes) -> int:
     import json
 
     return len(json.loads(body)["records"])
+
+
+def publish(connection_string: str, bodies: list[bytes], partitions: list[str]) -> dict[str, int]:
+    """Send each body as one event, round-robin over partitions; returns events per partition."""
+    sent: dict[str, int] = {}
+    with EventHubProducerClient.from_connection_string(connection_string) as producer:
+        for index, body in enumerate(bodies):
+            partition = partitions[index % len(partitions)]
+            batch = producer.create_batch(partition_id=partition)
+            batch.add(EventData(body))
+            producer.send_batch(batch)
+            sent[partition] = sent.get(partition, 0) + 1
+    return sent

@@ -20,6 +20,7 @@ from azure.eventhub.aio import EventHubConsumerClient
 
 from acs_sms_devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
+from tests.e2e.replicas import CHECKPOINT_INTERVAL, MAX_BATCH, RATE, start_consumer, wait_for
 from tests.e2e.slices import Slices, compare, counted
 from tests.e2e.support import (
     ConsumerProcess,
@@ -28,33 +29,13 @@ from tests.e2e.support import (
     checkpoint_blobs,
     checkpoints,
     events_by_partition,
-    free_port,
     log_lines,
     owned_partitions,
     scrape_once_counted,
-    write_config,
 )
-from tests.e2e.test_failover import CHECKPOINT_INTERVAL, EVERY_EVENTS, LB_INTERVAL, MAX_BATCH, RATE, wait_for
 
 OUTAGE_SECONDS = 60.0
 READY_MAX_AGE = 10.0
-
-
-def start_consumer(endpoint: Any, storage_connection_string: str, container: str, tmp_path: Path,
-                   name: str = "consumer", **overrides: Any) -> ConsumerProcess:
-    port = free_port()
-    settings: dict[str, Any] = {
-        "eventhub__load_balancing_interval_seconds": LB_INTERVAL,
-        "eventhub__partition_ownership_expiration_interval_seconds": 5,
-        "eventhub__max_batch_size": MAX_BATCH,
-        "eventhub__prefetch": 2 * MAX_BATCH,
-        "checkpoint__interval_seconds": CHECKPOINT_INTERVAL,
-        "checkpoint__every_events": EVERY_EVENTS,
-        **overrides,
-    }
-    config = write_config(tmp_path / f"{name}.yaml", endpoint.connection_string, endpoint.hub.name,
-                          storage_connection_string, container, port, **settings)
-    return ConsumerProcess(config, port, tmp_path / f"{name}.log").start()
 
 
 def test_storage_outage_of_60_s_keeps_counting_and_checkpoints_catch_up(eventhubs, azurite, blob_container,

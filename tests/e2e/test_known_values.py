@@ -15,8 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tests.e2e.support import ConsumerProcess, free_port, write_config
-from tests.e2e.test_run import publish
+from tests.e2e.support import ConsumerProcess, free_port, publish, write_config
 
 BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10)
 

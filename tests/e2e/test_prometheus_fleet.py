@@ -38,8 +38,8 @@ from tests.e2e.prometheus import (
     fleet_prometheus,
     has_data,
 )
+from tests.e2e.replicas import CHECKPOINT_INTERVAL, start_replicas, wait_balanced, wait_for
 from tests.e2e.support import ConsumerProcess, log_lines, owned_partitions
-from tests.e2e.test_failover import CHECKPOINT_INTERVAL, start_replicas, wait_balanced, wait_for
 
 pytestmark = [pytest.mark.prometheus_fleet, pytest.mark.timeout(240)]
 

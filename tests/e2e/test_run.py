@@ -14,31 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from azure.eventhub import EventData, EventHubProducerClient
 from azure.storage.blob import BlobServiceClient
 
 from consumer.config import PipelineSettings
 from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
-from tests.e2e.support import ConsumerProcess, free_port, write_config
+from tests.e2e.support import ConsumerProcess, free_port, publish, write_config
 
 SAMPLES = Path(__file__).resolve().parents[2] / "consumer" / "samples"
 COMPARED = re.compile(r"^(acs_sms_|acs_usage_|acs_consumer_records_total|acs_consumer_decode_errors_total|acs_consumer_repaired_bodies_total)")
 JUNK = b"this is not json {"
-
-
-def publish(connection_string: str, bodies: list[bytes], partitions: list[str]) -> dict[str, int]:
-    """Send each body as one event, round-robin over partitions; returns events per partition."""
-    sent: dict[str, int] = {}
-    with EventHubProducerClient.from_connection_string(connection_string) as producer:
-        for index, body in enumerate(bodies):
-            partition = partitions[index % len(partitions)]
-            batch = producer.create_batch(partition_id=partition)
-            batch.add(EventData(body))
-            producer.send_batch(batch)
-            sent[partition] = sent.get(partition, 0) + 1
-    return sent
 
 
 def without_source(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict:

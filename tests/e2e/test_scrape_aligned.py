@@ -26,9 +26,8 @@ from typing import Any
 import pytest
 
 from acs_sms_devtools.scrape import total
+from tests.e2e.replicas import BODIES, start_consumer
 from tests.e2e.support import ConsumerProcess, checkpoint_blobs, events_by_partition, log_lines
-from tests.e2e.test_failover import BODIES
-from tests.e2e.test_faults import start_consumer
 
 FIRST = 30  # events per partition, counted and scraped
 SECOND = 40  # events per partition, counted and never scraped
@@ -200,7 +199,7 @@ def test_sigterm_without_a_scrape_exits_after_the_wait_and_the_next_replica_coun
     consumer = start_consumer(eventhubs, azurite.connection_string, blob_container, tmp_path,
                               shutdown_final_scrape_wait_seconds=wait)
     try:
-        held = scraped_then_unscraped(consumer, hub, azurite, blob_container, eventhubs)
+        scraped_then_unscraped(consumer, hub, azurite, blob_container, eventhubs)
         signalled = time.monotonic()
         consumer.process.send_signal(signal.SIGTERM)
         code = consumer.process.wait(wait + 15)

@@ -21,6 +21,7 @@ from typing import Any
 
 from acs_sms_devtools.azurite import development_connection_string
 from tests.e2e.proxy import TcpProxy
+from tests.e2e.replicas import BODIES, RATE, SCRAPE_INTERVAL, start_consumer
 from tests.e2e.support import (
     FINAL_SCRAPE_WAIT,
     ConsumerProcess,
@@ -33,8 +34,6 @@ from tests.e2e.support import (
     ownership_blobs,
     released_at_shutdown,
 )
-from tests.e2e.test_failover import BODIES, RATE, SCRAPE_INTERVAL
-from tests.e2e.test_faults import start_consumer
 
 
 @contextmanager
