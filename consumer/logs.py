@@ -6,8 +6,10 @@ personal data leaves the process: bodies and record values are never logged, onl
 that name fields (never their values), and Event Hubs positions. The Azure SDK's own loggers are
 kept at WARNING so their chatter (connection details, tokens' expiry) stays out; what they and the
 other libraries still log (an exception's repr with the peer's address, say) goes out scrubbed
-(`consumer.errors.scrub`), like an exception logged with its traceback. The service's own lines are
-already built that way and left as they are.
+(`consumer.errors.scrub`), like an exception logged with its traceback, and with the `kind` of the
+exception they are about (`consumer.errors.classify`, as in `acs_consumer_errors_total`), so one
+filter finds every line of one cause. The service's own lines are already built that way and left as
+they are.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from consumer.errors import scrub
+from consumer.errors import classify, scrub
 
 # Attributes every LogRecord has; anything else passed with `extra=` becomes a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -46,7 +48,19 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = scrub(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+        if "kind" not in line and not _own(record.name):
+            error = _error_of(record)
+            if error is not None:  # the SDK's warnings quote the exception: name its kind as ours do
+                line["kind"] = classify(error)
         return orjson.dumps(line, default=str).decode()
+
+
+def _error_of(record: logging.LogRecord) -> BaseException | None:
+    """The exception a library's line is about: its traceback's, else the first one among its arguments."""
+    if record.exc_info and isinstance(record.exc_info[1], BaseException):
+        return record.exc_info[1]
+    args = record.args if isinstance(record.args, tuple) else ()
+    return next((arg for arg in args if isinstance(arg, BaseException)), None)
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:

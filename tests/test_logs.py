@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from consumer.errors import classify
 from consumer.logs import configure
 
 
@@ -33,6 +34,13 @@ def test_an_sdk_warning_is_logged_without_addresses_or_keys(lines):
     assert line["logger"] == "azure.eventhub.aio._eventprocessor.event_processor"
     assert "10.20.30.40" not in line["message"] and "c2VjcmV0Cg" not in line["message"]
     assert "Connect call failed ('***', 5671)" in line["message"]
+    assert line["kind"] == "unreachable"  # the cause named as acs_consumer_errors_total names it
+
+
+def test_a_library_line_without_an_exception_has_no_kind(lines):
+    logging.getLogger("azure.eventhub").warning("retrying in %d s", 2)
+    [line] = lines()
+    assert "kind" not in line and line["message"] == "retrying in 2 s"
 
 
 def test_an_exception_logged_with_its_traceback_is_scrubbed(lines):
@@ -42,6 +50,7 @@ def test_an_exception_logged_with_its_traceback_is_scrubbed(lines):
         logging.getLogger("asyncio").exception("Task exception was never retrieved")
     [line] = lines()
     assert line["error"] == "OSError: no route to *** for ***"
+    assert line["kind"] == classify(OSError())
 
 
 def test_the_services_own_lines_are_left_as_they_are(lines):
