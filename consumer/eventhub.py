@@ -314,14 +314,14 @@ class Receiver:
 
     async def probe(self, interval: float) -> None:
         """Read the partition ids every `interval` seconds: whether the hub answers (readiness), also
-        while this replica owns no partition or its partitions are idle; and each owned partition's
-        last enqueued event (`_read_last_enqueued`). Failures are logged when the kind changes (each
-        one is also reported to `on_error` by the SDK's own attempts)."""
+        while this replica owns no partition or its partitions are idle; then, once it has, each owned
+        partition's last enqueued event (`_read_last_enqueued`; a failure there leaves readiness as the
+        ids made it). Failures are logged when the kind changes (each one is also reported to
+        `on_error` by the SDK's own attempts)."""
         last_kind: str | None = None
         while True:
             try:
                 await self.client.get_partition_ids()
-                await self._read_last_enqueued()
             except Exception as error:  # unreachable, unauthorized, not found: readiness says which
                 kind = classify(error)
                 self.readiness.hub_failed(kind, error_reason(error))
@@ -334,6 +334,11 @@ class Receiver:
                 if last_kind is not None:
                     log.info("event hubs probe answered again", extra={"after": last_kind})
                 last_kind = None
+                try:  # the hub answered: one partition's read failing says nothing of the hub
+                    await self._read_last_enqueued()
+                except Exception as error:  # its lag is read again at the next probe (and from batches)
+                    log.debug("event hubs probe could not read a partition's last enqueued event: %s: %s",
+                              classify(error), error_reason(error))
             await asyncio.sleep(interval)
 
     async def _read_last_enqueued(self) -> None:

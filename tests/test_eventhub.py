@@ -50,6 +50,7 @@ from consumer.config import Settings  # noqa: E402
 from consumer.eventhub import Receiver  # noqa: E402
 from consumer.metrics import Metrics  # noqa: E402
 from consumer.pipeline import Pipeline  # noqa: E402
+from consumer.readiness import EventHubsReadiness  # noqa: E402
 
 BOOM = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "boom"}}]}'
 GOOD = b'{"records": [{"category": "Usage", "operationName": "SMS", "properties": {"Quantity": 1, "UsageType": "SMS"}}]}'
@@ -328,6 +329,40 @@ def test_the_hubs_last_enqueued_event_makes_a_partition_without_batches_stalled(
         assert receiver.last_enqueued["1"] == 9
 
     asyncio.run(scenario())
+
+
+def test_a_failed_read_of_one_partition_leaves_the_hub_answering():
+    """The probe's ids answered: a partition's last-enqueued read failing afterwards (a transient
+    error on one management call) does not make /readyz say that Event Hubs does not answer."""
+    receiver, _, _ = receiver_with()
+    calls = []
+
+    class Client:
+        async def get_partition_ids(self):
+            calls.append("ids")
+            return ["1"]
+
+        async def get_partition_properties(self, partition):
+            calls.append(partition)
+            raise ConnectionError("one management call lost")
+
+    receiver.client = Client()
+    busy = FakeContext("1", last_enqueued=0)
+
+    async def scenario():
+        await receiver._on_initialize(busy)
+        await receiver._on_batch(busy, [hub_event(GOOD, 0)])
+        receiver.readiness = EventHubsReadiness(60)  # forget the batch: only the probe speaks
+        probing = asyncio.ensure_future(receiver.probe(3600))
+        while len(calls) < 2:
+            await asyncio.sleep(0)
+        probing.cancel()
+        await asyncio.gather(probing, return_exceptions=True)
+        return receiver.readiness.check()
+
+    ok, detail = asyncio.run(scenario())
+    assert calls == ["ids", "1"]
+    assert ok and detail.startswith("Event Hubs answered"), detail
 
 
 def test_a_step_of_the_wall_clock_does_not_make_a_checkpoint_pass_unscraped_counts():
