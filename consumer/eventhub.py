@@ -491,6 +491,8 @@ class Receiver:
         last = properties.get("sequence_number")
         if last is None:
             return
+        # The batch's view may be older than the probe's (`_read_last_enqueued`): never move back.
+        last = max(last, self.last_enqueued.get(progress.partition, -1))
         self.last_enqueued[progress.partition] = last
         processed = progress.last_sequence_number
         lag = last + 1 if processed is None else max(0, last - processed)

@@ -165,7 +165,7 @@ def test_stalled_seconds_grow_only_while_events_wait_without_progress():
         moved = receiver._advanced_at["1"]
         assert moved >= start
         assert receiver.stalled(moved + 7) == {"1": pytest.approx(7.0)}  # events 1..5 wait, none processed since
-        context.last_enqueued_event_properties = {"sequence_number": 0}
+        await receiver._on_batch(context, [hub_event(GOOD, n) for n in range(1, 6)])  # caught up with 5
         await receiver._on_batch(context, [])  # nothing waits: refreshed
         assert receiver.stalled(receiver._advanced_at["1"] + 50) == {"1": 0.0}
         # A batch in hand that does not finish: stalled from the last progress on.
@@ -327,6 +327,9 @@ def test_the_hubs_last_enqueued_event_makes_a_partition_without_batches_stalled(
         hub["1"] = 3  # an older answer never moves the mark back
         await receiver._read_last_enqueued()
         assert receiver.last_enqueued["1"] == 9
+        await receiver._on_batch(busy, [])  # nor does a batch whose properties are older (0)
+        assert receiver.last_enqueued["1"] == 9
+        assert receiver.stalled(since + 60) == {"1": pytest.approx(60.0), "2": 0.0}
 
     asyncio.run(scenario())
 
