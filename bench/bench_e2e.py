@@ -76,6 +76,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from acs_sms_devtools.scrape import prometheus_headers  # noqa: E402
+
 HUB = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_BALANCING_INTERVAL = 2.0
@@ -139,6 +141,9 @@ def endpoint_process(conn: Connection, records: int, partitions: int, seed: int)
 # --- child: the scraper -----------------------------------------------------------------------------
 
 
+SCRAPE_HEADERS = prometheus_headers(10)
+
+
 def scraper_process(conn: Connection, port: int, events: int, timeout: float, metrics_every: int) -> None:
     """GET /healthz every 50 ms and /metrics every `metrics_every`-th tick; report when
     acs_consumer_events_total >= events."""
@@ -151,7 +156,8 @@ def scraper_process(conn: Connection, port: int, events: int, timeout: float, me
             if c is None:
                 c = connections[path] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:
-                c.request("GET", path)
+                # /metrics as Prometheus scrapes it (its timeout header): a scrape, so checkpoints follow
+                c.request("GET", path, headers=SCRAPE_HEADERS if path == "/metrics" else {})
                 response = c.getresponse()
                 body = response.read()
                 return time.monotonic() - started, body

@@ -253,7 +253,8 @@ class Service:
         self.health.add("shutdown", lambda: (False, "shutting down: /metrics is served until the final counts are "
                                                     "scraped") if self.shutting_down else (True, "not shutting down"))
 
-        http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port, scrapes=receiver)
+        http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port, scrapes=receiver,
+                          scrapers=settings.checkpoint.scrapers)
         await http.start()
         self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})

@@ -214,6 +214,11 @@ class CheckpointSettings(_Section):
     interval_seconds: PositiveFloat = 10
     every_events: PositiveInt = 1000
     scrape_aligned: bool = True
+    #: Which `GET /metrics` are the scrapes checkpoints wait for: `prometheus`, those that announce a
+    #: scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds`, sent by Prometheus' scrape code and so by
+    #: Prometheus, Azure Managed Prometheus' agent, Grafana Alloy, vmagent, the OpenTelemetry
+    #: Collector's prometheus receiver), not a `curl`; `any`, every one (a scraper without that header).
+    scrapers: Literal["prometheus", "any"] = "prometheus"
     no_scrape_seconds: PositiveFloat = 300
 
 

@@ -4,8 +4,11 @@
   0.0.4 text format; gzip-compressed when `Accept-Encoding` allows it (as Prometheus' scrapes do).
   A `ScrapeObserver` (the receiver) is told when a render starts and when its response has been
   written completely: checkpoints name only what a completed scrape has shown (consumer/checkpoints.py).
-  A scrape that took more than half the timeout Prometheus announces (`X-Prometheus-Scrape-Timeout-Seconds`)
-  is not reported as completed: Prometheus may have given up on it and dropped what it showed.
+  Only a request that announces a scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds`, as every
+  scraper built on Prometheus' scrape code does) is such a scrape, unless `scrapers` is `any`: a `curl`
+  of a replica must not let its checkpoints pass counts Prometheus has not read. A scrape that took
+  more than half the timeout it announces is not reported as completed: Prometheus may have given up
+  on it and dropped what it showed.
 - `GET /healthz` (liveness): 200 while the process and its event loop run — the answer itself is
   served by the event loop, so a blocked or dead loop fails the probe by not answering.
 - `GET /readyz` (readiness): 200 when every readiness check passes, else 503; the JSON body lists
@@ -30,14 +33,18 @@ ReadinessCheck = Callable[[], tuple[bool, str]]
 SCRAPE_TIMEOUT_SHARE = 0.5
 
 
-def scrape_timeout(request: web.Request) -> float:
-    """The scrape timeout Prometheus announces in `X-Prometheus-Scrape-Timeout-Seconds`; infinity
-    when the header is absent or not a positive number (curl, other scrapers)."""
+#: The header Prometheus' scrape code sends with every scrape: its timeout in seconds.
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+
+
+def scrape_timeout(request: web.Request) -> float | None:
+    """The scrape timeout the scraper announces (`SCRAPE_TIMEOUT_HEADER`); None when the header is
+    absent or not a positive finite number (curl, a browser, scrapers not built on Prometheus')."""
     try:
-        timeout = float(request.headers.get("X-Prometheus-Scrape-Timeout-Seconds", "inf"))
+        timeout = float(request.headers.get(SCRAPE_TIMEOUT_HEADER, ""))
     except ValueError:
-        return math.inf
-    return timeout if timeout > 0 else math.inf
+        return None
+    return timeout if 0 < timeout < math.inf else None
 
 
 class ScrapeObserver(Protocol):
@@ -74,16 +81,20 @@ def metrics_response(metrics: Metrics, request: web.Request) -> web.Response:
     return response
 
 
-def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None = None) -> web.Application:
+def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None = None,
+                scrapers: str = "prometheus") -> web.Application:
+    """`scrapers`: which requests are scrapes for `scrapes` (`checkpoint.scrapers`: `prometheus`, those
+    that announce a scrape timeout; `any`, every GET)."""
     async def get_metrics(request: web.Request) -> web.Response:
-        if scrapes is None or request.method != "GET":
-            return metrics_response(metrics, request)
+        timeout = scrape_timeout(request)
+        if scrapes is None or request.method != "GET" or (timeout is None and scrapers != "any"):
+            return metrics_response(metrics, request)  # a curl: shows the counts, moves no checkpoint
         began = time.monotonic()
         token = scrapes.scrape_started()  # the render below is synchronous: it shows what was counted by now
         response = metrics_response(metrics, request)
         await response.prepare(request)
         await response.write_eof()  # raises if the client went away: then the scrape did not complete
-        if time.monotonic() - began <= SCRAPE_TIMEOUT_SHARE * scrape_timeout(request):
+        if timeout is None or time.monotonic() - began <= SCRAPE_TIMEOUT_SHARE * timeout:
             scrapes.scrape_completed(token)  # else Prometheus may have timed out and dropped it
         return response
 
@@ -105,8 +116,9 @@ class HttpServer:
     """Runs the application on host:port inside the current event loop."""
 
     def __init__(self, metrics: Metrics, health: Health, host: str, port: int,
-                 scrapes: ScrapeObserver | None = None) -> None:
-        self._runner = web.AppRunner(application(metrics, health, scrapes), access_log=None, handle_signals=False)
+                 scrapes: ScrapeObserver | None = None, scrapers: str = "prometheus") -> None:
+        self._runner = web.AppRunner(application(metrics, health, scrapes, scrapers), access_log=None,
+                                     handle_signals=False)
         self._host = host
         self._port = port
         self.port = port

@@ -10,13 +10,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from acs_sms_devtools.scrape import prometheus_headers
 from consumer.app import Service
 
 
 def get(service: Service, path: str) -> tuple[int, bytes]:
-    """Status and body of GET `path` on the service's HTTP port (error statuses included)."""
+    """Status and body of GET `path` on the service's HTTP port (error statuses included); /metrics as
+    Prometheus scrapes it (a scrape: it moves the checkpoints)."""
+    headers = prometheus_headers(5) if path == "/metrics" else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{service.http_port}{path}", headers=headers)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}{path}", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

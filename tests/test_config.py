@@ -359,6 +359,8 @@ def test_the_defaults_the_readme_states():
     assert "(200,000 entries / 2 h by default)" in readme
     assert "identical to one seen in the last 2 hours" in readme
     assert (checkpoint.interval_seconds, checkpoint.every_events) == (10, 1000)
+    assert checkpoint.scrapers == "prometheus"
+    assert "**Only Prometheus' scrapes count, not a `curl`.**" in readme
     assert "`checkpoint.interval_seconds` (10 s) or every `checkpoint.every_events` (1,000) events" in readme
     assert Settings.model_fields["readiness_checkpoint_store_max_age_seconds"].default == 60
     assert "`readiness_checkpoint_store_max_age_seconds` (60 s)" in readme

@@ -137,10 +137,12 @@ class Observer:
 
 
 @pytest.fixture
-async def observed():
+async def observed(request):
+    """An observed server; `scrapers` (`checkpoint.scrapers`) by indirect parametrization, else `prometheus`."""
     metrics = populated()
     observer = Observer(metrics)
-    http_server = HttpServer(metrics, Health(), "127.0.0.1", 0, scrapes=observer)
+    http_server = HttpServer(metrics, Health(), "127.0.0.1", 0, scrapes=observer,
+                             scrapers=getattr(request, "param", "prometheus"))
     await http_server.start()
     try:
         yield observer, http_server.port
@@ -148,10 +150,13 @@ async def observed():
         await http_server.stop()
 
 
+SCRAPE = {"X-Prometheus-Scrape-Timeout-Seconds": "10"}  # what Prometheus' scrape code sends
+
+
 @pytest.mark.parametrize("accept, encoding", [("", ""), (PROMETHEUS_3_ACCEPT, "gzip")])
 async def test_an_observed_scrape_starts_before_its_render_and_completes_once_written(observed, accept, encoding) -> None:
     observer, port = observed
-    headers = {"Accept": accept, "Accept-Encoding": encoding} if accept else {}
+    headers = {**SCRAPE, "Accept": accept, "Accept-Encoding": encoding} if accept else SCRAPE
     for expected in (1, 2):
         status, response_headers, body = await get(port, headers)
         assert status == 200
@@ -163,15 +168,38 @@ async def test_an_observed_scrape_starts_before_its_render_and_completes_once_wr
         assert response_headers.get("content-encoding", "") == encoding
 
 
-@pytest.mark.parametrize("timeout, completes", [("10", True), ("not-a-number", True), ("0", True), ("1e-9", False)])
+@pytest.mark.parametrize("timeout, completes", [("10", True), ("1e-9", False)])
 async def test_a_scrape_slower_than_half_the_announced_timeout_does_not_complete(observed, timeout, completes) -> None:
     """Prometheus drops a scrape that outlasts its timeout; such a scrape must not let a checkpoint
-    pass what it showed. (1 ns cannot be met; 10 s always is; no usable header means no timeout.)"""
+    pass what it showed. (1 ns cannot be met; 10 s always is.)"""
     observer, port = observed
     status, _, _ = await get(port, {"X-Prometheus-Scrape-Timeout-Seconds": timeout})
     assert status == 200
     assert observer.started == 1
     assert observer.completed == ([1] if completes else [])
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Prometheus-Scrape-Timeout-Seconds": "not-a-number"},
+                                     {"X-Prometheus-Scrape-Timeout-Seconds": "0"},
+                                     {"X-Prometheus-Scrape-Timeout-Seconds": "inf"}],
+                         ids=["curl", "not-a-number", "zero", "inf"])
+async def test_a_get_that_announces_no_scrape_timeout_shows_the_counts_and_is_no_scrape(observed, headers) -> None:
+    """A curl of a replica (kubectl port-forward, a browser) must not let its checkpoints pass counts
+    Prometheus has not read: only a request with a usable scrape timeout is a scrape."""
+    observer, port = observed
+    status, _, body = await get(port, headers)
+    assert status == 200 and b"acs_consumer_owned_partitions" in body
+    assert (observer.started, observer.completed) == (0, [])
+
+
+@pytest.mark.parametrize("observed", ["any"], indirect=True)
+async def test_with_scrapers_any_every_get_is_a_scrape(observed) -> None:
+    """`checkpoint.scrapers: any`, for a scraper that sends no scrape timeout: a GET without the
+    header completes (no timeout to be late for); one that announces a timeout is still held to it."""
+    observer, port = observed
+    assert (await get(port, {}))[0] == 200
+    assert (await get(port, {"X-Prometheus-Scrape-Timeout-Seconds": "1e-9"}))[0] == 200
+    assert (observer.started, observer.completed) == (2, [1])
 
 
 async def test_head_and_other_paths_are_not_scrapes(observed) -> None:

@@ -30,9 +30,16 @@ def parse(text: str) -> Samples:
     return samples
 
 
+def prometheus_headers(timeout: float) -> dict[str, str]:
+    """What Prometheus' scrape code sends with every scrape: its timeout. The consumer counts only such
+    requests as the scrapes its checkpoints wait for (`checkpoint.scrapers`, consumer/http.py)."""
+    return {"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"}
+
+
 def scrape(url: str, timeout: float = 10) -> Samples:
-    """GET `url` (a /metrics endpoint) and parse it."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    """GET `url` (a /metrics endpoint) as Prometheus does, a scrape, and parse it."""
+    request = urllib.request.Request(url, headers=prometheus_headers(timeout))
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return parse(response.read().decode())
 
 

@@ -3,10 +3,11 @@
 `acs-sms-consumer run` as a subprocess on the local Event Hubs endpoint and Azurite. The hub is filled
 in fixed steps (no stream), so every count is exact. Whether the consumer has counted something is
 read from its "progress" log lines (the last sequence number of each partition), never from
-/metrics, because a GET of /metrics is a scrape and moves the checkpoints.
+/metrics, because a GET of /metrics as Prometheus sends it is a scrape and moves the checkpoints.
 
 - kill -9 with events counted but never scraped: the next replica counts exactly those again (with
-  alignment off, the control case, it counts none of them: they are lost to Prometheus);
+  alignment off, the control case, it counts none of them: they are lost to Prometheus); the same
+  when a `curl` (a GET without Prometheus' scrape-timeout header) has read them: it is no scrape;
 - SIGTERM: the lame duck serves /metrics (readiness 503) until a scrape has read the final counts,
   then the final checkpoints name every counted event and it exits 0; without a scrape it exits after
   `shutdown_final_scrape_wait_seconds` with the final checkpoints at the last scrape, and the next
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from acs_sms_devtools.scrape import total
+from acs_sms_devtools.scrape import parse, total
 from tests.e2e.replicas import BODIES, start_consumer
 from tests.e2e.support import ConsumerProcess, checkpoint_blobs, events_by_partition, log_lines
 
@@ -113,14 +114,18 @@ def resumed_lines(consumer: ConsumerProcess) -> list[dict[str, Any]]:
     return [line for line in log_lines(consumer) if line.get("message", "").startswith("a /metrics scrape completed after")]
 
 
-@pytest.mark.parametrize("aligned", [True, False], ids=["scrape_aligned", "alignment_off"])
+@pytest.mark.parametrize("aligned, curl", [(True, False), (True, True), (False, False)],
+                         ids=["scrape_aligned", "curl_is_no_scrape", "alignment_off"])
 def test_kill_9_the_next_replica_counts_everything_no_scrape_had_read(eventhubs, azurite, blob_container,
-                                                                     tmp_path: Path, aligned: bool) -> None:
+                                                                     tmp_path: Path, aligned: bool, curl: bool) -> None:
     hub = Hub(eventhubs)
     consumer = start_consumer(eventhubs, azurite.connection_string, blob_container, tmp_path,
                               checkpoint__scrape_aligned=aligned)
     try:
         held = scraped_then_unscraped(consumer, hub, azurite, blob_container, eventhubs)
+        if curl:  # an operator's curl shows the unscraped counts, but Prometheus has not read them
+            _, text = consumer.get("/metrics", scrape=False)
+            assert events_by_partition(parse(text.decode())) == held
         if aligned:
             wait_progress_lines(consumer, 3)  # three checkpoint intervals with nothing scraped
         else:
@@ -138,7 +143,7 @@ def test_kill_9_the_next_replica_counts_everything_no_scrape_had_read(eventhubs,
 
     counts = next_replica_counts(eventhubs, hub, azurite, blob_container, tmp_path, "next")
     replayed = SECOND if aligned else 0
-    print(f"\nscrape_aligned={aligned}: checkpoints at kill -9 {saved}; the next replica counted {counts} "
+    print(f"\nscrape_aligned={aligned}, curl={curl}: checkpoints at kill -9 {saved}; the next replica counted {counts} "
           f"({SECOND} counted per partition and never scraped, then 1 marker)")
     # Exactly the unscraped events and the marker, in every partition: none of what Prometheus had
     # seen again, none of what it had not seen skipped (with alignment off: all of those skipped).
