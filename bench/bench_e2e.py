@@ -412,9 +412,10 @@ async def run_consumer(config: Path, memory_store: bool, endpoint: Connection, a
 # --- the bare SDK receiver (this process) ------------------------------------------------------------
 
 
-async def sdk_client(connection_string: str, storage: str | None, container: str) -> Any:
+async def sdk_client(connection_string: str, storage: str | None, container: str) -> tuple[Any, Any]:
     """The SDK's async consumer client as the consumer configures it (greedy load balancing, the bench's
-    intervals), on an in-memory checkpoint store (`storage` None) or a new blob container."""
+    intervals), on an in-memory checkpoint store (`storage` None) or a new blob container; and the blob
+    store to close after it (None for the in-memory one)."""
     from azure.eventhub import LoadBalancingStrategy
     from azure.eventhub.aio import EventHubConsumerClient
 
@@ -429,10 +430,11 @@ async def sdk_client(connection_string: str, storage: str | None, container: str
         async with ContainerClient.from_connection_string(storage, container) as created:
             await created.create_container()
         store = BlobCheckpointStore.from_connection_string(storage, container)
-    return EventHubConsumerClient.from_connection_string(
+    client = EventHubConsumerClient.from_connection_string(
         connection_string, consumer_group="$Default", eventhub_name=HUB, checkpoint_store=store,
         load_balancing_strategy=LoadBalancingStrategy.GREEDY, load_balancing_interval=LOAD_BALANCING_INTERVAL,
         partition_ownership_expiration_interval=OWNERSHIP_EXPIRATION)
+    return client, (store if storage is not None else None)
 
 
 async def close_receiver(client: Any, task: asyncio.Task[Any], store: Any) -> None:
@@ -454,7 +456,7 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
     receive settings (same checkpoint store kind, load balancing, prefetch, max_batch_size, max_wait_time,
     track_last_enqueued_event_properties) and a callback that only counts events: no body read, no
     checkpoint written. Timed like the consumer's `Window`: first batch in → last event counted."""
-    client = await sdk_client(connection_string, storage, container)
+    client, store = await sdk_client(connection_string, storage, container)
     received = 0
     first: tuple[float, float] | None = None
     last = float("nan")
@@ -488,7 +490,7 @@ async def run_bare(connection_string: str, storage: str | None, container: str, 
     if sampler is not None:
         sampler.stop()
     cpu = time.process_time() - cpu0
-    await close_receiver(client, task, store if storage is not None else None)
+    await close_receiver(client, task, store)
     per_event = records / events
     window_s = max(last - first[0], 1e-9) if first else float("nan")
     return {"complete": done.is_set(), "events": received, "records": received * per_event,
@@ -540,7 +542,7 @@ async def run_split(connection_string: str, storage: str | None, container: str,
     parser = mp.get_context("spawn").Process(target=parser_process, args=(child, events), daemon=True)
     parser.start()
     assert parent.recv() == "ready"
-    client = await sdk_client(connection_string, storage, container)
+    client, store = await sdk_client(connection_string, storage, container)
     first: tuple[float, float] | None = None
     sent = 0
     loop = asyncio.get_running_loop()
@@ -570,7 +572,7 @@ async def run_split(connection_string: str, storage: str | None, container: str,
         parent.send("stop")
         report = parent.recv() if parent.poll(10) else {"events": 0, "records": 0, "cpu": float("nan")}
     parser.join(10)
-    await close_receiver(client, task, store if storage is not None else None)
+    await close_receiver(client, task, store)
     window_s = max(ended[0] - first[0], 1e-9) if first else float("nan")
     done = report["records"]
     return {"complete": report["events"] >= events, "records_s_window": done / window_s, "window_s": window_s,
