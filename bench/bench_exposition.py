@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     series = sum(1 for line in metrics.render().splitlines() if line and not line.startswith(b"#"))
     print(f"{platform.python_implementation()} {platform.python_version()}, {args.records:,} records, "
           f"{args.partitions} partitions: {series:,} series; median of {args.repeat} renders (CPU time)")
-    print(f"| format | render ms | size KB | + gzip ms | gzip KB | ratio |")
+    print("| format | render ms | size KB | + gzip ms | gzip KB | ratio |")
     print("|---|---|---|---|---|---|")
     for name, accept in FORMATS.items():
         body, _ = metrics.render_for(accept)
