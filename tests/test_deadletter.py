@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
 from consumer import deadletter
