@@ -6,10 +6,10 @@ personal data leaves the process: bodies and record values are never logged, onl
 that name fields (never their values), and Event Hubs positions. The Azure SDK's own loggers are
 kept at WARNING so their chatter (connection details, tokens' expiry) stays out; what they and the
 other libraries still log (an exception's repr with the peer's address, say) goes out scrubbed
-(`consumer.errors.scrub`), like an exception logged with its traceback, and with the `kind` of the
-exception they are about (`consumer.errors.classify`, as in `acs_consumer_errors_total`), so one
-filter finds every line of one cause. The service's own lines are already built that way and left as
-they are.
+(`consumer.errors.scrub`), like an exception logged with its traceback, and with the `kind`,
+`error_type` and `error_reason` of the exception it is about (`consumer.errors.log_fields`, the kind
+as in `acs_consumer_errors_total`), so one filter on `kind` finds every line of one cause. The
+service's own lines are already built that way and left as they are.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from consumer.errors import classify, scrub
+from consumer.errors import log_fields, scrub
 
 # Attributes every LogRecord has; anything else passed with `extra=` becomes a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -50,8 +50,8 @@ class JsonFormatter(logging.Formatter):
             line["error"] = scrub(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
         if "kind" not in line and not _own(record.name):
             error = _error_of(record)
-            if error is not None:  # the SDK's warnings quote the exception: name its kind as ours do
-                line["kind"] = classify(error)
+            if error is not None:  # the SDK's warnings quote the exception: name it as our lines do
+                line.update({k: v for k, v in log_fields(error).items() if k not in line})
         return orjson.dumps(line, default=str).decode()
 
 

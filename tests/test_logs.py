@@ -35,6 +35,8 @@ def test_an_sdk_warning_is_logged_without_addresses_or_keys(lines):
     assert "10.20.30.40" not in line["message"] and "c2VjcmV0Cg" not in line["message"]
     assert "Connect call failed ('***', 5671)" in line["message"]
     assert line["kind"] == "unreachable"  # the cause named as acs_consumer_errors_total names it
+    assert line["error_type"] == "ConnectionRefusedError"
+    assert line["error_reason"] == "Connect call failed ('***', 5671); SharedAccessKey=***"
 
 
 def test_a_library_line_without_an_exception_has_no_kind(lines):
