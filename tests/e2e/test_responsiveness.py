@@ -5,24 +5,23 @@ maximum event size): every crafted shape of `tests/crafted.py` and valid bodies 
 Asserted: while they are consumed, every `GET /healthz` (polled every 50 ms by another thread) is
 answered in under 1 s (issue 14's bound), and in less time than the slowest of these bodies takes to
 process (measured in the test process just before, under the same machine load): a body processed on
-the loop would hold /healthz for that long. Measured /healthz maxima since the repair works in 64 KiB
-steps: 97-158 ms (p50 14 ms) with the slowest body at ~1 s; before it, 0.25-1.45 s on a loaded 2-core
-machine, when a fixed 1 s limit failed once in four runs. Every body is accounted for (`acs_consumer_events_total` per partition, decode
-errors per reason and record outcomes exactly what the pure pipeline makes of the same bytes).
+the loop would hold /healthz for that long. Every body is accounted for (`acs_consumer_events_total`
+per partition, decode errors per reason and record outcomes exactly what the pure pipeline makes of
+the same bytes).
 
-Measured and printed: the /healthz latencies, and the longest single step of the event loop, from
-asyncio's own debug mode (`PYTHONASYNCIODEBUG=1`: every callback or task step that holds the loop
-for over 100 ms is logged as `Executing ... took N seconds`).
+The consumer runs as in production, not in asyncio's debug mode: that mode captures a traceback at
+every callback it schedules, which made each loop step several times slower and measured itself
+(2026-12-06, this 2-core VM: /healthz max 0.9-1.3 s with it, for the code of 2026-12-02 as for
+today's; 62-88 ms without it, p50 12-13 ms). How long one body holds the loop is measured by
+bench/bench_loop_hold.py instead (README, Benchmarks).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import urllib.request
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from acs_sms_devtools.traffic import generate_corpus
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
 from tests.crafted import MAX_EVENT_BYTES, crafted_bodies
-from tests.e2e.support import ConsumerProcess, events_by_partition, free_port, log_lines, total, write_config
+from tests.e2e.support import ConsumerProcess, events_by_partition, free_port, total, write_config
 
 #: Room for the AMQP framing, annotations and properties of one event under the 1 MiB message size.
 BODY_BYTES = MAX_EVENT_BYTES - 4096
@@ -94,10 +93,9 @@ class HealthPoller:
 
 @pytest.mark.exclusive  # the probe's latency is the point: no neighbour test's load beside it
 def test_healthz_answers_faster_than_any_body_takes_while_worst_case_bodies_are_consumed(
-        eventhubs, azurite, blob_container, tmp_path: Path, monkeypatch) -> None:
+        eventhubs, azurite, blob_container, tmp_path: Path) -> None:
     bodies = worst_case_bodies()
     errors, outcomes, slowest = expected_of(bodies)
-    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
     port = free_port()
     config = write_config(tmp_path / "config.yaml", eventhubs.connection_string, eventhubs.hub.name,
                           azurite.connection_string, blob_container, port, deadletter__max_blobs_per_minute=1000)
@@ -106,7 +104,6 @@ def test_healthz_answers_faster_than_any_body_takes_while_worst_case_bodies_are_
     published: Counter[str] = Counter()
     try:
         consumer.wait_until(lambda: consumer.get("/readyz")[0] == 200, 60, "readiness")
-        stream_started = datetime.now(UTC)
         with HealthPoller(port) as poller:
             for index, body in enumerate(bodies):  # a stream: one body every 100 ms, round-robin
                 partition = partitions[index % len(partitions)]
@@ -121,13 +118,9 @@ def test_healthz_answers_faster_than_any_body_takes_while_worst_case_bodies_are_
 
     latencies = [latency for _, latency in poller.answers]
     assert len(latencies) >= 20 and None not in latencies, poller.answers
-    slow_steps = [float(m.group(1)) for line in log_lines(consumer)
-                  if datetime.fromisoformat(line["time"].replace("Z", "+00:00")) >= stream_started
-                  for m in [re.search(r"took (\d+\.\d+) seconds", line.get("message", ""))] if m]
     print(f"\n{len(bodies)} bodies of ~1 MiB; /healthz n={len(latencies)} max {max(latencies) * 1000:.0f} ms, "
-          f"p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms; event-loop steps over 100 ms while they "
-          f"were consumed: {len(slow_steps)}, longest {max(slow_steps, default=0) * 1000:.0f} ms; the slowest body "
-          f"takes {slowest * 1000:.0f} ms to process (the limit)")
+          f"p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms; the slowest body takes "
+          f"{slowest * 1000:.0f} ms to process (the limit)")
     assert max(latencies) < 1.0, sorted(latencies)[-5:]
     assert max(latencies) < slowest, (sorted(latencies)[-5:], slowest)
 
