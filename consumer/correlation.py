@@ -87,12 +87,17 @@ class ExpiringMap(Generic[K, V]):
     (seconds on the caller's clock). `put` returns what it had to evict, oldest first, with the
     reason (`capacity` or `age`)."""
 
-    __slots__ = ("_entries", "max_entries", "max_age")
+    __slots__ = ("_entries", "max_entries", "max_age", "_fresh_at")
 
     def __init__(self, max_entries: int, max_age: float) -> None:
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self.max_entries = max_entries
         self.max_age = max_age
+        # The `now` at which `add` last found the oldest (first) entry within the age, or None. It stays
+        # so while entries are only appended, so `add` at that same `now` (the records of one body, in
+        # `Pipeline._apply`) makes the age check once, not per record; whatever removes entries forgets
+        # it. (Code that edits `_entries` itself, as `DeliveryCorrelator.arrive` does, must not `add`.)
+        self._fresh_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -101,6 +106,7 @@ class ExpiringMap(Generic[K, V]):
         return key in self._entries
 
     def pop(self, key: K) -> V | None:
+        self._fresh_at = None
         entry = self._entries.pop(key, None)
         return None if entry is None else entry[1]
 
@@ -109,6 +115,7 @@ class ExpiringMap(Generic[K, V]):
         entries = self._entries
         if key in entries:
             del entries[key]
+            self._fresh_at = None
         entries[key] = (now, value)
         # The common case, checked without the loops of `expire`: nothing is over age or capacity.
         if len(entries) <= self.max_entries and next(iter(entries.values()))[0] >= now - self.max_age:
@@ -117,13 +124,18 @@ class ExpiringMap(Generic[K, V]):
 
     def add(self, key: K, value: V, now: float) -> bool:
         """Insert `key` if it is absent and say so (True); leave a present key as it is (False).
-        Evicts like `put`, without reporting what (one lookup instead of `in` then `put`)."""
+        Evicts like `put`, without reporting what (one lookup instead of `in` then `put`). The hot
+        path (`Pipeline._apply` calls it for every record): the age check is skipped when the oldest
+        entry is known to be within the age at this `now` (`_fresh_at`)."""
         entries = self._entries
         if key in entries:
             return False
         entries[key] = (now, value)
-        if len(entries) > self.max_entries or next(iter(entries.values()))[0] < now - self.max_age:
+        if len(entries) > self.max_entries or (
+                now != self._fresh_at and next(iter(entries.values()))[0] < now - self.max_age):
             self.expire(now, EVICT_STEP)
+        else:
+            self._fresh_at = now
         return True
 
     def expire(self, now: float, limit: int | None = None) -> list[tuple[str, V]]:
@@ -132,6 +144,7 @@ class ExpiringMap(Generic[K, V]):
         entries = self._entries
         evicted: list[tuple[str, V]] = []
         oldest_allowed = now - self.max_age
+        self._fresh_at = None
         while entries and (limit is None or len(evicted) < limit):
             first_key = next(iter(entries))
             stamp, value = entries[first_key]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumer.config import PipelineSettings
-from consumer.correlation import EVICT_STEP, DeliveryCorrelator, ExpiringMap, Waiting
+from consumer.correlation import DeliveryCorrelator, ExpiringMap, Waiting
 from consumer.decode import DecodeError, decode_body
 from consumer.labels import (
     CATEGORIES,
@@ -224,14 +224,7 @@ class Pipeline:
         api_duration = m.api_duration.observe
         characters = m.message_characters.values  # `FastCounter.inc`, inlined below
         record_age = m.record_age.observe
-        seen = self._seen
-        seen_entries = seen._entries  # `ExpiringMap.add`, inlined below (hot path)
-        oldest_seen = now - seen.max_age
-        max_seen = seen.max_entries
-        # Whether the oldest (first) duplicate-window entry is known to be within the age: once checked,
-        # it stays so until something removes entries (`expire`, or a record converted in between),
-        # because this loop only appends; so `add`'s age check is made again only after those.
-        seen_fresh = False
+        first_seen = self._seen.add
         api_children, api_bounds = m.api_duration.children, m.api_duration.bounds
         age_children, age_bounds = m.record_age.children, m.record_age.bounds
         memo = self._final_sms if final else self._canonical_sms
@@ -277,7 +270,6 @@ class Pipeline:
                         if general is None:
                             general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
                         self._convert_and_apply(general[index], now, result)
-                        seen_fresh = False
                         continue
                 labels, result_type = resolved  # type: ignore[misc]
                 duplicate, processed, age_key = _SMS_DUPLICATE, _SMS_PROCESSED, sms_age
@@ -301,7 +293,6 @@ class Pipeline:
                         if general is None:
                             general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
                         self._convert_and_apply(general[index], now, result)
-                        seen_fresh = False
                         continue
                 duplicate, processed, age_key = _USAGE_DUPLICATE, _USAGE_PROCESSED, usage_age
             elif category not in _NULLS and category.strip() is category and category.lower() not in _CATEGORIES:
@@ -311,7 +302,6 @@ class Pipeline:
                 if general is None:
                     general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
                 self._convert_and_apply(general[index], now, result)
-                seen_fresh = False
                 continue
 
             # The time: `time_stamp(record.time)`, inlined for Azure's own form `YYYY-MM-DDThh:mm:ss.fffffffZ`
@@ -338,22 +328,14 @@ class Pipeline:
                     (raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
             else:
                 key = None if record_id is None else hash((USAGE, record_id, usage_type, quantity))
-            if key is not None:
-                if key in seen_entries:
-                    present = counts.get(duplicate)
-                    if present is None:  # a new series: `inc` applies the family's series budget
-                        m.records.inc(duplicate, 1.0)
-                    else:
-                        counts[duplicate] = present + 1.0
-                    result.duplicate += 1
-                    continue
-                seen_entries[key] = (now, None)
-                if len(seen_entries) > max_seen or (
-                        not seen_fresh and next(iter(seen_entries.values()))[0] < oldest_seen):
-                    seen.expire(now, EVICT_STEP)
-                    seen_fresh = False
+            if key is not None and not first_seen(key, None, now):
+                present = counts.get(duplicate)
+                if present is None:  # a new series: `inc` applies the family's series budget
+                    m.records.inc(duplicate, 1.0)
                 else:
-                    seen_fresh = True
+                    counts[duplicate] = present + 1.0
+                result.duplicate += 1
+                continue
 
             if stamp is not None:
                 age = now - stamp

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.correlation import (
+    EVICT_STEP,
     DeliveryCorrelator,
     ExpiringMap,
     Match,
@@ -103,6 +104,67 @@ def test_expiring_map_put_refreshes_and_orders():
     assert m.expire(12.5) == [("age", 3)]
     assert m.pop("c") == 4 and m.pop("c") is None
     assert len(m) == 1 and "d" in m
+
+
+def _add_without_memory(entries: dict, max_entries: int, max_age: float, key: int, now: float) -> bool:
+    """`ExpiringMap.add` as specified, with its age check made every time (no `_fresh_at`)."""
+    if key in entries:
+        return False
+    entries[key] = now
+    if len(entries) > max_entries or next(iter(entries.values())) < now - max_age:
+        over_age = [k for k, stamp in entries.items() if stamp < now - max_age]
+        for k in over_age[:EVICT_STEP]:
+            if k != next(iter(entries)):
+                break
+            del entries[k]
+        while len(entries) > max_entries:
+            del entries[next(iter(entries))]
+    return True
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["add", "add", "add", "put", "pop", "expire"]), st.integers(0, 6),
+                       st.sampled_from([0.0, 0.0, 0.0, 1.0, 3.0, -4.0])), max_size=150),
+    st.integers(1, 6), st.floats(0.5, 4, allow_nan=False),
+)
+@settings(max_examples=300, deadline=None)
+def test_expiring_map_add_remembers_a_fresh_oldest_entry_without_changing_anything(operations, max_entries, max_age):
+    """`add` skips its age check while the oldest entry is known to be within the age at the same `now`
+    (`_fresh_at`): whatever the calls in between (and a clock that steps back), it keeps and evicts
+    exactly what an `add` that checks every time does."""
+    m: ExpiringMap[int, int] = ExpiringMap(max_entries, max_age)
+    reference: dict[int, float] = {}
+    now = 10.0
+    for op, key, step in operations:
+        now += step
+        if op == "add":
+            assert m.add(key, key, now) == _add_without_memory(reference, max_entries, max_age, key, now)
+        elif op == "put":
+            m.put(key, key, now)
+            reference.pop(key, None)
+            _add_without_memory(reference, max_entries, max_age, key, now)
+        elif op == "pop":
+            m.pop(key)
+            reference.pop(key, None)
+        else:
+            m.expire(now)
+            reference.clear()
+            reference.update({k: stamp for k, (stamp, _) in m._entries.items()})
+        assert {k: stamp for k, (stamp, _) in m._entries.items()} == reference
+        assert list(m._entries) == list(reference)
+
+
+def test_expiring_map_add_checks_the_age_again_after_a_removal() -> None:
+    """The oldest entry known to be within the age leaves (`pop`, or `put` of its key); the next one
+    is not (the clock stepped back in between): `add` at the same `now` checks it, and evicts it."""
+    for remove in (lambda m: m.pop(1), lambda m: m.put(1, 1, now=4.0)):
+        m: ExpiringMap[int, int] = ExpiringMap(10, 5.0)
+        m.add(1, 1, now=10.0)
+        m.add(2, 2, now=3.0)  # the clock stepped back
+        m.add(3, 3, now=9.0)  # the oldest, 1 (10.0), is within the age at 9.0
+        remove(m)
+        assert m.add(4, 4, now=9.0)
+        assert 2 not in m  # 3.0 < 9.0 - 5.0
 
 
 ops = st.lists(
