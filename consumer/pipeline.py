@@ -63,7 +63,6 @@ from consumer.records import (
     Skipped,
     _CATEGORIES,
     _NULLS,
-    _whole_seconds,
     clean,
     convert,
     decode_canonical,
@@ -235,7 +234,6 @@ class Pipeline:
         latency_children, latency_bounds = m.delivery_latency.children, m.delivery_latency.bounds
         arrive = self.correlator.arrive
         senders = self._senders if self._senders else None
-        whole_seconds = _whole_seconds  # `time_stamp`'s cache, read inline for Azure's own form (below)
         # The last two distinct resourceIds: a record's equal one is replaced by that object, whose hash
         # is cached, so that the memo lookups below do not hash a fresh ~150-character id per record
         # (an equality test is ~15 ns, a hash ~90 ns); a body holds one or two resources' records.
@@ -304,20 +302,7 @@ class Pipeline:
                 self._convert_and_apply(general[index], now, result)
                 continue
 
-            # The time: `time_stamp(record.time)`, inlined for Azure's own form `YYYY-MM-DDThh:mm:ss.fffffffZ`
-            # when its whole second is cached (the cache only holds validated prefixes; the 7 fractional
-            # digits are checked here as there: ASCII digits, truncated to 6).
-            value = record.time
-            if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
-                fraction = value[20:27]
-                base = whole_seconds.get(value[:19])
-                if base is not None and fraction.isascii() and fraction.isdigit():
-                    microsecond = int(fraction) // 10
-                    stamp = (base + microsecond) / 1_000_000
-                else:
-                    stamp, microsecond = time_stamp(value)
-            else:
-                stamp, microsecond = time_stamp(value)
+            stamp, microsecond = time_stamp(record.time)
 
             # Duplicates. An SMS key holds the time as (stamp, microsecond): equal for equal times and
             # different for different ones (two instants whose float stamps coincide are less than a

@@ -431,25 +431,36 @@ def time_stamp(value: str | None) -> tuple[float | None, int | None]:
     value (None, None when it has none). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
     from a cache of whole seconds: `datetime.fromisoformat` truncates the fraction to 6 digits and
     `timestamp()` of an aware datetime is its µs since the epoch / 10**6 (one correctly rounded int
-    division), which is what this computes; anything else goes through `_parse_time` itself."""
-    if value is None or value in _NULLS:
+    division), which is what this computes; anything else goes through `_parse_time` itself.
+    Azure's form is tested first, with no step it does not need: the pipeline calls this for every
+    record (no value of 28 characters is a null spelling)."""
+    if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
+        fraction = value[20:27]
+        base = _whole_seconds.get(value[:19])
+        if base is None:
+            base = _whole_second(value[:19])
+        if base is not None and fraction.isascii() and fraction.isdigit():  # the cache holds validated prefixes
+            microsecond = int(fraction) // 10  # truncated to 6 digits
+            return (base + microsecond) / 1_000_000, microsecond
+    elif value is None or value in _NULLS:
         return None, None
-    if len(value) == 28 and value[19] == "." and value[27] == "Z" and value.isascii() and value[20:27].isdigit():
-        prefix = value[:19]
-        base = _whole_seconds.get(prefix, -1)
-        if base == -1:
-            base = None
-            if _SECOND_PREFIX.fullmatch(prefix):
-                parsed, _ = _parse_time(prefix + "Z")
-                if parsed is not None:
-                    base = (parsed - _EPOCH) // _ONE_MICROSECOND
-            if len(_whole_seconds) >= 4096:
-                _whole_seconds.clear()
-            _whole_seconds[prefix] = base
-        if base is not None:
-            micro = int(value[20:26])
-            return (base + micro) / 1_000_000, micro
     parsed, _ = _parse_time(value)
     if parsed is None:
         return None, None
     return parsed.timestamp(), parsed.microsecond
+
+
+def _whole_second(prefix: str) -> int | None:
+    """`_whole_seconds[prefix]`, worked out and kept when it is not there yet: the µs since the epoch
+    of `prefix` (`YYYY-MM-DDThh:mm:ss`), or None when it is not a valid time in range."""
+    if prefix in _whole_seconds:
+        return _whole_seconds[prefix]
+    base = None
+    if _SECOND_PREFIX.fullmatch(prefix):
+        parsed, _ = _parse_time(prefix + "Z")
+        if parsed is not None:
+            base = (parsed - _EPOCH) // _ONE_MICROSECOND
+    if len(_whole_seconds) >= 4096:
+        _whole_seconds.clear()
+    _whole_seconds[prefix] = base
+    return base
