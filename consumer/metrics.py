@@ -115,8 +115,8 @@ class FastCounter:
     """A counter family whose children are dict entries keyed by label-value tuples, at most
     `budget` of them (plus the `other` series new combinations fold into once it is reached).
 
-    Hot paths may update `values[key]` in place for a key that is present; a key that is not must go
-    through `inc`, which applies the budget."""
+    Hot paths may update `values[key]` in place for a key that is present (`inc`'s first lines); a key
+    that is not must go through `inc`, which applies the budget."""
 
     __slots__ = ("name", "documentation", "labelnames", "values", "_budget", "_text")
 
@@ -129,6 +129,7 @@ class FastCounter:
         self._text = _Text(name, "counter", documentation, self.labelnames)
 
     def inc(self, key: LabelKey, amount: float = 1.0) -> None:
+        """Add `amount` under `key`: a present key in place (the fast path), a new one through the budget."""
         values = self.values
         value = values.get(key)
         if value is None:
@@ -161,8 +162,8 @@ class FastCounter:
 
 class FastHistogram:
     """A histogram family; each child is a list of per-bucket counts (last slot `+Inf`) and the sum.
-    At most `budget` children, as `FastCounter` (hot paths update present children in place; a new
-    one comes from `observe`)."""
+    At most `budget` children, as `FastCounter` (hot paths update present children in place, as the
+    first lines of `observe` do; a new one comes from `observe`)."""
 
     __slots__ = ("name", "documentation", "labelnames", "bounds", "children", "_budget", "_text", "_les")
 
@@ -177,16 +178,25 @@ class FastHistogram:
         self._les = [*(_format_bound(b) for b in self.bounds), "+Inf"]
 
     def observe(self, key: LabelKey, value: float) -> None:
-        children = self.children
-        child = children.get(key)
+        """Count `value` under `key`: a present child in place (the fast path), a new key's through
+        `_new_child`."""
+        child = self.children.get(key)
         if child is None:
-            if len(children) >= self._budget.budget:
-                key = self._budget.fold(key)
-                child = children.get(key)
-            if child is None:
-                child = children[key] = [0.0] * (len(self.bounds) + 2)  # buckets…, +Inf, sum
+            child = self._new_child(key)
         child[_bisect_left(self.bounds, value)] += 1
         child[-1] += value
+
+    def _new_child(self, key: LabelKey) -> list[float]:
+        """The child of a key that has none: a new one, or past the series budget the `other` one
+        (the update counted in `acs_consumer_series_folded_total`)."""
+        children = self.children
+        child = None
+        if len(children) >= self._budget.budget:
+            key = self._budget.fold(key)
+            child = children.get(key)
+        if child is None:
+            child = children[key] = [0.0] * (len(self.bounds) + 2)  # buckets…, +Inf, sum
+        return child
 
     def count(self, *key: str) -> int:
         child = self.children.get(tuple(key))

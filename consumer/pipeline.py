@@ -217,11 +217,17 @@ class Pipeline:
         the same values) and applied in its place in the order."""
         m = self.metrics
         final = body is None
+        # The updates a record makes in the metric families are the first lines of `FastCounter.inc`
+        # and `FastHistogram.observe` (their fast path: a present series updated in place), inlined:
+        # a call costs as much as the update, ~1% of bench_pipeline (b) for each update a record makes
+        # (callgrind, instructions per record: +2.9% with every counter update through `inc`, +2.5%
+        # with every histogram update through `observe`). A new series takes the method itself (which
+        # applies the family's series budget); so does an update few records make (a duplicate).
         counts = m.records.values
         operations = m.operations.values
         usage_records, usage_quantity = m.usage_records.values, m.usage_quantity.values
         api_duration = m.api_duration.observe
-        characters = m.message_characters.values  # `FastCounter.inc`, inlined below
+        characters = m.message_characters.values
         record_age = m.record_age.observe
         first_seen = self._seen.add
         api_children, api_bounds = m.api_duration.children, m.api_duration.bounds
@@ -314,11 +320,7 @@ class Pipeline:
             else:
                 key = None if record_id is None else hash((USAGE, record_id, usage_type, quantity))
             if key is not None and not first_seen(key, None, now):
-                present = counts.get(duplicate)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.records.inc(duplicate, 1.0)
-                else:
-                    counts[duplicate] = present + 1.0
+                m.records.inc(duplicate, 1.0)
                 result.duplicate += 1
                 continue
 
