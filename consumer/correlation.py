@@ -131,11 +131,13 @@ class ExpiringMap(Generic[K, V]):
         if key in entries:
             return False
         entries[key] = (now, value)
-        if len(entries) > self.max_entries or (
-                now != self._fresh_at and next(iter(entries.values()))[0] < now - self.max_age):
+        if len(entries) > self.max_entries:
             self.expire(now, EVICT_STEP)
-        else:
-            self._fresh_at = now
+        elif now != self._fresh_at:  # the oldest entry is not known to be within the age at `now` yet
+            if next(iter(entries.values()))[0] < now - self.max_age:
+                self.expire(now, EVICT_STEP)
+            else:
+                self._fresh_at = now
         return True
 
     def expire(self, now: float, limit: int | None = None) -> list[tuple[str, V]]:
