@@ -287,12 +287,15 @@ class Service:
         started = time.monotonic()
         self.shutting_down = True
         probing.cancel()  # readiness is 503 from here on; no Event Hubs call beside the client's close
-        wait = settings.shutdown_final_scrape_wait_seconds
+        # Without scrape alignment the final checkpoints name every counted event anyway: no scrape to wait for.
+        aligned = settings.checkpoint.scrape_aligned
+        wait = settings.shutdown_final_scrape_wait_seconds if aligned else 0.0
         log.info("shutting down", extra={"final_scrape_wait_seconds": wait,
                                          "timeout_seconds": settings.shutdown_timeout_seconds})
-        if await receiver.drain(wait):
+        scraped = await receiver.drain(wait)
+        if aligned and scraped:
             log.info("final counts scraped", extra={"seconds": round(time.monotonic() - started, 3)})
-        else:
+        elif aligned:
             log.warning("no /metrics scrape read the final counts within %.0f s: the final checkpoints stop at the "
                         "last scrape, the next owner counts the rest again", wait)
         try:

@@ -10,7 +10,7 @@ import logging
 import time
 
 from consumer.app import Service
-from consumer.config import Settings
+from consumer.config import CheckpointSettings, Settings
 from acs_sms_devtools.azurite import Azurite
 from acs_sms_devtools.eventhubs import EventHubsEndpoint
 from consumer.eventhub import Receiver
@@ -83,6 +83,37 @@ def test_a_healthy_shutdown_does_not_wait_for_the_load_balancing_interval(eventh
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     released = [r for r in caplog.records if r.getMessage() == "partition released"]
     assert len(released) == 4  # every partition closed (final checkpoint, ownership released) first
+
+
+def test_without_scrape_alignment_the_shutdown_waits_for_no_scrape(eventhubs, azurite, blob_container, caplog):
+    """`checkpoint.scrape_aligned: false`: the final checkpoints name every counted event whatever was
+    scraped, so the lame duck does not wait `shutdown_final_scrape_wait_seconds` for a scrape nobody
+    needs, nor warns that the final checkpoints stop at the last scrape (they do not)."""
+    settings = settings_for(eventhubs, azurite, blob_container, initial_position="earliest").model_copy(
+        update={"shutdown_final_scrape_wait_seconds": 30.0,
+                "checkpoint": CheckpointSettings(scrape_aligned=False)})
+    service = Service(settings)
+
+    async def main() -> tuple[int, float]:
+        serving = await serve_until_ready(service)
+        await until(lambda: sum(r.getMessage() == "partition claimed" for r in caplog.records) == 4, 20, "claims")
+        eventhubs.publish("0", [b'{"records": []}'] * 3)  # counted, never scraped
+        await until(lambda: service.metrics.domain.events.get("0") == 3, 20, "the events counted")
+        started = time.monotonic()
+        service.request_stop()
+        code = await asyncio.wait_for(serving, 20)
+        return code, time.monotonic() - started
+
+    with caplog.at_level(logging.INFO, logger="consumer"):
+        code, took = asyncio.run(main())
+    print(f"\nshutdown without scrape alignment took {took:.2f} s (final scrape wait 30 s)")
+    assert code == 0
+    assert took < 15, took  # measured ~1 s; waiting for a scrape would take the 30 s
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if m.startswith("no /metrics scrape")], messages
+    assert "final counts scraped" not in messages  # nothing was scraped: nothing is said to be
+    released = {r.partition: r.checkpoint for r in caplog.records if r.getMessage() == "partition released"}
+    assert released["0"] == 2  # the final checkpoint names the last counted event, unscraped as it is
 
 
 def test_readyz_fails_at_once_when_the_receive_loop_stops_and_the_process_exits_1(

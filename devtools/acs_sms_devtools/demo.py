@@ -116,12 +116,13 @@ async def _demo(args: argparse.Namespace, traffic: Any) -> int:
                          "partition_ownership_expiration_interval_seconds": 10},
             "checkpoint_store": {"connection_string": storage_connection_string, "container": "demo-checkpoints"},
             "deadletter": {"enabled": azurite is not None, "container": "demo-deadletter"},
+            # Without --prometheus nothing scrapes: checkpoints follow the counts (a curl is no scrape).
+            "checkpoint": {"scrape_aligned": bool(args.prometheus)},
             "http": {"host": "127.0.0.1", "port": args.port},
             "logging": {"level": "WARNING", "progress_interval_seconds": 3600},
             "shutdown_timeout_seconds": 15,
-            # Ctrl-C: with --prometheus (a scrape a second) the lame duck ends at its next scrape; without
-            # it nothing scrapes, and the demo's checkpoints need no final scrape to wait for.
-            "shutdown_final_scrape_wait_seconds": 5 if args.prometheus else 0,
+            # Ctrl-C: with --prometheus (a scrape a second) the lame duck ends at its next scrape.
+            "shutdown_final_scrape_wait_seconds": 5,
         })
         service = Service(settings, checkpoint_store=store)
         say(f"demo: local Event Hubs endpoint: {endpoint.connection_string}")
