@@ -38,6 +38,14 @@ async def serve_until_ready(service: Service) -> asyncio.Task[int]:
     raise AssertionError(f"not ready after 10 s: {service.health.ready()[1]}")
 
 
+async def stop_timed(service: Service, serving: asyncio.Task[int]) -> tuple[int, float]:
+    """Request a graceful stop (as SIGTERM does); the exit code and how long the shutdown took."""
+    started = time.monotonic()
+    service.request_stop()
+    code = await asyncio.wait_for(serving, 20)
+    return code, time.monotonic() - started
+
+
 def test_start_up_objects_are_frozen_while_serving_and_released_after(eventhubs, azurite, blob_container):
     """Full collections skip what start-up made (a pause of tens of ms otherwise, at every one); a
     service that stops gives its objects back to the collector, so serving twice leaks nothing."""
@@ -68,10 +76,7 @@ def test_a_healthy_shutdown_does_not_wait_for_the_load_balancing_interval(eventh
         while sum(r.getMessage() == "partition claimed" for r in caplog.records) < 4:
             assert time.monotonic() < deadline, "the partitions were not claimed"
             await asyncio.sleep(0.05)
-        started = time.monotonic()
-        service.request_stop()
-        code = await asyncio.wait_for(serving, 20)
-        return code, time.monotonic() - started
+        return await stop_timed(service, serving)
 
     with caplog.at_level(logging.INFO, logger="consumer"):
         code, took = asyncio.run(main())
@@ -99,10 +104,7 @@ def test_without_scrape_alignment_the_shutdown_waits_for_no_scrape(eventhubs, az
         await until(lambda: sum(r.getMessage() == "partition claimed" for r in caplog.records) == 4, 20, "claims")
         eventhubs.publish("0", [b'{"records": []}'] * 3)  # counted, never scraped
         await until(lambda: service.metrics.domain.events.get("0") == 3, 20, "the events counted")
-        started = time.monotonic()
-        service.request_stop()
-        code = await asyncio.wait_for(serving, 20)
-        return code, time.monotonic() - started
+        return await stop_timed(service, serving)
 
     with caplog.at_level(logging.INFO, logger="consumer"):
         code, took = asyncio.run(main())
