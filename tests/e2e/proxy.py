@@ -61,6 +61,7 @@ class TcpProxy:
 
     def close(self) -> None:
         self._call(self._set_mode("refuse"))
+        self._call(self._end_tasks())  # else each pending pipe is "destroyed but pending" at exit
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -68,6 +69,12 @@ class TcpProxy:
     async def _listen(self) -> None:
         if self._server is None:
             self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
+
+    async def _end_tasks(self) -> None:
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _set_mode(self, mode: str) -> None:
         previous, self._mode = self._mode, mode
