@@ -6,24 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
-from acs_sms_devtools.scrape import prometheus_headers
+from acs_sms_devtools.scrape import get as http_get
 from consumer.app import Service
 
 
 def get(service: Service, path: str) -> tuple[int, bytes]:
     """Status and body of GET `path` on the service's HTTP port (error statuses included); /metrics as
     Prometheus scrapes it (a scrape: it moves the checkpoints)."""
-    headers = prometheus_headers(5) if path == "/metrics" else {}
-    request = urllib.request.Request(f"http://127.0.0.1:{service.http_port}{path}", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    return http_get(f"http://127.0.0.1:{service.http_port}{path}")
 
 
 def readyz(service: Service) -> tuple[int, dict]:

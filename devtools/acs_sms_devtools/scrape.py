@@ -6,9 +6,12 @@ Shared by the soak run (`bench/soak.py`) and the end-to-end tests (`tests/e2e/su
 from __future__ import annotations
 
 import socket
+import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from consumer.http import SCRAPE_TIMEOUT_HEADER
 
 #: Every sample of a scrape: {(name, sorted (label, value) pairs): value}.
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -33,7 +36,19 @@ def parse(text: str) -> Samples:
 def prometheus_headers(timeout: float) -> dict[str, str]:
     """What Prometheus' scrape code sends with every scrape: its timeout. The consumer counts only such
     requests as the scrapes its checkpoints wait for (`checkpoint.scrapers`, consumer/http.py)."""
-    return {"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"}
+    return {SCRAPE_TIMEOUT_HEADER: f"{timeout:g}"}
+
+
+def get(url: str, timeout: float = 5, scrape: bool = True) -> tuple[int, bytes]:
+    """Status and body of GET `url` (error statuses included). A /metrics URL is read as Prometheus
+    scrapes it (a scrape: it moves the checkpoints), or with `scrape=False` as a `curl` reads it
+    (no scrape-timeout header: it moves nothing)."""
+    headers = prometheus_headers(timeout) if scrape and url.endswith("/metrics") else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def scrape(url: str, timeout: float = 10) -> Samples:

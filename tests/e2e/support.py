@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ import yaml
 from azure.eventhub import EventData, EventHubProducerClient
 from azure.storage.blob import BlobServiceClient
 
-from acs_sms_devtools.scrape import Samples, free_port, parse, prometheus_headers, total  # noqa: F401 - free_port: for the tests
+from acs_sms_devtools.scrape import Samples, free_port, parse, total  # noqa: F401 - free_port: for the tests
+from acs_sms_devtools.scrape import get as http_get
 from tests.e2e.slices import Slices
 
 
@@ -79,15 +79,9 @@ class ConsumerProcess:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def get(self, path: str, timeout: float = 5, scrape: bool = True) -> tuple[int, bytes]:
-        """GET `path`; /metrics as Prometheus scrapes it (moving the checkpoints), or with
-        `scrape=False` as a `curl` does (no scrape-timeout header: moving nothing)."""
-        headers = prometheus_headers(timeout) if scrape and path == "/metrics" else {}
-        try:
-            with urllib.request.urlopen(urllib.request.Request(self.url(path), headers=headers),
-                                        timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+        """GET `path`; /metrics as Prometheus scrapes it, or with `scrape=False` as a `curl` does
+        (`acs_sms_devtools.scrape.get`)."""
+        return http_get(self.url(path), timeout, scrape)
 
     def metrics(self) -> Samples:
         """Every sample as {(name, sorted labels): value}."""
