@@ -102,11 +102,15 @@ def load_source(path: Path = SOURCE) -> dict:
 
 
 def substitute(expr: str, substitutions: dict[str, str], where: str) -> str:
-    """`expr` with the source's `$name` tokens replaced; a `$` left over is a mistake."""
-    for token, value in sorted(substitutions.items(), key=lambda item: -len(item[0])):
-        expr = expr.replace(token, value)
+    """`expr` with the source's `$name` tokens replaced; an unknown `$name` is a mistake."""
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) not in substitutions:
+            raise SystemExit(f"{where}: unknown token {match.group(0)} in expr (known: {sorted(substitutions)})")
+        return substitutions[match.group(0)]
+
+    expr = re.sub(r"\$\w+", replace, expr)
     if "$" in expr:
-        raise SystemExit(f"{where}: unknown token in expr (known: {sorted(substitutions)}): {expr}")
+        raise SystemExit(f"{where}: a '$' that is no token in expr (known: {sorted(substitutions)}): {expr}")
     return expr
 
 
