@@ -49,12 +49,14 @@ _bisect_left = bisect.bisect_left
 disable_created_metrics()
 
 
-#: Labels whose values come from the records (each bounded, see `consumer.labels`, but their
-#: combinations are not): past a family's series budget, a new combination has all of these `other`.
-#: The other labels (outcome, side, reason, direction, source, partition, ...) are closed sets the
-#: code itself chooses, and keep their value.
-OPEN_LABELS = frozenset({"operation", "result", "number_type", "country", "result_signature", "usage_type",
-                         "unit_type", "category", "resource"})
+#: Labels whose values are open-ended (first-N admission; each value bounded, see `consumer.labels`, but
+#: their combinations are not): past a family's series budget, a new combination has these `other`.
+#: Every other label keeps its value, so that no alert loses what it selects on: the closed
+#: vocabularies of the records (operation, result, number_type: known values or `other`) and the
+#: labels the code itself chooses (outcome, side, reason, direction, source, partition, ...).
+#: `resource` is open but keeps the names the operator lists (`pipeline.labels.resources`).
+OPEN_LABELS = frozenset({"country", "result_signature", "usage_type", "unit_type", "category", "resource"})
+RESOURCE_LABEL = "resource"
 FOLDED = "other"
 
 #: Default total series budget of one family (label combinations): `pipeline.labels.series_per_family`.
@@ -63,19 +65,29 @@ DEFAULT_SERIES_BUDGET = 2000
 
 class _Budget:
     """What a family does with a new label combination once it has `budget` series: the combination
-    is folded into the `other` series (open labels `other`), and `folded` counts the update."""
+    is folded (its open labels `other`, but listed resources), and `folded` counts the update."""
 
-    __slots__ = ("budget", "open", "folded", "family")
+    __slots__ = ("budget", "labelnames", "keep", "folded", "family")
 
     def __init__(self, family: str, labelnames: Sequence[str]) -> None:
         self.family = (family,)
         self.budget = DEFAULT_SERIES_BUDGET
-        self.open = tuple(name in OPEN_LABELS for name in labelnames)
+        self.labelnames = tuple(labelnames)
+        self.keep: tuple[frozenset[str] | None, ...] = ()
+        self.keep_resources(())
         self.folded: FastCounter | None = None
 
+    def keep_resources(self, resources: Iterable[str]) -> None:
+        """Per label, the values a fold keeps: None = every value (closed labels), else the set kept
+        (the listed resources for `resource`, none for the other open labels)."""
+        listed = frozenset(resources)
+        self.keep = tuple(None if name not in OPEN_LABELS else listed if name == RESOURCE_LABEL else frozenset()
+                          for name in self.labelnames)
+
     def fold(self, key: LabelKey) -> LabelKey:
-        """`key` with its open labels `other`; counted in `folded` unless it already was that."""
-        folded = tuple(FOLDED if is_open else value for is_open, value in zip(self.open, key, strict=True))
+        """`key` with its open labels `other` (but kept values); counted in `folded` unless it already was that."""
+        folded = tuple(value if keep is None or value in keep else FOLDED
+                       for keep, value in zip(self.keep, key, strict=True))
         if folded != key and self.folded is not None:
             self.folded.inc(self.family)
         return folded
@@ -371,13 +383,15 @@ class DomainMetrics:
         """Every per-record family."""
         return [family for family in vars(self).values() if isinstance(family, (FastCounter, FastHistogram))]
 
-    def limit_series(self, budget: int) -> None:
+    def limit_series(self, budget: int, resources: Iterable[str] = ()) -> None:
         """Give every family (but `series_folded`, bounded by the number of families) a total budget of
-        `budget` series: new label combinations beyond it fold into the family's `other` series."""
+        `budget` series: new label combinations beyond it fold into the family's `other` series, which
+        keeps the closed labels and the listed `resources` (`pipeline.labels.resources`)."""
         for family in self.families():
             if family is not self.series_folded:
                 family._budget.budget = budget  # noqa: SLF001 - the budget is this module's own
                 family._budget.folded = self.series_folded  # noqa: SLF001
+                family._budget.keep_resources(resources)  # noqa: SLF001
 
 
 class ConsumerMetrics:

@@ -144,7 +144,7 @@ class Pipeline:
         self._resource = Resources(limits.resources_first_seen, limits.resources)
         self._senders = Senders(limits.senders)
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
-        metrics.limit_series(limits.series_per_family)
+        metrics.limit_series(limits.series_per_family, limits.resources)
         # raw (usage_type, unit_type, resourceId) → bounded labels; `FirstSeen` never forgets or changes a value it
         # has mapped (admitted stays admitted, refused stays refused), so memoising it changes nothing
         self._usage_labels: dict[tuple[str | None, str | None, str | None], tuple[str, str, str]] = {}

@@ -208,7 +208,7 @@ def test_a_family_at_its_budget_folds_new_combinations_into_other() -> None:
         ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C0", "acs-a"): 1.0,
         ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C1", "acs-a"): 3.0,
         ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "C2", "acs-a"): 1.0,
-        ("other", "other", "other", "other", "other"): 2.0,
+        ("SMSMessagesSent", "Succeeded", "LongCodeNumber", "other", "other"): 2.0,
     }
     assert d.series_folded.values == {("acs_sms_operations",): 2.0}
 
@@ -223,8 +223,8 @@ def test_closed_labels_keep_their_value_when_folded() -> None:
     for i, source in enumerate(("paired", "message_id", "paired", "message_id")):
         d.delivery_latency.observe(("Succeeded", f"N{i}", source, "acs-a"), 1.5)
     assert set(d.delivery_latency.children) == {("Succeeded", "N0", "paired", "acs-a"), ("Succeeded", "N1", "message_id", "acs-a"),
-                                                ("other", "other", "paired", "other"), ("other", "other", "message_id", "other")}
-    assert d.delivery_latency.count("other", "other", "paired", "other") == 1
+                                                ("Succeeded", "N2", "paired", "other"), ("Succeeded", "N3", "message_id", "other")}
+    assert d.delivery_latency.count("Succeeded", "N2", "paired", "other") == 1
     assert d.series_folded.values == {("acs_consumer_records",): 3.0, ("acs_sms_delivery_latency_seconds",): 2.0}
 
 

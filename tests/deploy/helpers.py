@@ -94,3 +94,28 @@ def unknown_series(names: set[str]) -> set[str]:
     exported = exported_series_names()
     return {n for n in names
             if n not in exported and n not in WELL_KNOWN_SERIES and not n.startswith(WELL_KNOWN_PREFIXES)}
+
+
+# --- the alert-rule generator --------------------------------------------------------------------
+
+#: The runbook base URL the promtool tests expect in runbook_url annotations, whatever the setting
+#: (alerts.src.yaml's runbook_base_url): they run against rules rendered with this one.
+TEST_RUNBOOK_BASE_URL = "https://git.example.invalid/acs-sms-consumer/blob/main/deploy/runbook.md"
+
+
+def rule_generator():
+    """deploy/prometheus/generate.py as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deploy_prometheus_generate", PROMETHEUS / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rules_file_for_tests() -> str:
+    """The Prometheus rule file rendered with TEST_RUNBOOK_BASE_URL (what the promtool tests expect)."""
+    gen = rule_generator()
+    source = gen.load_source()
+    source["runbook_base_url"] = TEST_RUNBOOK_BASE_URL
+    return gen.rules_file(source)

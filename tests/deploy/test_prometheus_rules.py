@@ -5,7 +5,6 @@ tested firing and silent, has a runbook section, and uses only series the consum
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -13,29 +12,24 @@ from pathlib import Path
 
 import yaml
 
-from .helpers import DEPLOY, PROMETHEUS, ROOT, promql_series_names, unknown_series
+from .helpers import DEPLOY, PROMETHEUS, ROOT, promql_series_names, rule_generator, rules_file_for_tests, unknown_series
 
 RULES = PROMETHEUS / "acs-sms-consumer.rules.yaml"
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yaml"))
 RUNBOOK = ROOT / "deploy" / "runbook.md"
-#: The runbook base URL the promtool tests expect in runbook_url annotations, whatever the setting
-#: (alerts.src.yaml's runbook_base_url): they run against rules rendered with this one.
-TEST_RUNBOOK_BASE_URL = "https://git.example.invalid/acs-sms-consumer/blob/main/deploy/runbook.md"
-
-
-def generator():
-    spec = importlib.util.spec_from_file_location("deploy_prometheus_generate", PROMETHEUS / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+generator = rule_generator
 
 
 def source() -> dict:
     return generator().load_source()
 
 
-def alerts() -> list[dict]:
+def rules() -> list[dict]:
     return [rule for group in source()["groups"] for rule in group["rules"]]
+
+
+def alerts() -> list[dict]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 def test_generated_files_are_up_to_date() -> None:
@@ -49,16 +43,13 @@ def test_generated_files_are_up_to_date() -> None:
 def test_promtool_check_rules(promtool: str) -> None:
     proc = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(alerts())} rules found" in proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in proc.stdout + proc.stderr
 
 
 def rules_for_unit_tests(directory: Path) -> list[Path]:
     """The rule file rendered with TEST_RUNBOOK_BASE_URL beside a copy of the promtool tests (which
     name it ../acs-sms-consumer.rules.yaml): the tests do not depend on the runbook setting."""
-    gen = generator()
-    source = gen.load_source()
-    source["runbook_base_url"] = TEST_RUNBOOK_BASE_URL
-    (directory / RULES.name).write_text(gen.rules_file(source), encoding="utf-8")
+    (directory / RULES.name).write_text(rules_file_for_tests(), encoding="utf-8")
     (directory / "tests").mkdir()
     return [Path(shutil.copy(path, directory / "tests" / path.name)) for path in UNIT_TESTS]
 
@@ -105,7 +96,7 @@ def test_every_alert_is_documented() -> None:
     runbook = RUNBOOK.read_text(encoding="utf-8")
     anchors = {heading.strip().lower() for heading in re.findall(r"^## +(.+)$", runbook, re.M)}
     for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
-        for rule in group["rules"]:
+        for rule in filter(lambda rule: "alert" in rule, group["rules"]):
             url = rule["annotations"]["runbook_url"]
             assert url == f"{source()['runbook_base_url']}#{rule['alert'].lower()}", url
             assert url.split("#")[1] in anchors, f"deploy/runbook.md has no section '## {rule['alert']}'"
@@ -119,11 +110,16 @@ def test_prometheus_rule_manifest_carries_the_same_groups() -> None:
 
 
 def test_rules_use_only_exported_series() -> None:
-    for alert in alerts():
-        names = promql_series_names(alert["expr"])
-        assert names, alert["alert"]
-        assert not unknown_series(names), f"{alert['alert']} uses series the consumer does not export: " \
-                                          f"{sorted(unknown_series(names))}"
+    """Every rule selects series the consumer exports, or series a recording rule before it records."""
+    recorded: set[str] = set()
+    for rule in rules():
+        name = rule.get("alert") or rule["record"]
+        names = promql_series_names(rule["expr"])
+        assert names, name
+        unknown = unknown_series(names - recorded)
+        assert not unknown, f"{name} uses series the consumer does not export: {sorted(unknown)}"
+        if "record" in rule:
+            recorded.add(rule["record"])
 
 
 def test_up_alerts_select_the_service_monitor_job() -> None:
@@ -156,6 +152,9 @@ def test_azure_rule_groups_carry_the_same_rules() -> None:
         properties = resource["properties"]
         assert properties["interval"] == "PT" + group["interval"].upper()
         for rule, azure in zip(group["rules"], properties["rules"], strict=True):
+            if "record" in rule:
+                assert azure == {"record": rule["record"], "expression": rule["expr"].strip(), "enabled": True}
+                continue
             assert azure["alert"] == rule["alert"]
             assert azure["expression"] == rule["expr"].strip()
             assert azure.get("for") == ("PT" + rule["for"].upper() if "for" in rule else None)
@@ -167,7 +166,7 @@ def test_azure_rule_groups_carry_the_same_rules() -> None:
     assert used == set(template["parameters"]), used ^ set(template["parameters"])
     for group in resources:
         for rule in group["properties"]["rules"]:
-            for value in (rule["expression"], *rule["annotations"].values()):
+            for value in (rule["expression"], *rule.get("annotations", {}).values()):
                 assert not value.startswith("[") or value.startswith("[["), value
 
 

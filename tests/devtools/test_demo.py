@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -77,7 +78,9 @@ def test_demo_with_prometheus_on_a_busy_port_says_so() -> None:
 
 
 def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prometheus() -> None:
-    """The README's walk-through: `demo --prometheus`, then the `simulate --drill-country` line it prints."""
+    """The README's walk-through: `demo --prometheus`, then the `simulate --drill-country` line it prints:
+    the burn-rate page fires for the drilled resource (from the live consumer), and the per-country
+    alert for the drilled country only."""
     process = start_demo("--prometheus", "--prometheus-port", "0", "--no-azurite")
     lines = Lines(process)
     simulate = None
@@ -85,16 +88,23 @@ def test_demo_with_prometheus_shows_a_drilled_country_alert_fire_and_stops_prome
         prometheus = lines.until(r"demo: Prometheus (http://127\.0\.0\.1:\d+)\s", 60).group(1)
         command = lines.until(r"demo: see an alert fire: acs-sms-consumer simulate (.*)$", 10).group(1)
         connection_string = re.search(r"--connection-string '([^']+)'", command).group(1)
-        assert "--drill-country GB --drill-seconds 60" in command
+        assert "--drill-country US --drill-seconds 60" in command
         with urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=5) as response:
             rules = response.read().decode()
         assert '"name":"AcsSmsDeliveryFailureRatioHighByCountry"' in rules and '"duration":15' in rules
+        assert '"name":"AcsSmsDeliveryErrorsBudgetBurnFast"' in rules and '"duration":2' in rules
         simulate = subprocess.Popen(
             [sys.executable, "-m", "consumer", "simulate", "--connection-string", connection_string,
-             "--drill-country", "GB", "--drill-seconds", "60", "--duration", "60", "--quiet"],
+             "--drill-country", "US", "--drill-seconds", "60", "--duration", "60", "--quiet"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-        lines.until(r"demo: alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=GB, resource=acs-sms-demo\}$", 60)
-        assert not re.search(r"alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=(?!GB,)", lines.seen)
+        wanted = (r"^demo: alert firing: AcsSmsDeliveryErrorsBudgetBurnFast \{job=acs-sms-consumer, resource=acs-sms-demo\}$",
+                  r"^demo: alert firing: AcsSmsDeliveryFailureRatioHighByCountry "
+                  r"\{country=US, job=acs-sms-consumer, resource=acs-sms-demo\}$")
+        deadline = time.monotonic() + 60
+        while not all(re.search(pattern, lines.seen, re.M) for pattern in wanted):
+            lines.line(max(0.1, deadline - time.monotonic()))
+            assert time.monotonic() < deadline, f"not every one of {wanted} within 60 s:\n{lines.seen}"
+        assert not re.search(r"alert firing: AcsSmsDeliveryFailureRatioHighByCountry \{country=(?!US,)", lines.seen)
         process.send_signal(signal.SIGINT)
         rest = lines.rest(60)
     finally:
