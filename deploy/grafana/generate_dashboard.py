@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
@@ -29,6 +29,8 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import heatmap as heatmap_model
+from grafana_foundation_sdk.models import prometheus as prometheus_model
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "dashboards" / "acs-sms-consumer.json"
@@ -135,8 +137,10 @@ CODE_MEANINGS: Final = {
 # --- queries and panels -------------------------------------------------------------------------
 
 
-def query(expr: str, legend: str = "__auto", instant: bool = False, fmt: str | None = None) -> prometheus.Dataquery:
-    q = prometheus.Dataquery().expr(expr).legend_format(legend).editor_mode("code").datasource(DATASOURCE)
+def query(expr: str, legend: str = "__auto", instant: bool = False,
+          fmt: prometheus_model.PromQueryFormat | None = None) -> prometheus.Dataquery:
+    q = (prometheus.Dataquery().expr(expr).legend_format(legend).editor_mode(prometheus_model.QueryEditorMode.CODE)
+         .datasource(DATASOURCE))
     q = q.instant() if instant else q.range()
     return q.format(fmt) if fmt else q
 
@@ -165,8 +169,12 @@ def quantiles(name: str, by: str = "", legend_prefix: str = "") -> list[promethe
             for q in (0.5, 0.95, 0.99)]
 
 
-def _panel(panel: Any, title: str, description: str, queries: Sequence[prometheus.Dataquery],
-           width: int, height: int) -> Any:
+PanelBuilder = TypeVar("PanelBuilder", timeseries.Panel, stat.Panel, table.Panel, heatmap.Panel, bargauge.Panel)
+
+
+def _panel(panel: PanelBuilder, title: str, description: str, queries: Sequence[prometheus.Dataquery],
+           width: int, height: int) -> PanelBuilder:
+    """`panel` with its title, description, the `datasource` variable, its size and its queries A, B, ..."""
     for ref, q in zip("ABCDEFGH", queries, strict=False):
         panel = panel.with_target(q.ref_id(ref))
     return panel.title(title).description(description).datasource(DATASOURCE).span(width).height(height)
@@ -201,9 +209,9 @@ def single(title: str, description: str, expr: str, unit: str, steps: Sequence[t
 def heat(title: str, description: str, expr: str, unit: str) -> heatmap.Panel:
     panel = (heatmap.Panel().calculate(False)
              .y_axis(heatmap.YAxisConfig().unit(unit).axis_placement(common.AxisPlacement.LEFT))
-             .color(heatmap.HeatmapColorOptions().mode("scheme").scheme("Oranges").exponent(0.5).steps(64))
+             .color(heatmap.HeatmapColorOptions().mode(heatmap_model.HeatmapColorMode.SCHEME).scheme("Oranges").exponent(0.5).steps(64))
              .cell_gap(1).show_legend().show_y_histogram())
-    return _panel(panel, title, description, [query(expr, "{{le}}", fmt="heatmap")], 12, 8)
+    return _panel(panel, title, description, [query(expr, "{{le}}", fmt=prometheus_model.PromQueryFormat.HEATMAP)], 12, 8)
 
 
 def burn_rates(sli: str) -> timeseries.Panel:
@@ -247,7 +255,7 @@ def top_failures() -> table.Panel:
     return _panel(panel, "Top failing countries and codes (range)",
                   "Failed delivery reports over the selected time range by resource, country and ACS delivery "
                   "status code, with the code's meaning (deploy/runbook.md says what to do about each class).",
-                  [query(expr, instant=True, fmt="table")], 12, 8)
+                  [query(expr, instant=True, fmt=prometheus_model.PromQueryFormat.TABLE)], 12, 8)
 
 
 def outcome_classes() -> timeseries.Panel:
@@ -264,7 +272,7 @@ def outcome_classes() -> timeseries.Panel:
     return panel
 
 
-def sms_panels() -> Iterator[Builder[Any]]:
+def sms_panels() -> Iterator[Builder[model.Panel]]:
     reports = series(OPERATIONS, DR)
     yield single("Delivery success ratio (range)", "Delivery reports with result Succeeded over all delivery "
                  "reports, over the selected time range and selection.",
@@ -325,7 +333,7 @@ def sms_panels() -> Iterator[Builder[Any]]:
                 unit="ops")
 
 
-def sender_panels() -> Iterator[Builder[Any]]:
+def sender_panels() -> Iterator[Builder[model.Panel]]:
     senders = "acs_sms_sender_operations_total"
     empty = " Empty unless pipeline.labels.senders lists your sender numbers (README, Sender numbers)."
     yield graph("Operations by sender", "SMSOperational records per second by your own sender number or "
@@ -336,14 +344,14 @@ def sender_panels() -> Iterator[Builder[Any]]:
                                           "{{sender}}")], unit="percentunit", max_value=1)
 
 
-def budget_panels() -> Iterator[Builder[Any]]:
+def budget_panels() -> Iterator[Builder[model.Panel]]:
     for sli in SLIS:
         yield budget(sli)
     for sli in SLIS:
         yield burn_rates(sli).span(6)
 
 
-def latency_panels() -> Iterator[Builder[Any]]:
+def latency_panels() -> Iterator[Builder[model.Panel]]:
     latency = "acs_sms_delivery_latency_seconds_bucket"
     yield heat("Delivery latency", "Time from the send to its delivery report: the sent record with the same "
                "MessageId, or the send time in the MessageId when another replica saw the send.",
@@ -365,7 +373,7 @@ def latency_panels() -> Iterator[Builder[Any]]:
                        "{{result}} p95")])
 
 
-def usage_panels() -> Iterator[Builder[Any]]:
+def usage_panels() -> Iterator[Builder[model.Panel]]:
     usage = series("acs_usage_quantity_total")
     yield graph("Usage quantity by usage_type", "Sum of Quantity of Usage records per second, by resource, "
                 "usage and unit type.", [query(f"sum by (resource, usage_type, unit_type) ({rate(usage)})",
@@ -381,7 +389,7 @@ def usage_panels() -> Iterator[Builder[Any]]:
                 width=8)
 
 
-def consumer_panels() -> Iterator[Builder[Any]]:
+def consumer_panels() -> Iterator[Builder[model.Panel]]:
     yield graph("Lag per partition (events)", "Last enqueued minus last processed sequence number "
                 "(alert AcsSmsConsumerLagHigh: above 10000 for 15 minutes).",
                 [query(f"max by (partition) ({series('acs_consumer_partition_lag_events')})", "{{partition}}")])
