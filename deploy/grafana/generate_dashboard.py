@@ -8,8 +8,8 @@ Built with Grafana's typed builders (`grafana-foundation-sdk`, a dependency of t
 of the tests only, never of the service). Every panel and query uses the `datasource` template
 variable, whose default is the import input `DS_PROMETHEUS` (`__inputs`): an import (UI, HTTP API,
 `az grafana dashboard import`) asks for or picks the Prometheus data source; file provisioning
-leaves `${DS_PROMETHEUS}` as it is, no data source has that UID, and Grafana selects a Prometheus
-data source of its own for the variable. docs/dashboard.md describes the panels and variables.
+leaves `${DS_PROMETHEUS}` as it is, no data source has that UID, and the variable falls back to
+the first Prometheus data source of the instance (by name). docs/dashboard.md: panels and variables.
 Metric names: README.md "Metric reference"; recorded series: deploy/prometheus/alerts.src.yaml.
 """
 

@@ -59,7 +59,7 @@ def test_import_inputs_name_the_prometheus_data_source() -> None:
 
 def test_provisioning_needs_no_import_input() -> None:
     """File provisioning loads the JSON as it is (no `__inputs` substitution): `${DS_PROMETHEUS}` may be
-    only the datasource variable's default, which Grafana replaces by a Prometheus data source it has
+    only the datasource variable's default, which Grafana replaces by its first Prometheus data source
     when no data source has that UID; every query goes through `${datasource}`."""
     document = dashboard()
     text = json.dumps({k: v for k, v in document.items() if k != "__inputs"})
