@@ -102,6 +102,9 @@ OPERATIONS: Final = "acs_sms_operations_total"
 FAILURES: Final = "acs_sms_failures_total"
 FAILURE_CLASSES: Final = "resource_country_class:acs_sms_delivery_reports:rate5m"
 SLIS: Final = {"errors": "delivery success", "slow": "delivery latency"}
+#: The project's alerts (deploy/prometheus/alerts.src.yaml names them all AcsSms...) while they fire,
+#: marked on every time series panel.
+FIRING_ALERTS: Final = 'ALERTS{alertstate="firing",alertname=~"AcsSms.*"}'
 
 #: Failure classes of the recording rules (names fixed with deploy/prometheus/alerts.src.yaml) and
 #: their colours: green for delivered, warm colours for what the sender or platform owns.
@@ -468,6 +471,8 @@ def build() -> model.Dashboard:
              .tooltip(model.DashboardCursorSync.CROSSHAIR).refresh("1m").version(1).time("now-6h", "now"))
     for variable in variables():
         board = board.with_variable(variable)
+    board = board.annotation(builders.AnnotationQuery().name("Firing alerts").datasource(DATASOURCE).enable(True)
+                             .icon_color("red").expr(FIRING_ALERTS))
     for title, panels in (("SMS delivery", sms_panels()), ("Sender numbers", sender_panels()),
                           ("Error budget", budget_panels()), ("Latency", latency_panels()), ("Usage", usage_panels())):
         board = board.with_row(builders.Row(title).datasource(DATASOURCE))

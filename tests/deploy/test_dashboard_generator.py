@@ -16,7 +16,16 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from .helpers import GRAFANA, PROMETHEUS, promql_series_names
-from .test_grafana import DASHBOARD, RECORDED, all_panels, dashboard, dashboard_exprs, load_module, substitute
+from .test_grafana import (
+    DASHBOARD,
+    RECORDED,
+    all_panels,
+    dashboard,
+    dashboard_exprs,
+    load_module,
+    promtool_check,
+    substitute,
+)
 
 VARIABLES = ["datasource", "cluster", "resource", "country", "number_type", "sender", "partition"]
 IMPORT_INPUT = "${DS_PROMETHEUS}"
@@ -131,3 +140,14 @@ def test_recorded_series_are_those_of_the_rules() -> None:
     if not recorded:
         pytest.xfail(f"the rule file records nothing yet (branch alerts); the dashboard reads {sorted(used)}")
     assert used <= recorded, f"recorded series no rule records: {sorted(used - recorded)}"
+
+
+def test_firing_alerts_are_annotations(promtool: str, tmp_path: Path) -> None:
+    """The annotation query parses and matches every alert of the Prometheus rules (their names)."""
+    [annotation] = dashboard()["annotations"]["list"]
+    assert annotation["enable"] and annotation["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    promtool_check(promtool, [("annotation", annotation["expr"])], tmp_path)
+    pattern = re.search(r'alertname=~"([^"]+)"', annotation["expr"]).group(1)
+    rules = yaml.safe_load((PROMETHEUS / "acs-sms-consumer.rules.yaml").read_text(encoding="utf-8"))
+    alerts = [rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    assert alerts and all(re.fullmatch(pattern, name) for name in alerts), alerts
