@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from string import ascii_uppercase
 from typing import Any, Final, TypeVar
 
 from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, stat, table, timeseries
@@ -178,7 +179,7 @@ PanelBuilder = TypeVar("PanelBuilder", timeseries.Panel, stat.Panel, table.Panel
 def _panel(panel: PanelBuilder, title: str, description: str, queries: Sequence[prometheus.Dataquery],
            width: int, height: int) -> PanelBuilder:
     """`panel` with its title, description, the `datasource` variable, its size and its queries A, B, ..."""
-    for ref, q in zip("ABCDEFGH", queries, strict=False):
+    for ref, q in zip(ascii_uppercase, queries, strict=False):
         panel = panel.with_target(q.ref_id(ref))
     return panel.title(title).description(description).datasource(DATASOURCE).span(width).height(height)
 
