@@ -30,7 +30,18 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Sample values for Grafana's built-in and the dashboard's variables.
 GRAFANA_VARIABLES = {"__rate_interval": "2m", "__interval": "1m", "__range": "6h", "__range_s": "21600",
                      "__interval_ms": "60000", "country": "US", "resource": "acs-sample", "partition": "0",
+                     "cluster": "aks-1", "number_type": "LongCodeNumber", "sender": "CONTOSO",
                      "datasource": "prometheus"}
+# Recorded series the dashboard may read: the names fixed with branch alerts (deploy/prometheus/alerts.src.yaml
+# generates their rules). Anything else with a colon in its name is a typo.
+WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
+RECORDED = frozenset({
+    "resource_country_class:acs_sms_delivery_reports:rate5m",
+    *(f"resource:acs_sms_delivery_reports:rate{w}" for w in WINDOWS),
+    *(f"resource:acs_sms_delivery_{sli}:ratio_rate{w}" for sli in ("errors", "slow") for w in WINDOWS),
+    *(f"resource:acs_sms_delivery_{sli}:error_budget_remaining30d" for sli in ("errors", "slow")),
+    *(f"resource:acs_sms_delivery_{sli}:burn_rate{w}" for sli in ("errors", "slow") for w in ("1h", "6h", "1d", "3d")),
+})
 
 
 def load_module(path: Path, name: str):
@@ -161,7 +172,8 @@ def test_dashboard_uses_only_exported_series() -> None:
     for where, expr in dashboard_exprs():
         names = promql_series_names(substitute(expr))
         assert names, where
-        assert not unknown_series(names), f"{where} uses series the consumer does not export: {sorted(unknown_series(names))}"
+        unknown = unknown_series(names) - RECORDED
+        assert not unknown, f"{where} uses series the consumer does not export and no rule records: {sorted(unknown)}"
 
 
 def test_dashboard_provisioning_points_at_a_directory() -> None:

@@ -37,6 +37,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
+def requirements(wheel: zipfile.ZipFile) -> list[Requirement]:
+    """The wheel's Requires-Dist entries."""
+    [metadata] = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    return [Requirement(line.split(":", 1)[1]) for line in wheel.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")]
+
+
 def test_the_wheel_holds_the_service_package_only(wheel: zipfile.ZipFile) -> None:
     names = wheel.namelist()
     tops = {name.split("/")[0] for name in names}
@@ -51,10 +58,15 @@ def test_the_wheel_holds_the_service_package_only(wheel: zipfile.ZipFile) -> Non
 
 
 def test_the_sdk_range_is_not_capped_by_the_dev_tools(wheel: zipfile.ZipFile) -> None:
-    [metadata] = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
-    requires = [Requirement(line.split(":", 1)[1]) for line in wheel.read(metadata).decode().splitlines()
-                if line.startswith("Requires-Dist:")]
+    requires = requirements(wheel)
     [sdk] = [r for r in requires if r.name == "azure-eventhub" and r.marker is None]
     assert sdk.specifier.contains("5.15.1") and sdk.specifier.contains("5.99.0"), sdk
     assert not sdk.specifier.contains("6.0.0"), sdk
     assert not [r for r in requires if "devtools" in r.name]
+
+
+def test_the_dashboard_builders_are_no_runtime_dependency(wheel: zipfile.ZipFile) -> None:
+    """grafana-foundation-sdk builds deploy/grafana's dashboard: an extra, never a requirement of the service."""
+    requires = requirements(wheel)
+    builders = [r for r in requires if r.name == "grafana-foundation-sdk"]
+    assert builders and all(r.marker is not None and "extra" in str(r.marker) for r in builders), builders

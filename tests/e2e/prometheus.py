@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from acs_sms_devtools.prometheus import (
     DEFAULT_SPEEDUP,
     PrometheusServer,
@@ -75,6 +77,33 @@ def dashboard_label_queries(path: Path | None = None) -> list[tuple[str, str, st
                 raise ValueError(f"{file.name}: variable {variable['name']}: a query the test cannot run: {query!r}")
             found.append((file.name, variable["name"], match.group(1), match.group(2)))
     return found
+
+
+def panels_with_data(prometheus: PrometheusServer, variables: Mapping[str, str], start: float, end: float,
+                     step: float = 1.0) -> dict[str, bool]:
+    """{"dashboard: panel title": whether any of the panel's queries, with `variables` substituted, returned
+    a finite sample}: range queries over [start, end] every `step` seconds, instant ones at `end`."""
+    panels: dict[str, bool] = {}
+    for dashboard, title, expr, instant in dashboard_queries(variables):
+        result = prometheus.query(expr, end) if instant else prometheus.query_range(expr, start, end, step)
+        key = f"{dashboard}: {title}"
+        panels[key] = panels.get(key, False) or has_data(result)
+    return panels
+
+
+def panels_waiting_for_rules(rules: Path | None = None) -> dict[str, set[str]]:
+    """{"dashboard: panel title": the recorded series (names with a colon) the panel reads that the rule
+    file (default: the repository's) does not record}: such a panel cannot have data yet."""
+    document = yaml.safe_load((rules or repository_rules()).read_text(encoding="utf-8"))
+    recorded = {rule["record"] for group in document["groups"] for rule in group["rules"] if "record" in rule}
+    waiting: dict[str, set[str]] = {}
+    for file in sorted(DASHBOARDS.glob("*.json")):
+        for panel in _panels(json.loads(file.read_text(encoding="utf-8"))["panels"]):
+            for target in panel.get("targets", []):
+                names = set(re.findall(r"(?<![\w\"$])([a-zA-Z_][\w]*:[\w:]+)", target["expr"])) - recorded
+                if names:
+                    waiting.setdefault(f"{file.name}: {panel['title']}", set()).update(names)
+    return waiting
 
 
 def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
