@@ -54,6 +54,7 @@ from consumer.eventhub import Receiver, eventhub_name, namespace_of
 from consumer.http import Health, HttpServer
 from consumer.logs import configure
 from consumer.metrics import Metrics
+from consumer.network import storage_options
 from consumer.pipeline import Pipeline
 
 log = logging.getLogger("consumer.app")
@@ -190,14 +191,15 @@ class Service:
             from azure.identity.aio import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
+        options = {**STORAGE_CLIENT_OPTIONS, **storage_options(self.settings)}
         if store_settings.connection_string is not None:
             secret = store_settings.connection_string.get_secret_value()
-            store = BlobCheckpointStore.from_connection_string(secret, store_settings.container, **STORAGE_CLIENT_OPTIONS)
-            service = BlobServiceClient.from_connection_string(secret, **STORAGE_CLIENT_OPTIONS)
+            store = BlobCheckpointStore.from_connection_string(secret, store_settings.container, **options)
+            service = BlobServiceClient.from_connection_string(secret, **options)
         else:
             store = BlobCheckpointStore(store_settings.account_url, store_settings.container, credential=credential,
-                                        **STORAGE_CLIENT_OPTIONS)
-            service = BlobServiceClient(store_settings.account_url, credential=credential, **STORAGE_CLIENT_OPTIONS)
+                                        **options)
+            service = BlobServiceClient(store_settings.account_url, credential=credential, **options)
         return store, service, credential
 
     async def _ensure_container(self, service: Any, name: str) -> None:
