@@ -22,6 +22,8 @@ from tests.e2e.support import ConsumerProcess, Scraper, free_port, write_config
 from tests.e2e.tinyproxy import Tinyproxy
 
 HUB_HOST = "127.0.0.1"
+PROXY_USER = "acs-consumer"
+PROXY_PASSWORD = "pr0xy-s3cret.x"  # tinyproxy's BasicAuth syntax: no spaces
 
 
 @pytest.fixture
@@ -37,12 +39,12 @@ def endpoint(eventhubs_factory: Any, certificates: Certificates) -> Any:
 
 
 def proxied_config(tmp_path: Path, endpoint: Any, storage: str, container: str, proxy: Tinyproxy,
-                   certificates: Certificates, port: int) -> Path:
+                   certificates: Certificates, port: int, **proxy_keys: str) -> Path:
     return write_config(tmp_path / "config.yaml", endpoint.websocket_connection_string, endpoint.hub.name, storage,
                         container, port,
                         eventhub__transport="websocket",
                         eventhub__custom_endpoint_address=endpoint.websocket_address,
-                        network__proxy={"host": f"http://{HUB_HOST}", "port": proxy.port},
+                        network__proxy={"host": f"http://{HUB_HOST}", "port": proxy.port, **proxy_keys},
                         network__ca_bundle=str(certificates.ca))
 
 
@@ -60,13 +62,18 @@ def checkpoints_written(storage: str, container: str, hub: str) -> dict[str, str
 
 def test_run_over_websocket_through_a_proxy_counts_and_checkpoints(endpoint: Any, certificates: Certificates,
                                                                     azurite: Any, blob_container: str,
-                                                                    tmp_path: Path) -> None:
+                                                                    tmp_path: Path, monkeypatch: Any) -> None:
     bodies = generate_corpus(200, records_per_body=10, seed=30)
     for index, partition in enumerate(endpoint.partition_ids):
         endpoint.publish(partition, bodies[index::2])
-    with Tinyproxy(tmp_path, connect_ports=[endpoint.websocket_port]) as proxy:
+    # The proxy asks for a user and password (407 without); the password comes from a secret file.
+    password_file = tmp_path / "proxy-password"
+    password_file.write_text(PROXY_PASSWORD + "\n")
+    monkeypatch.setenv("ACS_SMS_CONSUMER_NETWORK__PROXY__PASSWORD_FILE", str(password_file))
+    with Tinyproxy(tmp_path, connect_ports=[endpoint.websocket_port], basic_auth=(PROXY_USER, PROXY_PASSWORD)) as proxy:
         port = free_port()
-        config = proxied_config(tmp_path, endpoint, azurite.connection_string, blob_container, proxy, certificates, port)
+        config = proxied_config(tmp_path, endpoint, azurite.connection_string, blob_container, proxy, certificates, port,
+                                username=PROXY_USER)
         consumer = ConsumerProcess(config, port, tmp_path / "run.log").start()
         scraper = Scraper(consumer, interval=0.3).start()
         try:
@@ -85,9 +92,12 @@ def test_run_over_websocket_through_a_proxy_counts_and_checkpoints(endpoint: Any
     assert f"CONNECT {HUB_HOST}:{endpoint.websocket_port} HTTP/1.1" in requests, requests
     blob_requests = [r for r in requests if r.startswith(("GET", "PUT", "HEAD")) and f"http://{azurite.blob_endpoint.split('://')[1]}" in r]
     assert any(r.startswith("PUT") and "/checkpoint/" in r for r in blob_requests), requests
-    # The endpoint was reached over WebSocket only (nothing dialled its plain AMQP port).
-    started = next(json.loads(line) for line in consumer.logs().splitlines() if '"starting acs-sms-consumer"' in line)
-    assert started["config"]["network"]["proxy"]["host"] == HUB_HOST
+    # The start-up line shows the proxy settings, the password as ***; no line holds the password.
+    logs = consumer.logs()
+    started = next(json.loads(line) for line in logs.splitlines() if '"starting acs-sms-consumer"' in line)
+    assert started["config"]["network"]["proxy"] == {"host": HUB_HOST, "port": proxy.port, "username": PROXY_USER,
+                                                     "password": "***"}
+    assert PROXY_PASSWORD not in logs
 
 
 def test_a_proxy_that_refuses_the_tunnel_is_named_in_readiness(endpoint: Any, certificates: Certificates,

@@ -21,7 +21,9 @@ from acs_sms_devtools.scrape import free_port
 class Tinyproxy:
     """`tinyproxy -d` with a generated configuration in `directory`; `Allow 127.0.0.1` only."""
 
-    def __init__(self, directory: Path, connect_ports: Iterable[int]) -> None:
+    def __init__(self, directory: Path, connect_ports: Iterable[int], basic_auth: tuple[str, str] | None = None) -> None:
+        """`basic_auth`: (user, password) the proxy requires (407 without them); tinyproxy's syntax
+        allows no spaces in either."""
         self.directory = directory
         self.port = free_port()
         self.log_path = directory / "tinyproxy.log"
@@ -29,7 +31,8 @@ class Tinyproxy:
         # One ConnectPort line restricts CONNECT to the ports listed (none at all would allow every port).
         lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 60", f'LogFile "{self.log_path}"', "LogLevel Connect",
                  "MaxClients 50", "Allow 127.0.0.1", "DisableViaHeader Yes",
-                 *(f"ConnectPort {port}" for port in connect_ports)]
+                 *(f"ConnectPort {port}" for port in connect_ports),
+                 *([f"BasicAuth {basic_auth[0]} {basic_auth[1]}"] if basic_auth else [])]
         self.config_path.write_text("\n".join(lines) + "\n")
         self._process: subprocess.Popen[bytes] | None = None
 
