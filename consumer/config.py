@@ -315,10 +315,10 @@ def _check_ca_bundle(value: str | None) -> str | None:
         ssl.create_default_context(cafile=path)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file (a PEM file of CA certificates)") from None
+    except ssl.SSLError:  # an OSError too
+        raise ValueError(f"{path}: holds no PEM CA certificate (-----BEGIN CERTIFICATE-----)") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    except ssl.SSLError:
-        raise ValueError(f"{path}: holds no PEM CA certificate (-----BEGIN CERTIFICATE-----)") from None
     return path
 
 
