@@ -54,7 +54,7 @@ from consumer.eventhub import Receiver, eventhub_name, namespace_of
 from consumer.http import Health, HttpServer
 from consumer.logs import configure
 from consumer.metrics import Metrics
-from consumer.network import storage_options
+from consumer.network import credential_options, storage_options
 from consumer.pipeline import Pipeline
 
 log = logging.getLogger("consumer.app")
@@ -190,7 +190,7 @@ class Service:
         if needs_credential:
             from azure.identity.aio import DefaultAzureCredential
 
-            credential = DefaultAzureCredential()
+            credential = DefaultAzureCredential(**credential_options(self.settings))
         options = {**STORAGE_CLIENT_OPTIONS, **storage_options(self.settings)}
         if store_settings.connection_string is not None:
             secret = store_settings.connection_string.get_secret_value()

@@ -8,6 +8,10 @@ Every client is built with these, so one proxy and one CA bundle hold for all of
 - `storage_options`: the checkpoint store's and the dead-letter/readiness BlobServiceClients (azure-core:
   `proxies`, `connection_verify`). Without `network.proxy` azure-core's aiohttp transport honours
   `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment, as azure-identity's credentials do.
+- `credential_options`: DefaultAzureCredential (Azure AD tokens, azure-core too): the proxy for
+  `https://` only, so that Azure AD (`login.microsoftonline.com`, or the sovereign cloud's
+  `AZURE_AUTHORITY_HOST`) is reached through it while managed identity's IMDS endpoint
+  (`http://169.254.169.254`, on the node, which a proxy cannot reach) is not.
 """
 
 from __future__ import annotations
@@ -52,11 +56,20 @@ def eventhub_options(settings: Settings) -> dict[str, Any]:
 
 def storage_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of every BlobServiceClient / BlobCheckpointStore for the proxy and CA."""
+    return _azure_core_options(settings, ("http", "https"))
+
+
+def credential_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of DefaultAzureCredential: the proxy for https:// only (not IMDS), and the CA."""
+    return _azure_core_options(settings, ("https",))
+
+
+def _azure_core_options(settings: Settings, schemes: tuple[str, ...]) -> dict[str, Any]:
     network = settings.network
     options: dict[str, Any] = {}
     if network.proxy.enabled:
         url = proxy_url(network.proxy)
-        options["proxies"] = {"http": url, "https": url}
+        options["proxies"] = {scheme: url for scheme in schemes}
     if network.ca_bundle:
         options["connection_verify"] = network.ca_bundle
     return options

@@ -19,7 +19,7 @@ from consumer.app import Service
 from consumer.config import ConfigError, Settings, load_settings
 from consumer.eventhub import Receiver
 from consumer.metrics import Metrics
-from consumer.network import eventhub_options, storage_options
+from consumer.network import credential_options, eventhub_options, storage_options
 from consumer.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +63,7 @@ def test_by_default_the_clients_get_nothing_new(tmp_path: Path) -> None:
     assert settings.eventhub.transport == "amqp"
     assert eventhub_options(settings) == {}
     assert storage_options(settings) == {}
+    assert credential_options(settings) == {}
 
 
 def test_websocket_proxy_endpoint_and_ca_reach_both_clients(tmp_path: Path, ca_bundle: str) -> None:
@@ -77,6 +78,8 @@ def test_websocket_proxy_endpoint_and_ca_reach_both_clients(tmp_path: Path, ca_b
     }
     url = "http://svc%40corp:Pr0xy%20p%40ss%3Aw%2Frd%25@proxy.corp.example:3128"
     assert storage_options(settings) == {"proxies": {"http": url, "https": url}, "connection_verify": ca_bundle}
+    # Azure AD is https://; managed identity's IMDS (http://169.254.169.254) stays off the proxy.
+    assert credential_options(settings) == {"proxies": {"https": url}, "connection_verify": ca_bundle}
 
 
 def test_a_proxy_without_user_has_no_credentials(tmp_path: Path) -> None:

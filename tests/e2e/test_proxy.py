@@ -120,3 +120,33 @@ def test_a_proxy_that_refuses_the_tunnel_is_named_in_readiness(endpoint: Any, ce
         finally:
             consumer.stop(signal.SIGTERM)
         assert f"CONNECT {HUB_HOST}:{refused_port} HTTP/1.1" in proxy.requests()
+
+
+async def test_azure_ad_token_requests_go_through_the_proxy(tmp_path: Path, monkeypatch: Any) -> None:
+    """Workload identity's token exchange (the credential `run` builds) is tunnelled through the proxy.
+    The authority is `AZURE_AUTHORITY_HOST`, as in a sovereign cloud (here a closed local port: the
+    exchange fails after the proxy logged the tunnel it was asked for)."""
+    from consumer.app import Service
+    from consumer.config import Settings
+
+    token_file = tmp_path / "federated-token"
+    token_file.write_text("header.payload.signature")
+    authority_port = free_port()
+    monkeypatch.setenv("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000002")
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", f"https://{HUB_HOST}:{authority_port}")
+    with Tinyproxy(tmp_path, connect_ports=[]) as proxy:  # no ConnectPort line: every port allowed
+        settings = Settings.model_validate({
+            "eventhub": {"fully_qualified_namespace": "ns.servicebus.windows.net", "name": "hub", "transport": "websocket"},
+            "checkpoint_store": {"account_url": "https://account.blob.core.windows.net"},
+            "network": {"proxy": {"host": HUB_HOST, "port": proxy.port}},
+        })
+        store, service, credential = Service(settings)._storage()
+        try:
+            with pytest.raises(Exception, match="WorkloadIdentityCredential"):
+                await credential.get_token("https://storage.azure.com/.default")
+        finally:
+            for client in (credential, store, service):
+                await client.close()
+        assert f"CONNECT {HUB_HOST}:{authority_port} HTTP/1.1" in proxy.requests()
