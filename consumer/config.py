@@ -171,9 +171,10 @@ class EventHubSettings(_Section):
     #: `amqp`: AMQP over TLS, port 5671. `websocket`: AMQP over WebSocket (TLS), port 443; needed to go
     #: through an HTTP proxy (`network.proxy`) or where only 443 leaves the network.
     transport: Literal["amqp", "websocket"] = "amqp"
-    #: Connect here instead of the namespace host (a private endpoint's IP, an application gateway):
-    #: `sb://host[:port]`; the port defaults to 443 (websocket) or 5671 (amqp). TLS still checks the
-    #: certificate against this host. See docs/networks.md.
+    #: Connect here instead of the namespace host (a gateway or relay in front of Event Hubs):
+    #: `sb://host[:port]`; the port defaults to 443 (websocket) or 5671 (amqp). TLS checks the
+    #: certificate against this host. A private endpoint needs none: its private DNS zone resolves the
+    #: namespace's own name to it. See docs/networks.md.
     custom_endpoint_address: EndpointAddress = None
     consumer_group: str = "$Default"
     max_batch_size: PositiveInt = 300
