@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from .helpers import DEPLOY, KUSTOMIZE_BASE, ROOT
-from .test_kubernetes import KUBERNETES_VERSIONS, RECOMMENDED_LABELS, kustomize_command
+from .test_kubernetes import KUBERNETES_VERSIONS, RECOMMENDED_LABELS, kustomize_build
 
 OVERLAYS = {name: DEPLOY / "overlays" / name for name in ("websocket-443", "egress-proxy")}
 PASSWORD = "fake-proxy-password"
@@ -22,10 +21,7 @@ PASSWORD = "fake-proxy-password"
 
 @functools.cache
 def built(name: str) -> tuple[dict, ...]:
-    command = [*kustomize_command(), str(OVERLAYS[name])]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"{' '.join(command)} failed:\n{proc.stderr}"
-    return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
+    return kustomize_build(OVERLAYS[name])
 
 
 def one(name: str, kind: str, prefix: str = "acs-sms-consumer") -> dict:
