@@ -16,6 +16,7 @@ Every client is built with these, so one proxy and one CA bundle hold for all of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -73,3 +74,17 @@ def _azure_core_options(settings: Settings, schemes: tuple[str, ...]) -> dict[st
     if network.ca_bundle:
         options["connection_verify"] = network.ca_bundle
     return options
+
+
+#: The proxy variables azure-core (Blob storage, Azure AD) reads and the Event Hubs WebSocket transport does not.
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def unused_proxy_variables(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """A warning when the environment names a proxy that Event Hubs will not use (no `network.proxy`),
+    so that a half-proxied set-up (storage through the proxy, Event Hubs direct) is said, not guessed."""
+    named = [name for name in PROXY_VARIABLES if environ.get(name, "").strip()]
+    if not named or settings.network.proxy.enabled:
+        return None
+    return (f"{named[0]} is set: Blob storage and Azure AD use it, Event Hubs does not; to send Event Hubs through "
+            "the proxy too, set network.proxy and eventhub.transport: websocket (docs/networks.md)")

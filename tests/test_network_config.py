@@ -197,3 +197,11 @@ def test_check_config_exits_2_for_a_proxy_without_websocket(tmp_path: Path) -> N
 def test_settings_without_network_section_validate(tmp_path: Path) -> None:
     assert Settings.model_validate({"eventhub": {"connection_string": EH},
                                     "checkpoint_store": {"connection_string": ST}}).network.proxy.enabled is False
+
+
+def test_check_config_warns_that_event_hubs_ignores_https_proxy(tmp_path: Path, ca_bundle: str) -> None:
+    plain = check_config(config(tmp_path), {"HTTPS_PROXY": "http://proxy.corp.example:3128"})
+    assert plain.returncode == 0, plain.stderr
+    assert "# warning: HTTPS_PROXY is set: Blob storage and Azure AD use it, Event Hubs does not" in plain.stderr
+    proxied_run = check_config(proxied(tmp_path, ca_bundle, password=PASSWORD), {"HTTPS_PROXY": "http://proxy.corp.example:3128"})
+    assert proxied_run.returncode == 0 and "warning" not in proxied_run.stderr
