@@ -86,6 +86,7 @@ async def test_without_the_ca_the_certificate_is_refused(tls_endpoint: Any) -> N
     assert any(isinstance(e, ssl.SSLCertVerificationError) for e in causes), causes
 
 
+@pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")  # the SDK's call, for ws://
 async def test_plain_ws_with_the_emulator_connection_string() -> None:
     endpoint = EventHubsEndpoint(partitions=2, websocket_port=0).start()
     try:
