@@ -156,8 +156,8 @@ def _check_endpoint_address(value: str | None) -> str | None:
         port = -1
     if (parsed.scheme.lower() != "sb" or not parsed.hostname or port == -1 or port == 0 or "@" in parsed.netloc
             or parsed.path.strip("/") or parsed.query or parsed.fragment):
-        raise ValueError("must be sb://<host>[:<port>] (e.g. sb://10.1.2.3 or sb://eh-gateway.corp.example:443): the "
-                         "address the Event Hubs client connects to instead of the namespace host; no path, user or query")
+        raise ValueError("must be sb://<host>[:<port>] (e.g. sb://eh-gateway.corp.example:8443): the address the "
+                         "Event Hubs client connects to instead of the namespace host; no path, user or query")
     return address.rstrip("/")
 
 

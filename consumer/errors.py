@@ -159,9 +159,9 @@ _URL_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")  # a proxy URL's user and pa
 
 
 def scrub(text: str) -> str:
-    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens, a URL's `user:password@`), phone numbers (a `+` and 8 or
-    more digits, or 10 to 15 digits in a row) or IPv4 addresses; tracking ids, timestamps, ports and
-    status codes stay (Azure support asks for the tracking id)."""
+    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens, a URL's `user:password@`),
+    phone numbers (a `+` and 8 or more digits, or 10 to 15 digits in a row) or IPv4 addresses; tracking
+    ids, timestamps, ports and status codes stay (Azure support asks for the tracking id)."""
     text = _SAS_TOKEN.sub("SharedAccessSignature ***", text)
     text = _SECRETS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     text = _URL_USERINFO.sub("***@", text)

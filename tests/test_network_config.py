@@ -203,5 +203,6 @@ def test_check_config_warns_that_event_hubs_ignores_https_proxy(tmp_path: Path, 
     plain = check_config(config(tmp_path), {"HTTPS_PROXY": "http://proxy.corp.example:3128"})
     assert plain.returncode == 0, plain.stderr
     assert "# warning: HTTPS_PROXY is set: Blob storage and Azure AD use it, Event Hubs does not" in plain.stderr
-    proxied_run = check_config(proxied(tmp_path, ca_bundle, password=PASSWORD), {"HTTPS_PROXY": "http://proxy.corp.example:3128"})
-    assert proxied_run.returncode == 0 and "warning" not in proxied_run.stderr
+    configured = check_config(proxied(tmp_path, ca_bundle, password=PASSWORD),
+                              {"HTTPS_PROXY": "http://proxy.corp.example:3128"})
+    assert configured.returncode == 0 and "warning" not in configured.stderr

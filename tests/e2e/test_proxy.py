@@ -90,8 +90,8 @@ def test_run_over_websocket_through_a_proxy_counts_and_checkpoints(endpoint: Any
         requests = proxy.requests()
     # Both upstreams through the proxy: the WebSocket tunnel to the endpoint, plain HTTP to Azurite.
     assert f"CONNECT {HUB_HOST}:{endpoint.websocket_port} HTTP/1.1" in requests, requests
-    blob_requests = [r for r in requests if r.startswith(("GET", "PUT", "HEAD")) and f"http://{azurite.blob_endpoint.split('://')[1]}" in r]
-    assert any(r.startswith("PUT") and "/checkpoint/" in r for r in blob_requests), requests
+    assert any(r.startswith(f"PUT {azurite.blob_endpoint}/{blob_container}/") and "/checkpoint/" in r
+               for r in requests), requests
     # The start-up line shows the proxy settings, the password as ***; no line holds the password.
     logs = consumer.logs()
     started = next(json.loads(line) for line in logs.splitlines() if '"starting acs-sms-consumer"' in line)
