@@ -70,6 +70,8 @@ def test_run_over_websocket_through_a_proxy_counts_and_checkpoints(endpoint: Any
     password_file = tmp_path / "proxy-password"
     password_file.write_text(PROXY_PASSWORD + "\n")
     monkeypatch.setenv("ACS_SMS_CONSUMER_NETWORK__PROXY__PASSWORD_FILE", str(password_file))
+    # network.proxy wins over the environment: a NO_PROXY naming the upstreams bypasses nothing.
+    monkeypatch.setenv("NO_PROXY", f"{HUB_HOST},localhost")
     with Tinyproxy(tmp_path, connect_ports=[endpoint.websocket_port], basic_auth=(PROXY_USER, PROXY_PASSWORD)) as proxy:
         port = free_port()
         config = proxied_config(tmp_path, endpoint, azurite.connection_string, blob_container, proxy, certificates, port,
