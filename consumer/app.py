@@ -54,6 +54,7 @@ from consumer.eventhub import Receiver, eventhub_name, namespace_of
 from consumer.http import Health, HttpServer
 from consumer.logs import configure
 from consumer.metrics import Metrics
+from consumer.network import credential_options, storage_options, unused_proxy_variables
 from consumer.pipeline import Pipeline
 
 log = logging.getLogger("consumer.app")
@@ -89,6 +90,8 @@ def check_config(path: str, secrets_dir: str | None = None) -> int:
         from consumer.cli import close_stdout_quietly
 
         close_stdout_quietly()
+    if (warning := unused_proxy_variables(loaded.settings, os.environ)) is not None:
+        print(f"# warning: {warning}", file=sys.stderr)
     print(f"# {path}: configuration is valid", file=sys.stderr)
     return 0
 
@@ -150,6 +153,8 @@ def run(path: str, loop: str = "asyncio", secrets_dir: str | None = None) -> int
     # config_sources: where each value that is not a default came from (file, variable, secret file).
     log.info("starting acs-sms-consumer", extra={"version": __version__, "config": redacted(settings), "loop": loop,
                                                  "config_sources": {key: str(origin) for key, origin in loaded.origins.items()}})
+    if (warning := unused_proxy_variables(settings, os.environ)) is not None:
+        log.warning(warning)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(Service(settings).serve())
@@ -189,15 +194,16 @@ class Service:
         if needs_credential:
             from azure.identity.aio import DefaultAzureCredential
 
-            credential = DefaultAzureCredential()
+            credential = DefaultAzureCredential(**credential_options(self.settings))
+        options = {**STORAGE_CLIENT_OPTIONS, **storage_options(self.settings)}
         if store_settings.connection_string is not None:
             secret = store_settings.connection_string.get_secret_value()
-            store = BlobCheckpointStore.from_connection_string(secret, store_settings.container, **STORAGE_CLIENT_OPTIONS)
-            service = BlobServiceClient.from_connection_string(secret, **STORAGE_CLIENT_OPTIONS)
+            store = BlobCheckpointStore.from_connection_string(secret, store_settings.container, **options)
+            service = BlobServiceClient.from_connection_string(secret, **options)
         else:
             store = BlobCheckpointStore(store_settings.account_url, store_settings.container, credential=credential,
-                                        **STORAGE_CLIENT_OPTIONS)
-            service = BlobServiceClient(store_settings.account_url, credential=credential, **STORAGE_CLIENT_OPTIONS)
+                                        **options)
+            service = BlobServiceClient(store_settings.account_url, credential=credential, **options)
         return store, service, credential
 
     async def _ensure_container(self, service: Any, name: str) -> None:

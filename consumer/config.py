@@ -15,10 +15,12 @@ with these models.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -139,10 +141,41 @@ class PipelineSettings(_Section):
     buckets: Buckets = Buckets()
 
 
+def _check_endpoint_address(value: str | None) -> str | None:
+    """`sb://host[:port]` (a bare `host[:port]` gets `sb://`): where the SDK connects instead of the
+    namespace host. Nothing else: the SDK appends the WebSocket path itself, and would silently drop a
+    user, a query or another path."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    address = value if "://" in value else f"sb://{value}"
+    parsed = urlsplit(address)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if (parsed.scheme.lower() != "sb" or not parsed.hostname or port == -1 or port == 0 or "@" in parsed.netloc
+            or parsed.path.strip("/") or parsed.query or parsed.fragment):
+        raise ValueError("must be sb://<host>[:<port>] (e.g. sb://eh-gateway.corp.example:8443): the address the "
+                         "Event Hubs client connects to instead of the namespace host; no path, user or query")
+    return address.rstrip("/")
+
+
+EndpointAddress = Annotated[str | None, AfterValidator(_check_endpoint_address)]
+
+
 class EventHubSettings(_Section):
     connection_string: SecretStr | None = None
     fully_qualified_namespace: str | None = None
     name: str | None = None
+    #: `amqp`: AMQP over TLS, port 5671. `websocket`: AMQP over WebSocket (TLS), port 443; needed to go
+    #: through an HTTP proxy (`network.proxy`) or where only 443 leaves the network.
+    transport: Literal["amqp", "websocket"] = "amqp"
+    #: Connect here instead of the namespace host (a gateway or relay in front of Event Hubs):
+    #: `sb://host[:port]`; the port defaults to 443 (websocket) or 5671 (amqp). TLS checks the
+    #: certificate against this host. A private endpoint needs none: its private DNS zone resolves the
+    #: namespace's own name to it. See docs/networks.md.
+    custom_endpoint_address: EndpointAddress = None
     consumer_group: str = "$Default"
     max_batch_size: PositiveInt = 300
     max_wait_time_seconds: PositiveFloat = 5
@@ -230,6 +263,75 @@ class DeadLetterSettings(_Section):
     max_queued_bytes: PositiveInt = 16 * 1024 * 1024
 
 
+_PROXY_HOST = re.compile(r"(?:http://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])/?")
+
+
+class ProxySettings(_Section):
+    """An HTTP proxy (CONNECT tunnels) for Event Hubs and Blob storage. Unset `host`: no proxy."""
+
+    #: `proxy.corp.example` or `http://proxy.corp.example` (an `http://` proxy; the tunnelled traffic
+    #: stays TLS end to end, or is inspected with `network.ca_bundle`).
+    host: str | None = None
+    port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    username: str | None = None
+    #: Secret: `ACS_SMS_CONSUMER_NETWORK__PROXY__PASSWORD`, its `_FILE`, or the secrets directory.
+    password: SecretStr | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        match = _PROXY_HOST.fullmatch(value.strip())
+        if match is None:
+            raise ValueError("must be the proxy's host name or address, optionally with http:// (e.g. "
+                             "proxy.corp.example); the port, user and password have keys of their own "
+                             "(network.proxy.port, .username, .password); https:// proxies are not supported")
+        return match.group(1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ProxySettings:
+        if self.host is None:
+            if self.port is not None or self.username or self.password is not None:
+                raise ValueError("network.proxy.port, .username and .password need network.proxy.host")
+            return self
+        if self.port is None:
+            raise ValueError("network.proxy.port is required with network.proxy.host (e.g. 3128 or 8080)")
+        if self.password is not None and not self.username:
+            raise ValueError("network.proxy.password needs network.proxy.username")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None
+
+
+def _check_ca_bundle(value: str | None) -> str | None:
+    """A readable PEM file of CA certificates (loaded here, so that check-config tells, not the first TLS
+    handshake)."""
+    if value is None or not value.strip():
+        return None
+    path = value.strip()
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (a PEM file of CA certificates)") from None
+    except ssl.SSLError:  # an OSError too
+        raise ValueError(f"{path}: holds no PEM CA certificate (-----BEGIN CERTIFICATE-----)") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    return path
+
+
+class NetworkSettings(_Section):
+    """How the consumer reaches Event Hubs and Blob storage: docs/networks.md."""
+
+    proxy: ProxySettings = ProxySettings()
+    #: PEM file of the CA certificates trusted for TLS to Event Hubs and Blob storage (both SDKs'
+    #: `connection_verify`), e.g. a TLS-inspecting proxy's CA. It replaces the system's CAs for them.
+    ca_bundle: Annotated[str | None, AfterValidator(_check_ca_bundle)] = None
+
+
 class HttpSettings(_Section):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
@@ -257,6 +359,7 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     deadletter: DeadLetterSettings = DeadLetterSettings()
     http: HttpSettings = HttpSettings()
+    network: NetworkSettings = NetworkSettings()
     logging: LoggingSettings = LoggingSettings()
     pipeline: PipelineSettings = PipelineSettings()
     shutdown_timeout_seconds: PositiveFloat = 20
@@ -274,6 +377,13 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 30 s: the Event Hubs probe answers every 10 s, a failing "
                              "call takes up to ~15 s")
         return value
+
+    @model_validator(mode="after")
+    def _proxy_needs_websocket(self) -> Settings:
+        if self.network.proxy.enabled and self.eventhub.transport != "websocket":
+            raise ValueError("network.proxy needs eventhub.transport: websocket (AMQP on port 5671 cannot go "
+                             "through an HTTP proxy; AMQP over WebSocket on 443 can)")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ and a wrong key or hub name is named as such:
 |---|---|---|
 | `partition_stolen` | `amqp:link:stolen` (a receiver with a higher owner level took the partition) or the checkpoint store saw the ownership lost | nothing: rebalancing between replicas |
 | `connection_lost` | an open connection or link dropped (`ConnectionLostError`, a `ConnectError` after a reset, `detach-forced`, timeouts) | nothing if rare: the SDK reconnects |
-| `unreachable` | no connection could be made: refused, no route, DNS, TLS, connect timed out | network, firewall, namespace host and port |
+| `unreachable` | no connection could be made: refused, no route, DNS, TLS, connect timed out; or the HTTP proxy (`network.proxy`) is unreachable or refuses the tunnel (the reason then starts with `HTTP proxy`) | network, firewall, namespace host and port; the proxy's allow list (docs/networks.md) |
 | `unauthorized` | the key, SAS or identity is refused (`AuthenticationError`, `amqp:unauthorized-access`) | key / role assignment |
 | `entity_not_found` | `amqp:not-found`: the hub or the consumer group does not exist | `eventhub.name`, `eventhub.consumer_group` |
 | `throttled` | `amqp:resource-limit-exceeded`, `server-busy` | throughput units, receivers per partition |
@@ -104,6 +104,8 @@ def classify(error: BaseException) -> str:
             return STORAGE_4XX if 400 <= status < 500 else STORAGE_5XX if status >= 500 else OTHER
         if _is(e, "azure.core", "ServiceRequestError", "ServiceResponseError"):
             return STORAGE_UNREACHABLE
+    if _proxy_failure(errors):  # before the SDK's wrapping (an AuthenticationError, with a custom endpoint)
+        return UNREACHABLE
     if any(getattr(e, "status_code", None) == 404 and _is(e, "azure.eventhub", "TokenAuthFailure") for e in errors):
         return ENTITY_NOT_FOUND  # the service answers a token for a hub or consumer group that does not exist so
     if (any(_is(e, "azure.eventhub", "AuthenticationError", "AuthenticationException") for e in errors)
@@ -125,6 +127,17 @@ def classify(error: BaseException) -> str:
     return OTHER
 
 
+def _proxy_failure(errors: list[BaseException]) -> str | None:
+    """What went wrong at the HTTP proxy (aiohttp's errors, in the Event Hubs WebSocket transport's
+    chain), or None: the proxy answered CONNECT with an error status, or could not be reached."""
+    for e in errors:
+        if _is(e, "aiohttp", "ClientHttpProxyError"):
+            return f"HTTP proxy refused the tunnel (CONNECT answered {getattr(e, 'status', '?')})"
+        if _is(e, "aiohttp", "ClientProxyConnectionError"):
+            return "HTTP proxy unreachable"
+    return None
+
+
 def _never_connected(error: BaseException) -> bool:
     """A connection that could not be made at all: refused, no route, DNS, TLS — or pyamqp's
     "Failed to initiate the connection" (which it also says of a connect that timed out). A connection
@@ -142,14 +155,16 @@ _SECRETS = re.compile(r"(?i)\b(SharedAccessKey|AccountKey|sig|password|client_se
 _SAS_TOKEN = re.compile(r"(?i)SharedAccessSignature\s+\S+")
 _PHONE = re.compile(r"\+\d[\d\s().-]{6,}\d|\b\d{10,15}\b")  # E.164 with its +, or a long run of digits
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")  # a proxy URL's user and password
 
 
 def scrub(text: str) -> str:
-    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens), phone numbers (a `+` and 8 or
-    more digits, or 10 to 15 digits in a row) or IPv4 addresses; tracking ids, timestamps, ports and
-    status codes stay (Azure support asks for the tracking id)."""
+    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens, a URL's `user:password@`),
+    phone numbers (a `+` and 8 or more digits, or 10 to 15 digits in a row) or IPv4 addresses; tracking
+    ids, timestamps, ports and status codes stay (Azure support asks for the tracking id)."""
     text = _SAS_TOKEN.sub("SharedAccessSignature ***", text)
     text = _SECRETS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    text = _URL_USERINFO.sub("***@", text)
     return _IP.sub("***", _PHONE.sub("***", text))
 
 
@@ -157,7 +172,8 @@ def reason(error: BaseException) -> str:
     """The error's message on one line (its distinct lines joined by '; ': the SDK puts the status and the
     service's description on lines of their own), scrubbed, cut to 200 characters; the type if it has none."""
     lines = list(dict.fromkeys(line.strip() for line in str(error).splitlines() if line.strip()))
-    text = scrub("; ".join(lines))
+    proxy = _proxy_failure(list(chain(error)))
+    text = scrub("; ".join([proxy, *lines] if proxy else lines))
     return (text[: _REASON_CHARACTERS - 1] + "…" if len(text) > _REASON_CHARACTERS else text) or type(error).__name__
 
 

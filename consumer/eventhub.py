@@ -62,6 +62,7 @@ from consumer.errors import EVENTHUB_KINDS, STORAGE_KINDS, STORAGE_TIMEOUT, clas
 from consumer.errors import reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
+from consumer.network import eventhub_options
 from consumer.ownership import OwnershipStore
 from consumer.pipeline import EventContext, Pipeline
 from consumer.worker import PipelineWorker, failure_detail
@@ -171,6 +172,7 @@ class Receiver:
             "load_balancing_strategy": LoadBalancingStrategy(hub.load_balancing_strategy),
             "load_balancing_interval": hub.load_balancing_interval_seconds,
             "partition_ownership_expiration_interval": hub.partition_ownership_expiration_interval_seconds,
+            **eventhub_options(self.settings),
         }
         if hub.connection_string is not None:
             return EventHubConsumerClient.from_connection_string(hub.connection_string.get_secret_value(), **options)

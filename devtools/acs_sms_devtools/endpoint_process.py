@@ -119,6 +119,9 @@ class EndpointProcess:
     running = property(lambda self: self._state["running"])
     sas_key = property(lambda self: self._state["sas_key"])
     connection_string = property(lambda self: self._state["connection_string"])
+    websocket_port = property(lambda self: self._state["websocket_port"])
+    websocket_address = property(lambda self: self._state["websocket_address"])
+    websocket_connection_string = property(lambda self: self._state["websocket_connection_string"])
     fully_qualified_namespace = property(lambda self: f"{self.host}:{self.port}")
     partition_ids = property(lambda self: list(self._state["partition_ids"]))
 
@@ -167,7 +170,9 @@ def start_endpoint(python: str | None = None, **kwargs: Any) -> Any:
 def _state(endpoint: Any) -> dict[str, Any]:
     return {"host": endpoint.host, "port": endpoint.port, "running": endpoint.running, "sas_key": endpoint.sas_key,
             "connection_string": endpoint.connection_string, "partition_ids": endpoint.partition_ids,
-            "hub": endpoint.hub.name}
+            "hub": endpoint.hub.name, "websocket_port": endpoint.websocket_port,
+            "websocket_address": endpoint.websocket_address,
+            "websocket_connection_string": endpoint.websocket_connection_string}
 
 
 def _serve(lines: Iterable[str], reply: Any) -> None:

@@ -60,7 +60,12 @@ def kustomize_command() -> list[str]:
 @functools.cache
 def built(name: str) -> tuple[dict, ...]:
     """The objects that the real kustomize builds of `BUILDS[name]`."""
-    command = [*kustomize_command(), str(BUILDS[name])]
+    return kustomize_build(BUILDS[name])
+
+
+def kustomize_build(path: Path) -> tuple[dict, ...]:
+    """The objects that the real kustomize builds of the kustomization in `path`."""
+    command = [*kustomize_command(), str(path)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{' '.join(command)} failed:\n{proc.stderr}"
     return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)

@@ -15,6 +15,7 @@ from . import codec
 from .amqp import Message
 from .hub import EventHub
 from .server import EventHubsServer
+from ..tls import server_context
 
 __all__ = ["EventHubsEndpoint"]
 
@@ -34,6 +35,10 @@ class EventHubsEndpoint:
         idle_timeout_s: idle timeout announced to clients (they send heartbeats at half of it).
         sas_key: when set, clients must sign their SAS token with this key (as with the real service);
             :attr:`connection_string` then carries it. None (the default) accepts any key.
+        websocket_port: also serve AMQP over WebSocket on this port (0: a free one; None, the
+            default: not at all); see :attr:`websocket_connection_string`.
+        certfile, keyfile: PEM server certificate and key: the WebSocket listener then speaks TLS
+            (``wss://``), as Event Hubs does on 443 (``acs_sms_devtools.tls`` makes a pair for tests).
     """
 
     def __init__(
@@ -47,9 +52,14 @@ class EventHubsEndpoint:
         max_events_per_partition: int = 100_000,
         idle_timeout_s: float = 120.0,
         sas_key: str | None = None,
+        websocket_port: int | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
     ) -> None:
         self.hub = EventHub(hub, partitions, tuple(consumer_groups), max_events_per_partition)
-        self._server = EventHubsServer(self.hub, host, port, idle_timeout_s=idle_timeout_s, sas_key=sas_key)
+        self._server = EventHubsServer(self.hub, host, port, idle_timeout_s=idle_timeout_s, sas_key=sas_key,
+                                       websocket_port=websocket_port,
+                                       websocket_ssl=server_context(certfile, keyfile) if certfile else None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -139,6 +149,27 @@ class EventHubsEndpoint:
             f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=k;SharedAccessKey={self.sas_key or 'v'};"
             f"EntityPath={self.hub.name};UseDevelopmentEmulator=true"
         )
+
+    @property
+    def websocket_port(self) -> int | None:
+        """The port of the AMQP-over-WebSocket listener (None: there is none)."""
+        return self._server.websocket.port if self._server.websocket is not None else None
+
+    @property
+    def websocket_address(self) -> str | None:
+        """``sb://host:port`` of the WebSocket listener: the SDK's ``custom_endpoint_address``."""
+        return f"sb://{self.host}:{self.websocket_port}" if self.websocket_port is not None else None
+
+    @property
+    def websocket_connection_string(self) -> str | None:
+        """Connection string for the WebSocket listener (with ``custom_endpoint_address``): with TLS a
+        namespace's (no ``UseDevelopmentEmulator``, which would turn TLS off), else the emulator's."""
+        websocket = self._server.websocket
+        if websocket is None:
+            return None
+        emulator = "" if websocket.ssl_context is not None else ";UseDevelopmentEmulator=true"
+        return (f"Endpoint=sb://{self.host}/;SharedAccessKeyName=k;SharedAccessKey={self.sas_key or 'v'};"
+                f"EntityPath={self.hub.name}{emulator}")
 
     @property
     def sas_key(self) -> str | None:

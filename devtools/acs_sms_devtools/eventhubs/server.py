@@ -11,6 +11,7 @@ import hmac
 import logging
 import re
 import socket
+import ssl
 import time
 import uuid
 from base64 import b64encode
@@ -41,6 +42,7 @@ from .amqp import (
     Target,
 )
 from .hub import EventHub, Partition, StoredEvent, now_ms
+from .websocket import WebSocketListener
 
 __all__ = ["EventHubsServer", "LINK_STOLEN", "BATCH_MESSAGE_FORMAT"]
 
@@ -721,8 +723,13 @@ class EventHubsServer:
     """The asyncio server: listens, owns the hub and the receiver registry (owner levels)."""
 
     def __init__(self, hub: EventHub, host: str = "127.0.0.1", port: int = 0, *, idle_timeout_s: float = 120.0,
-                 sas_key: str | None = None) -> None:
+                 sas_key: str | None = None, websocket_port: int | None = None,
+                 websocket_ssl: ssl.SSLContext | None = None) -> None:
+        """`websocket_port`: also serve AMQP over WebSocket there (0: a free port; None: not at all),
+        over TLS with `websocket_ssl` (see .websocket)."""
         self.hub = hub
+        self.websocket = (None if websocket_port is None
+                          else WebSocketListener(lambda: Connection(self), host, websocket_port, websocket_ssl))
         #: When set, clients must put a SAS token signed with this key on $cbs (as the service does) before
         #: any entity link or management request; None accepts any credentials. May be changed while serving.
         self.sas_key = sas_key
@@ -744,6 +751,8 @@ class EventHubsServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.websocket is not None:
+            await self.websocket.start()
 
     async def stop(self) -> None:
         """Stop listening and abort every connection."""
@@ -751,6 +760,8 @@ class EventHubsServer:
         if server is not None:
             server.close()
         self.drop_connections()
+        if self.websocket is not None:
+            await self.websocket.stop()
         if server is not None:
             await server.wait_closed()
         await asyncio.sleep(0)
