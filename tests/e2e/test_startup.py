@@ -1,0 +1,106 @@
+"""Start-up that survives a silent storage account: `acs-sms-consumer run` (the real CLI, as a
+subprocess) against a blob endpoint that accepts TCP connections and never answers. The HTTP server
+is up before any storage call, so within a few seconds `/healthz` answers 200 and `/readyz` 503 with
+the `checkpoint_store` check naming what is missing (before, start-up waited for the two blob
+containers, up to ~72 s with the storage client's retries, and the startupProbe's 60 s restarted the
+pod). A SIGTERM in that state exits at once, 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from acs_sms_devtools.azurite import development_connection_string
+from tests.e2e.support import ConsumerProcess, free_port, write_config
+
+#: How soon the endpoints must answer: far below the storage client's first timeout (10 s read).
+ANSWER_WITHIN = 8.0
+#: How soon a SIGTERM in that state must end the process.
+EXIT_WITHIN = 5.0
+
+
+class SilentServer:
+    """Accepts every TCP connection and holds it, reading and answering nothing (a storage account
+    behind a black-holing firewall, a hung proxy). Runs its own event loop in a thread."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.accepted = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="silent-server", daemon=True)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        assert self._ready.wait(5), "the silent server did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        held: list[asyncio.StreamWriter] = []
+
+        async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            held.append(writer)  # never read, never written, never closed until the server stops
+
+        server = self._loop.run_until_complete(asyncio.start_server(hold, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            for writer in held:
+                writer.transport.abort()
+            server.close()
+            self._loop.close()
+
+
+@pytest.fixture
+def silent_storage() -> Iterator[SilentServer]:
+    with SilentServer() as server:
+        yield server
+
+
+def test_http_answers_before_storage_and_sigterm_exits_cleanly(eventhubs, silent_storage: SilentServer,
+                                                               tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "config.yaml", eventhubs.connection_string, eventhubs.hub.name,
+                          development_connection_string("127.0.0.1", silent_storage.port), "checkpoints", port)
+    consumer = ConsumerProcess(config, port, tmp_path / "consumer.log").start()
+    try:
+        started = time.monotonic()
+        consumer.wait_until(lambda: consumer.get("/healthz")[0] == 200, ANSWER_WITHIN, "/healthz 200")
+        status, body = consumer.get("/readyz")
+        waited = time.monotonic() - started
+        assert waited < ANSWER_WITHIN, waited
+        assert status == 503, body
+        store = json.loads(body)["checks"]["checkpoint_store"]
+        assert store["ok"] is False and "checkpoint store has not answered" in store["detail"], store
+        assert "creating the blob containers" in store["detail"], store
+        # The consumer did call storage (and is waiting on it): the state this test is about.
+        consumer.wait_until(lambda: silent_storage.accepted > 0, ANSWER_WITHIN, "a connection to storage")
+        assert consumer.process.poll() is None, consumer.logs()[-4000:]
+
+        stopping = time.monotonic()
+        consumer.process.send_signal(signal.SIGTERM)
+        code = consumer.process.wait(EXIT_WITHIN * 3)
+        took = time.monotonic() - stopping
+    finally:
+        consumer.stop(signal.SIGKILL)
+    logs = consumer.logs()
+    assert code == 0, logs[-4000:]
+    assert took < EXIT_WITHIN, f"SIGTERM during start-up took {took:.1f} s:\n{logs[-4000:]}"
+    messages = [json.loads(line).get("message") for line in logs.splitlines() if line.startswith("{")]
+    assert "stopped during start-up" in messages and messages[-1] == "stopped", messages
+    assert "Traceback" not in logs and "Task was destroyed" not in logs, logs[-4000:]
