@@ -249,7 +249,7 @@ class Service:
 
         receiver = Receiver(settings, self.pipeline, self.metrics, store, deadletters, credential,
                             on_store_answer=self._store_answered)
-        self.health.add("eventhub", lambda: receiver.readiness.check() if receiver.running else (False, "not receiving"))
+        self.health.add("eventhub", lambda: self._eventhub_check(receiver))
         self.health.add("checkpoint_store", self._store_check)
         self.health.add("partitions", lambda: self._partitions_check(receiver))
         self.health.add("shutdown", lambda: (False, "shutting down: /metrics is served until the final counts are "
@@ -361,6 +361,13 @@ class Service:
 
     def _store_answered(self) -> None:
         self.store_answered_at = time.monotonic()
+
+    def _eventhub_check(self, receiver: Receiver) -> tuple[bool, str]:
+        if receiver.running:
+            return receiver.readiness.check()
+        if self.starting:  # the probe runs during start-up already: say what the hub answers meanwhile
+            return False, f"not receiving yet (start-up: {self.starting}); Event Hubs: {receiver.readiness.check()[1]}"
+        return False, "not receiving"
 
     def _store_check(self) -> tuple[bool, str]:
         limit = self.settings.readiness_checkpoint_store_max_age_seconds

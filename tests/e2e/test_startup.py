@@ -88,6 +88,8 @@ def test_http_answers_before_storage_and_sigterm_exits_cleanly(eventhubs, silent
         store = json.loads(body)["checks"]["checkpoint_store"]
         assert store["ok"] is False and "checkpoint store has not answered" in store["detail"], store
         assert "creating the blob containers" in store["detail"], store
+        hub = json.loads(body)["checks"]["eventhub"]
+        assert hub["ok"] is False and hub["detail"].startswith("not receiving yet (start-up: creating the blob"), hub
         # The consumer did call storage (and is waiting on it): the state this test is about.
         consumer.wait_until(lambda: silent_storage.accepted > 0, ANSWER_WITHIN, "a connection to storage")
         assert consumer.process.poll() is None, consumer.logs()[-4000:]
