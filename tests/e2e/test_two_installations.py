@@ -15,35 +15,20 @@ import asyncio
 from azure.storage.blob import BlobServiceClient
 
 from consumer.app import Service
-from consumer.config import Settings
-from tests.e2e.support import parse, total
-from tests.in_process import get, until
+from tests.e2e.support import total
+from tests.e2e.test_isolation import scrape, settings_for
+from tests.in_process import until
 
 HUB = "acs-diagnostics"
-GROUP = "acs-sms-consumer"
-
-
-def settings_for(endpoint, azurite, container: str) -> Settings:  # noqa: ANN001 - fixtures' objects
-    return Settings.model_validate({
-        "eventhub": {"connection_string": endpoint.connection_string, "name": HUB, "consumer_group": GROUP,
-                     "initial_position": "earliest", "max_wait_time_seconds": 0.2,
-                     "load_balancing_interval_seconds": 1, "partition_ownership_expiration_interval_seconds": 5},
-        "checkpoint_store": {"connection_string": azurite.connection_string, "container": container},
-        "checkpoint": {"interval_seconds": 0.5, "every_events": 1},
-        "deadletter": {"container": f"{container}-dl"},
-        "http": {"host": "127.0.0.1", "port": 0},
-        "shutdown_timeout_seconds": 10,
-        "shutdown_final_scrape_wait_seconds": 1,
-    })
 
 
 def written(service: Service) -> float:
-    return total(parse(get(service, "/metrics")[1].decode()), "acs_consumer_dead_letters_total", outcome="written")
+    return total(scrape(service), "acs_consumer_dead_letters_total", outcome="written")
 
 
 def test_two_installations_sharing_storage_keep_each_others_dead_letters(eventhubs_factory, azurite,
                                                                          blob_container) -> None:
-    endpoints = [eventhubs_factory(hub=HUB, partitions=1, consumer_groups=(GROUP,)) for _ in range(2)]
+    endpoints = [eventhubs_factory(hub=HUB, partitions=1) for _ in range(2)]  # consumer group $Default
     assert endpoints[0].fully_qualified_namespace != endpoints[1].fully_qualified_namespace
     bodies = {endpoint.fully_qualified_namespace: f"not json from {endpoint.fully_qualified_namespace} {{".encode()
               for endpoint in endpoints}
@@ -68,4 +53,4 @@ def test_two_installations_sharing_storage_keep_each_others_dead_letters(eventhu
         letters = {blob.name: container.download_blob(blob.name).readall() for blob in container.list_blobs()}
     finally:
         service_client.close()
-    assert letters == {f"{namespace.lower()}/{HUB}/{GROUP}/0/0.body": body for namespace, body in bodies.items()}
+    assert letters == {f"{namespace.lower()}/{HUB}/Default/0/0.body": body for namespace, body in bodies.items()}
