@@ -1,5 +1,6 @@
-"""Start-up that survives a silent storage account: `acs-sms-consumer run` (the real CLI, as a
-subprocess) against a blob endpoint that accepts TCP connections and never answers. The HTTP server
+"""Start-up that survives a silent storage account or identity endpoint: `acs-sms-consumer run` (the
+real CLI, as a subprocess) against a blob endpoint (or an Entra ID authority for
+DefaultAzureCredential) that accepts TCP connections and never answers. The HTTP server
 is up before any storage call, so within a few seconds `/healthz` answers 200 and `/readyz` 503 with
 the `checkpoint_store` check naming what is missing (before, start-up waited for the two blob
 containers, up to ~72 s with the storage client's retries, and the startupProbe's 60 s restarted the
@@ -72,11 +73,26 @@ def silent_storage() -> Iterator[SilentServer]:
         yield server
 
 
-def test_http_answers_before_storage_and_sigterm_exits_cleanly(eventhubs, silent_storage: SilentServer,
-                                                               tmp_path: Path) -> None:
+def silent_identity(silent: SilentServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The storage account by URL with DefaultAzureCredential, whose Entra ID endpoint (a client secret
+    from the environment, the authority host redirected) is the silent server, as is the account."""
+    for variable, value in {"AZURE_TENANT_ID": "00000000-0000-0000-0000-000000000000",
+                            "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000000",
+                            "AZURE_CLIENT_SECRET": "not-a-secret",
+                            "AZURE_AUTHORITY_HOST": f"https://127.0.0.1:{silent.port}"}.items():
+        monkeypatch.setenv(variable, value)
+    return {"checkpoint_store__connection_string": None,
+            "checkpoint_store__account_url": f"https://127.0.0.1:{silent.port}"}
+
+
+@pytest.mark.parametrize("silent", ["storage", "identity"])
+def test_http_answers_before_storage_and_sigterm_exits_cleanly(silent: str, eventhubs, silent_storage: SilentServer,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
+    overrides = silent_identity(silent_storage, monkeypatch) if silent == "identity" else {}
     config = write_config(tmp_path / "config.yaml", eventhubs.connection_string, eventhubs.hub.name,
-                          development_connection_string("127.0.0.1", silent_storage.port), "checkpoints", port)
+                          development_connection_string("127.0.0.1", silent_storage.port), "checkpoints", port,
+                          **overrides)
     consumer = ConsumerProcess(config, port, tmp_path / "consumer.log").start()
     try:
         started = time.monotonic()
@@ -90,8 +106,8 @@ def test_http_answers_before_storage_and_sigterm_exits_cleanly(eventhubs, silent
         assert "creating the blob containers" in store["detail"], store
         hub = json.loads(body)["checks"]["eventhub"]
         assert hub["ok"] is False and hub["detail"].startswith("not receiving yet (start-up: creating the blob"), hub
-        # The consumer did call storage (and is waiting on it): the state this test is about.
-        consumer.wait_until(lambda: silent_storage.accepted > 0, ANSWER_WITHIN, "a connection to storage")
+        # The consumer did call storage or identity (and is waiting on it): the state this test is about.
+        consumer.wait_until(lambda: silent_storage.accepted > 0, ANSWER_WITHIN, f"a connection to {silent}")
         assert consumer.process.poll() is None, consumer.logs()[-4000:]
 
         stopping = time.monotonic()
