@@ -1,7 +1,9 @@
 """The `run` lifecycle: configuration, start-up, signals, graceful shutdown; and `check-config`.
 
-Start-up: logs the version and the effective configuration (secrets redacted), creates the checkpoint
-and dead-letter containers if missing, serves HTTP, then starts receiving.
+Start-up: logs the version and the effective configuration (secrets redacted), serves HTTP, then
+creates the checkpoint and dead-letter containers if missing, then starts receiving. HTTP comes
+before any call to storage, identity or Event Hubs: however long those take, /healthz answers and
+/readyz names what is missing (a SIGTERM meanwhile exits at once, 0).
 
 Readiness (`/readyz`) passes when all of these hold:
 - `eventhub`: the receive loop runs and Event Hubs answers: events arrive, or the hub answered its
@@ -178,6 +180,7 @@ class Service:
         self._stop = asyncio.Event()
         self._signals = 0
         self.shutting_down = False
+        self.starting: str | None = "starting"  # what start-up waits for, until the receive loop starts
 
     # --- storage ----------------------------------------------------------------------------------
 
@@ -240,20 +243,19 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
+        # Nothing here calls storage, identity or Event Hubs before the HTTP server is up: a slow or
+        # silent dependency then shows as a /readyz reason instead of a failed startup probe.
         store, service, credential = self._storage()
-        if service is not None:
-            await self._ensure_container(service, settings.checkpoint_store.container)
         deadletters = None
         if settings.deadletter.enabled and service is not None:
-            await self._ensure_container(service, settings.deadletter.container)
             deadletters = DeadLetterWriter(service.get_container_client(settings.deadletter.container),
-                                           settings.deadletter, self.metrics.consumer, eventhub_name(settings),
-                                           settings.eventhub.consumer_group)
+                                           settings.deadletter, self.metrics.consumer, namespace_of(settings),
+                                           eventhub_name(settings), settings.eventhub.consumer_group)
             deadletters.start()
 
         receiver = Receiver(settings, self.pipeline, self.metrics, store, deadletters, credential,
                             on_store_answer=self._store_answered)
-        self.health.add("eventhub", lambda: receiver.readiness.check() if receiver.running else (False, "not receiving"))
+        self.health.add("eventhub", lambda: self._eventhub_check(receiver))
         self.health.add("checkpoint_store", self._store_check)
         self.health.add("partitions", lambda: self._partitions_check(receiver))
         self.health.add("shutdown", lambda: (False, "shutting down: /metrics is served until the final counts are "
@@ -265,19 +267,13 @@ class Service:
         self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})
 
-        # What start-up made (modules, the SDK's and storage clients, pydantic models, metric families)
-        # lives as long as the process: frozen, it is no longer traversed by every full collection,
-        # which otherwise pauses the event loop for tens of milliseconds and costs ~5% of throughput.
-        gc.collect()
-        gc.freeze()
-
         probing = asyncio.create_task(receiver.probe(EVENTHUB_PROBE_SECONDS), name="eventhub-probe")
         background = [
             asyncio.create_task(self._probe_store(store), name="store-probe"),
             probing,
             asyncio.create_task(self._progress(receiver), name="progress"),
         ]
-        receiving = asyncio.create_task(receiver.run(), name="receive")
+        receiving = asyncio.create_task(self._receive(receiver, service), name="receive")
         stop = asyncio.create_task(self._stop.wait(), name="stop")
         await asyncio.wait([receiving, stop], return_when=asyncio.FIRST_COMPLETED)
         exit_code = 0
@@ -292,6 +288,11 @@ class Service:
 
         started = time.monotonic()
         self.shutting_down = True
+        if not receiver.running and not receiving.done():
+            # Stopped during start-up (still waiting for storage): nothing was received, so nothing
+            # is to drain or checkpoint; the receive loop must not start after the client's close.
+            receiving.cancel()
+            log.info("stopped during start-up", extra={"waiting_for": self.starting})
         probing.cancel()  # readiness is 503 from here on; no Event Hubs call beside the client's close
         # Without scrape alignment the final checkpoints name every counted event anyway: no scrape to wait for.
         aligned = settings.checkpoint.scrape_aligned
@@ -318,6 +319,25 @@ class Service:
         gc.unfreeze()  # a process that serves again (tests, the benchmark) collects this service's objects
         log.info("stopped", extra={"seconds": round(time.monotonic() - started, 3), "exit_code": exit_code})
         return exit_code
+
+    async def _receive(self, receiver: Receiver, service: Any) -> None:
+        """Start-up's calls to storage (the two blob containers), then the receive loop. It runs
+        behind the HTTP server, so that however long storage or identity take (each call of the
+        storage client may take ~36 s with its retries), /readyz says what is missing meanwhile
+        (`checkpoint_store`), and a SIGTERM ends it (the shutdown cancels it before it receives)."""
+        settings = self.settings
+        if service is not None:
+            self.starting = "creating the blob containers"
+            await self._ensure_container(service, settings.checkpoint_store.container)
+            if settings.deadletter.enabled:
+                await self._ensure_container(service, settings.deadletter.container)
+        self.starting = None
+        # What start-up made (modules, the SDK's and storage clients, pydantic models, metric families)
+        # lives as long as the process: frozen, it is no longer traversed by every full collection,
+        # which otherwise pauses the event loop for tens of milliseconds and costs ~5% of throughput.
+        gc.collect()
+        gc.freeze()
+        await receiver.run()
 
     async def _shutdown(self, receiver: Receiver, receiving: asyncio.Task[None], deadletters: DeadLetterWriter | None) -> None:
         await receiver.close()  # cancels receiving, waits for batches in hand, final checkpoints, releases ownership
@@ -348,10 +368,18 @@ class Service:
     def _store_answered(self) -> None:
         self.store_answered_at = time.monotonic()
 
+    def _eventhub_check(self, receiver: Receiver) -> tuple[bool, str]:
+        if receiver.running:
+            return receiver.readiness.check()
+        if self.starting:  # the probe runs during start-up already: say what the hub answers meanwhile
+            return False, f"not receiving yet (start-up: {self.starting}); Event Hubs: {receiver.readiness.check()[1]}"
+        return False, "not receiving"
+
     def _store_check(self) -> tuple[bool, str]:
         limit = self.settings.readiness_checkpoint_store_max_age_seconds
         if self.store_answered_at is None:
-            return False, "checkpoint store has not answered yet"
+            waiting = f" (start-up: {self.starting})" if self.starting else ""
+            return False, f"checkpoint store has not answered yet{waiting}"
         age = time.monotonic() - self.store_answered_at
         if age > limit:
             return False, f"checkpoint store last answered {age:.0f} s ago (limit {limit:.0f} s)"

@@ -1,8 +1,11 @@
 """Dead-letter: keep the bodies that yielded no records, so nothing is lost without a trace.
 
 Each rejected body is written as one blob to a container of the checkpoint storage account, named
-`<eventhub>/<consumer group>/<partition>/<sequence number>.body` (so a replay of the same event
-overwrites rather than duplicates), with the partition, sequence number, offset, enqueued time,
+`<namespace>/<eventhub>/<consumer group>/<partition>/<sequence number>.body` (`blob_name`: a replay of
+the same event overwrites rather than duplicates, while installations reading other Event Hubs
+namespaces, hubs or consumer groups never share a name, even in one container; the namespace is the
+fully qualified host name, lower-cased as the checkpoint store writes it), with the partition,
+sequence number, offset, enqueued time,
 reason and size as blob metadata. Bodies over `max_body_bytes` are cut to that size when they are
 submitted (metadata `truncated=true`, `size` the original size). Writes happen in the background
 from a queue bounded in letters (`QUEUE_SIZE`) and in bytes (`max_queued_bytes`), at most
@@ -74,9 +77,11 @@ class Pending:
     hold: Any  # whatever the submitter attached (the receiver: where a checkpoint may stop meanwhile)
 
 
-def blob_name(eventhub: str, consumer_group: str, letter: DeadLetter) -> str:
+def blob_name(namespace: str, eventhub: str, consumer_group: str, letter: DeadLetter) -> str:
+    """`<namespace>/<eventhub>/<consumer group>/<partition>/<sequence number>.body` (`$` dropped:
+    `$Default` becomes `Default`)."""
     sequence = "unknown" if letter.sequence_number is None else str(letter.sequence_number)
-    return f"{eventhub}/{consumer_group}/{letter.partition}/{sequence}.body".replace("$", "")
+    return f"{namespace.lower()}/{eventhub}/{consumer_group}/{letter.partition}/{sequence}.body".replace("$", "")
 
 
 def blob_metadata(letter: DeadLetter, size: int, truncated: bool) -> dict[str, str]:
@@ -98,8 +103,9 @@ class DeadLetterWriter:
     """Background writer. `container` is an `azure.storage.blob.aio.ContainerClient`."""
 
     def __init__(self, container: Any, settings: DeadLetterSettings, metrics: ConsumerMetrics,
-                 eventhub: str, consumer_group: str) -> None:
+                 namespace: str, eventhub: str, consumer_group: str) -> None:
         self._container = container
+        self._namespace = namespace
         self._settings = settings
         self._metrics = metrics
         self._eventhub = eventhub
@@ -198,7 +204,7 @@ class DeadLetterWriter:
 
     async def _write(self, pending: Pending) -> None:
         letter = pending.letter
-        name = blob_name(self._eventhub, self._consumer_group, letter)
+        name = blob_name(self._namespace, self._eventhub, self._consumer_group, letter)
         fields = event_fields(letter.partition, letter.sequence_number, offset=letter.offset, reason=letter.reason, blob=name)
         size = letter.original_size
         metadata = blob_metadata(letter, size, size > len(letter.body))

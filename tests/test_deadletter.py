@@ -16,7 +16,7 @@ from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
 from tests.test_eventhub import GOOD, FakeContext, hub_event
 
-HUB, GROUP = "hub", "$Default"
+NAMESPACE, HUB, GROUP = "ns.servicebus.windows.net", "hub", "$Default"
 
 
 def letter(sequence_number: int, body: bytes = b"not json", partition: str = "0") -> DeadLetter:
@@ -63,7 +63,7 @@ def run_with_writer(azurite, blob_container, scenario, gate: dict | None = None,
         async with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
             container = service.get_container_client(blob_container)
             target = Gate(container, **gate) if gate is not None else container
-            writer = DeadLetterWriter(target, DeadLetterSettings(**settings), metrics.consumer, HUB, GROUP)
+            writer = DeadLetterWriter(target, DeadLetterSettings(**settings), metrics.consumer, NAMESPACE, HUB, GROUP)
             writer.start()
             try:
                 return await scenario(writer, container, metrics, target)
@@ -82,7 +82,7 @@ def test_written_with_position_and_reason(azurite, blob_container):
         return await blobs(container)
 
     found, metrics = run_with_writer(azurite, blob_container, scenario)
-    body, meta = found["hub/Default/0/7.body"]
+    body, meta = found[f"{NAMESPACE}/hub/Default/0/7.body"]
     assert body == b"\x00body\xff"
     assert meta == {"partition": "0", "sequencenumber": "7", "offset": "1007", "enqueuedtime": "2023-11-14T22:13:20+00:00",
                     "reason": "invalid_json", "detail": "not JSON: unexpected character", "size": "6",
@@ -98,7 +98,7 @@ def test_bodies_over_max_body_bytes_are_cut_when_submitted(azurite, blob_contain
         return await blobs(container)
 
     found, metrics = run_with_writer(azurite, blob_container, scenario, max_body_bytes=1000)
-    body, meta = found["hub/Default/0/1.body"]
+    body, meta = found[f"{NAMESPACE}/hub/Default/0/1.body"]
     assert body == b"x" * 1000 and (meta["size"], meta["truncated"]) == ("5000", "true")
     assert outcomes(metrics) == {"written": 1, "error": 0, "dropped": 0}
 
@@ -113,7 +113,7 @@ def test_beyond_max_blobs_per_minute_letters_are_dropped_and_logged(azurite, blo
 
     with caplog.at_level(logging.WARNING, logger="consumer.deadletter"):
         found, metrics = run_with_writer(azurite, blob_container, scenario, max_blobs_per_minute=3)
-    assert sorted(found) == [f"hub/Default/0/{n}.body" for n in range(3)]
+    assert sorted(found) == [f"{NAMESPACE}/hub/Default/0/{n}.body" for n in range(3)]
     assert outcomes(metrics) == {"written": 3, "error": 0, "dropped": 2}
     dropped = [(r.sequence_number, r.why) for r in caplog.records if r.getMessage().startswith("dead letter dropped")]
     assert dropped == [(3, "over max_blobs_per_minute"), (4, "over max_blobs_per_minute")]
@@ -132,7 +132,7 @@ def test_queued_bytes_are_bounded(azurite, blob_container, caplog):
     with caplog.at_level(logging.WARNING, logger="consumer.deadletter"):
         (queued, found), metrics = run_with_writer(azurite, blob_container, scenario, gate={}, max_queued_bytes=1000)
     assert queued == 800  # two of 400 bytes fit under 1,000
-    assert sorted(found) == ["hub/Default/0/0.body", "hub/Default/0/1.body"]
+    assert sorted(found) == [f"{NAMESPACE}/hub/Default/0/0.body", f"{NAMESPACE}/hub/Default/0/1.body"]
     assert outcomes(metrics) == {"written": 2, "error": 0, "dropped": 4}
     assert {r.why for r in caplog.records if r.getMessage().startswith("dead letter dropped")} == {"over max_queued_bytes"}
 
@@ -146,7 +146,7 @@ def test_a_failed_write_is_counted_and_retried(azurite, blob_container, monkeypa
         return gate.attempts, await blobs(container)
 
     (attempts, found), metrics = run_with_writer(azurite, blob_container, scenario, gate={"failures": 2})
-    assert attempts == 3 and list(found) == ["hub/Default/0/4.body"]
+    assert attempts == 3 and list(found) == [f"{NAMESPACE}/hub/Default/0/4.body"]
     assert outcomes(metrics) == {"written": 1, "error": 2, "dropped": 0}
 
 
@@ -197,7 +197,7 @@ def test_the_checkpoint_is_held_back_while_a_dead_letter_is_pending(azurite, blo
     async def main():
         async with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
             gate = Gate(service.get_container_client(blob_container))
-            writer = DeadLetterWriter(gate, config.deadletter, metrics.consumer, HUB, GROUP)
+            writer = DeadLetterWriter(gate, config.deadletter, metrics.consumer, NAMESPACE, HUB, GROUP)
             writer.start()
             receiver = Receiver(config, Pipeline(config.pipeline, metrics.domain), metrics, None, writer)
             context = FakeContext("0", last_enqueued=5)
@@ -249,7 +249,7 @@ def test_a_checkpoint_is_not_written_when_the_first_event_is_pending(azurite, bl
         async with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
             gate = Gate(service.get_container_client(blob_container))
             gate.open.clear()  # never written
-            writer = DeadLetterWriter(gate, config.deadletter, metrics.consumer, HUB, GROUP)
+            writer = DeadLetterWriter(gate, config.deadletter, metrics.consumer, NAMESPACE, HUB, GROUP)
             writer.start()
             receiver = Receiver(config, Pipeline(config.pipeline, metrics.domain), metrics, None, writer)
             context = FakeContext("0", last_enqueued=1)
@@ -279,7 +279,7 @@ def test_a_letter_that_makes_the_writer_raise_is_dropped_and_the_writer_goes_on(
             uploaded.append(name)
 
     async def main():
-        writer = DeadLetterWriter(Container(), DeadLetterSettings(), metrics.consumer, HUB, GROUP)
+        writer = DeadLetterWriter(Container(), DeadLetterSettings(), metrics.consumer, NAMESPACE, HUB, GROUP)
         writer.start()
         try:
             writer.submit(DeadLetter(b"x", "0", 5, "5", 1e300, "invalid_json", "not JSON"), hold="a")
@@ -291,7 +291,7 @@ def test_a_letter_that_makes_the_writer_raise_is_dropped_and_the_writer_goes_on(
     with caplog.at_level(logging.WARNING, logger="consumer.deadletter"):
         settled, pending = asyncio.run(main())
     assert settled and pending == []
-    assert uploaded == [f"{HUB}/Default/0/6.body"]
+    assert uploaded == [f"{NAMESPACE}/{HUB}/Default/0/6.body"]
     assert outcomes(metrics) == {"written": 1, "error": 0, "dropped": 1}
     [line] = [r for r in caplog.records if r.getMessage().startswith("dead letter dropped")]
     assert (line.partition, line.sequence_number) == ("0", 5)

@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -42,6 +41,7 @@ BUILDS = {
     "keda": DEPLOY / "overlays" / "keda",
     "connection-strings": DEPLOY / "overlays" / "connection-strings",
     "second-instance": DEPLOY / "overlays" / "second-instance",
+    "managed-identity": DEPLOY / "overlays" / "managed-identity",
 }
 NAMESPACE = "acs-sms-consumer"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
@@ -170,7 +170,7 @@ def test_builds(name: str) -> None:
 
 def test_only_overlays_create_the_namespace() -> None:
     assert not by_kind("base", "Namespace") and not by_kind("second-instance", "Namespace")
-    for name in ("kube-prometheus-stack", "azure-managed-prometheus", "keda", "connection-strings"):
+    for name in ("kube-prometheus-stack", "azure-managed-prometheus", "keda", "connection-strings", "managed-identity"):
         labels = one(name, "Namespace")["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -183,7 +183,6 @@ CRD_MODELS = {
     ("azmonitoring.coreos.com/v1", "ServiceMonitor"): ("cloudcoil.models.prometheus_operator.v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("cloudcoil.models.prometheus_operator.v1", "PrometheusRule"),
     ("keda.sh/v1alpha1", "ScaledObject"): ("cloudcoil.models.keda.v1alpha1", "ScaledObject"),
-    ("keda.sh/v1alpha1", "TriggerAuthentication"): ("cloudcoil.models.keda.v1alpha1", "TriggerAuthentication"),
 }
 
 
@@ -451,6 +450,8 @@ def test_network_policy_peers_are_not_rewritten_into_our_pods(name: str) -> None
     """kustomize adds selector labels to every matchLabels of a NetworkPolicy: the peers (the scraper,
     kube-dns) must not carry them, or they would select this installation's pods instead."""
     for peer in network_policy_peers(name):
+        if "ipBlock" in peer:  # an address (the metadata endpoint of components/managed-identity), no selector
+            continue
         selector = peer["podSelector"]
         assert not selector.get("matchLabels"), f"{name}: peer {peer} uses matchLabels"
         assert not selector_matches(selector, pod_labels(name)), f"{name}: peer {peer} selects our own pods"
@@ -525,84 +526,10 @@ def test_network_policy_admits_only_the_metrics_port_and_azure_egress() -> None:
     assert ingress_ports == {("TCP", CONFIG["http"]["port"])}
     assert all(rule.get("from") for rule in policy["ingress"]), "ingress must name who may scrape"
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 5671), ("TCP", 5672)}
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 5671)}
 
 
 # --- KEDA ----------------------------------------------------------------------------------------
-
-
-def test_keda_reads_the_consumer_checkpoints() -> None:
-    scaled = one("keda", "ScaledObject")
-    (trigger,) = scaled["spec"]["triggers"]
-    meta = trigger["metadata"]
-    assert trigger["type"] == "azure-eventhub"
-    # blobMetadata is the layout of the Python SDK's BlobCheckpointStore: see scaledobject.yaml.
-    assert meta["checkpointStrategy"] == "blobMetadata"
-    config = effective_config("keda")
-    eventhub, store = config["eventhub"], config["checkpoint_store"]
-    assert f"{meta['eventHubNamespace']}.servicebus.windows.net" == eventhub["fully_qualified_namespace"]
-    assert meta["eventHubName"] == eventhub["name"]
-    assert meta["consumerGroup"] == eventhub["consumer_group"]
-    assert meta["blobContainer"] == store["container"]
-    assert meta["storageAccountName"] == urlparse(store["account_url"]).hostname.split(".")[0]
-    # The SDK lower-cases the blob prefix; KEDA lower-cases only the consumer group.
-    assert meta["eventHubNamespace"] == meta["eventHubNamespace"].lower()
-    assert meta["eventHubName"] == meta["eventHubName"].lower()
-    assert all(isinstance(v, str) for v in meta.values()), "trigger metadata values are strings"
-    auth = one("keda", "TriggerAuthentication")
-    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
-    assert auth["spec"]["podIdentity"]["provider"] == "azure-workload"
-    assert scaled["spec"]["scaleTargetRef"]["name"] == one("keda", "Deployment")["metadata"]["name"]
-
-
-def keda_blob_metadata_path(meta: dict) -> str:
-    """The blob KEDA's azure-eventhub scaler reads with checkpointStrategy blobMetadata and workload
-    identity (kedacore/keda pkg/scalers/azure/azure_eventhub_checkpoint.go, blobMetadataCheckpointer):
-    /<blobContainer>/<eventHubNamespace>.<endpoint suffix>/<eventHubName>/<lower(consumerGroup)>/checkpoint/<partition>
-    with the checkpoint in the blob's metadata keys "sequencenumber" and "offset"."""
-    namespace = f"{meta['eventHubNamespace']}.servicebus.windows.net"
-    return f"/{meta['blobContainer']}/{namespace}/{meta['eventHubName']}/{meta['consumerGroup'].lower()}/checkpoint/0"
-
-
-def test_keda_reads_the_blob_the_sdk_writes() -> None:
-    """The consumer's checkpoint store (the real azure-eventhub-checkpointstoreblob-aio code, on a
-    recording container client) writes the very blob and metadata keys KEDA's blobMetadata reads."""
-    import asyncio
-
-    from azure.core.exceptions import ResourceNotFoundError
-    from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
-
-    written: dict[str, dict[str, str]] = {}
-
-    class RecordingBlob:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        async def set_blob_metadata(self, metadata, **_):
-            if self.name not in written:
-                raise ResourceNotFoundError("no blob")
-            written[self.name] = metadata
-
-        async def upload_blob(self, data, overwrite, metadata, **_):
-            written[self.name] = metadata
-
-    class RecordingContainer:
-        def get_blob_client(self, name: str) -> RecordingBlob:
-            return RecordingBlob(name)
-
-    config = effective_config("keda")
-    store = BlobCheckpointStore("https://unused.blob.core.windows.net", config["checkpoint_store"]["container"],
-                                container_client=RecordingContainer())
-    asyncio.run(store.update_checkpoint({
-        "fully_qualified_namespace": config["eventhub"]["fully_qualified_namespace"],
-        "eventhub_name": config["eventhub"]["name"],
-        "consumer_group": config["eventhub"]["consumer_group"],
-        "partition_id": "0", "sequence_number": 42, "offset": "4096",
-    }))
-    ((name, metadata),) = written.items()
-    (trigger,) = one("keda", "ScaledObject")["spec"]["triggers"]
-    assert keda_blob_metadata_path(trigger["metadata"]) == f"/{config['checkpoint_store']['container']}/{name}"
-    assert metadata == {"sequencenumber": "42", "offset": "4096"}
 
 
 def test_keda_owns_the_replica_count_within_the_partition_bound() -> None:
@@ -741,18 +668,21 @@ def test_the_key_vault_overlay_of_the_readme_mounts_the_same_files(tmp_path: Pat
 
 
 def test_a_renamed_installation_keeps_its_references(tmp_path: Path) -> None:
-    """A second installation with KEDA (name suffix + instance + the keda component, in an overlay
-    beside a copy of deploy/): the ScaledObject scales its own Deployment and uses its own
-    TriggerAuthentication (kustomizeconfig.yaml's nameReference), whose selectors carry its instance."""
+    """A second installation with KEDA (name suffix + instance + the keda component + the keda
+    overlay's `replacements`, in an overlay beside a copy of deploy/): the ScaledObject scales its own
+    Deployment (kustomizeconfig.yaml's nameReference) on its own Service's series, and its labels
+    carry its instance."""
     shutil.copytree(DEPLOY / "kubernetes", tmp_path / "kubernetes")
     overlay = tmp_path / "overlays" / "eu-keda"
     overlay.mkdir(parents=True)
+    keda_overlay = yaml.safe_load((BUILDS["keda"] / "kustomization.yaml").read_text(encoding="utf-8"))
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
-        "namespace": NAMESPACE,
+        "namespace": "acs-sms-consumer-eu",
         "nameSuffix": "-eu",
         "resources": ["../../kubernetes"],
         "components": ["../../kubernetes/components/keda"],
         "labels": [{"pairs": {"app.kubernetes.io/instance": "acs-sms-consumer-eu"}, "includeSelectors": True}],
+        "replacements": keda_overlay["replacements"],
     }), encoding="utf-8")
     proc = subprocess.run([*kustomize_command(), str(overlay)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -761,7 +691,6 @@ def test_a_renamed_installation_keeps_its_references(tmp_path: Path) -> None:
     assert scaled["spec"]["scaleTargetRef"]["name"] == "acs-sms-consumer-eu"
     assert ("Deployment", "acs-sms-consumer-eu") in objects
     (trigger,) = scaled["spec"]["triggers"]
-    assert ("TriggerAuthentication", trigger["authenticationRef"]["name"]) in objects
-    assert trigger["authenticationRef"]["name"] == "acs-sms-consumer-azure-eu"
+    assert 'namespace="acs-sms-consumer-eu",service="acs-sms-consumer-eu"' in trigger["metadata"]["query"]
     assert "replicas" not in objects[("Deployment", "acs-sms-consumer-eu")]["spec"]
     assert scaled["metadata"]["labels"]["app.kubernetes.io/instance"] == "acs-sms-consumer-eu"

@@ -113,7 +113,8 @@ def test_an_event_that_makes_the_pipeline_raise_is_isolated(eventhubs, azurite, 
     try:
         container = service_client.get_container_client(f"{blob_container}-dl")
         letters = {blob.name: blob.metadata for blob in container.list_blobs(include=["metadata"])}
-        assert sorted(letters) == [f"{eventhubs.hub.name}/Default/0/1.body", f"{eventhubs.hub.name}/Default/0/4.body"]
+        prefix = f"{eventhubs.fully_qualified_namespace}/{eventhubs.hub.name}/Default/0"
+        assert sorted(letters) == [f"{prefix}/1.body", f"{prefix}/4.body"]
         for name, meta in letters.items():
             assert (meta["partition"], meta["reason"]) == ("0", "internal")
             assert meta["detail"].startswith("KeyError at test_isolation.py:") and SECRET not in meta["detail"]
