@@ -11,7 +11,7 @@ Other bodies, the vast majority, are processed inline: a thread hop costs more t
 
 Size alone does not bound the cost: what a body costs is mostly per record, and a record can be two
 bytes (`1,`), so a 63 KiB body of tiny records held the loop 30-48 ms while a 63 KiB body of real
-records takes 0.5 ms. The estimate counts what costs, with `bytes.count` (C, ~10 µs for 64 KiB).
+records takes 0.5 ms. The estimate counts what costs (`inline_cost`: C, ~20-30 µs for 64 KiB).
 
 The pipeline's state (metric dicts, correlation and duplicate windows, label sets) is not locked
 inside; `PipelineWorker` keeps it to one thread at a time: an `asyncio.Lock` is held for as long as the
@@ -50,13 +50,18 @@ NANOSECONDS_PER_BYTE, NANOSECONDS_PER_COMMA, NANOSECONDS_PER_OBJECT = 25, 1_500,
 #: A body estimated to cost more than this (CPU on the machine the figures above were measured on)
 #: goes to the worker thread whatever its size: about the longest a body may hold the loop.
 INLINE_MAX_NANOSECONDS = 5_000_000
+#: Every byte but `,` and `{`: what `inline_cost` deletes to count those two in one pass.
+_NOT_COUNTED = bytes(byte for byte in range(256) if byte not in b",{")
 
 
 def inline_cost(body: bytes) -> int:
-    """What processing `body` on the event loop is estimated to cost at most, in CPU nanoseconds
-    (linear, in C: three counts, no parse)."""
-    return (len(body) * NANOSECONDS_PER_BYTE + body.count(b",") * NANOSECONDS_PER_COMMA
-            + body.count(b"{") * NANOSECONDS_PER_OBJECT)
+    """What processing `body` on the event loop is estimated to cost at most, in CPU nanoseconds.
+    Linear and in C, no parse: one pass keeps the commas and braces (a real body keeps ~2 % of its
+    bytes), one count of the braces among them (~0.5 ns per byte of the body in all)."""
+    kept = body.translate(None, _NOT_COUNTED)
+    objects = kept.count(b"{")
+    return (len(body) * NANOSECONDS_PER_BYTE + (len(kept) - objects) * NANOSECONDS_PER_COMMA
+            + objects * NANOSECONDS_PER_OBJECT)
 
 
 def failure_detail(error: BaseException) -> str:
@@ -87,7 +92,7 @@ class PipelineWorker:
         self.pipeline = pipeline
         self.offload_min_bytes = offload_min_bytes
         self._lock = asyncio.Lock()
-        self._executor: ThreadPoolExecutor | None = None  # made at the first large body
+        self._executor: ThreadPoolExecutor | None = None  # made at the first offloaded body
 
     def offloads(self, body: bytes) -> bool:
         """Whether `body` is processed on the worker thread: it is large, or costly (`inline_cost`)."""
