@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/bench_loop_hold.py [--size BYTES] [--skip SHAPE ...] [--repeat N]
 
-A benchmark, not a test: it prints. For every crafted shape of `tests/crafted.py` at `--size` bytes
-(default: the hub's 1 MiB maximum event size less 4 KiB of AMQP overhead), and for a valid body of
-1,250 generated records, it processes the body the way `run` does (`PipelineWorker.process`: at least
-`pipeline.offload_min_bytes` → the worker thread) while a task on the event loop ticks every 1 ms,
+A benchmark, not a test: it prints. For every crafted shape of `tests/crafted.py` (`SHAPES` and
+`RECORD_SHAPES`) at `--size` bytes (default: the hub's 1 MiB maximum event size less 4 KiB of AMQP
+overhead), and for a valid body of 1,250 generated records, it processes the body the way `run` does
+(`PipelineWorker.process`: at least `pipeline.offload_min_bytes`, or an estimated cost over
+`consumer.worker.INLINE_MAX_NANOSECONDS` → the worker thread; the `offloaded` column) while a task on
+the event loop ticks every 1 ms,
 and prints the processing time, the longest gap between two ticks (the longest the loop was held)
 and the longest pause of the garbage collector meanwhile (a collection is one C call too). With
 `--repeat N` every body is measured N times and the median and the largest of each figure printed:
@@ -40,7 +42,7 @@ from acs_sms_devtools.traffic import generate_corpus  # noqa: E402
 from consumer.metrics import Metrics  # noqa: E402
 from consumer.pipeline import EventContext, Pipeline  # noqa: E402
 from consumer.worker import PipelineWorker  # noqa: E402
-from tests.crafted import MAX_EVENT_BYTES, SHAPES  # noqa: E402
+from tests.crafted import MAX_EVENT_BYTES, RECORD_SHAPES, SHAPES  # noqa: E402
 
 
 async def measure(worker: PipelineWorker, body: bytes) -> tuple[float, float, float]:
@@ -104,31 +106,32 @@ def longest_c_call(body: bytes) -> float:
 
 async def main(size: int, skip: set[str], repeat: int) -> None:
     settings = PipelineSettings()
-    bodies = {name: shape(size) for name, shape in SHAPES.items() if name not in skip}
+    bodies = {name: shape(size) for name, shape in {**SHAPES, **RECORD_SHAPES}.items() if name not in skip}
     bodies["valid_1250_records"] = generate_corpus(1250, records_per_body=1250, seed=3)[0]
     print(f"offload_min_bytes {settings.offload_min_bytes}; {sys.version.split()[0]}")
     figures = "median / max of " + str(repeat) if repeat > 1 else "one run"
     print(f"{'body':28s} {'bytes':>9s} {'processing':>13s} {'longest loop hold':>18s} {'longest gc':>15s} "
-          f"{'longest C call (CPU)':>21s}  ({figures})")
+          f"{'longest C call (CPU)':>21s} {'offloaded':>9s}  ({figures})")
     for name, body in bodies.items():
         runs = []
         for _ in range(repeat):
             worker = PipelineWorker(Pipeline(settings, Metrics(settings.buckets, "bench").domain),
                                     settings.offload_min_bytes)
             runs.append(await measure(worker, body))
+            offloaded = worker.offloads(body)
             worker.close()
         shown = []
         for column in zip(*runs, strict=True):
             median, most = statistics.median(column) * 1000, max(column) * 1000
             shown.append(f"{median:.1f} / {most:.1f}" if repeat > 1 else f"{most:.1f}")
         print(f"{name:28s} {len(body):9d} {shown[0]:>10s} ms {shown[1]:>15s} ms {shown[2]:>12s} ms "
-              f"{longest_c_call(body) * 1000:18.1f} ms", flush=True)
+              f"{longest_c_call(body) * 1000:18.1f} ms {'yes' if offloaded else 'no':>9s}", flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=MAX_EVENT_BYTES - 4096)
-    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(SHAPES))
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted({**SHAPES, **RECORD_SHAPES}))
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     asyncio.run(main(args.size, set(args.skip), args.repeat))

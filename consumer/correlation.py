@@ -30,6 +30,11 @@ from typing import Generic, NamedTuple, TypeVar
 PAIRED = "paired"
 MESSAGE_ID = "message_id"
 
+#: The eviction reason of a pair whose send and report are further apart than the correlation window
+#: (or whose send is after its report by more than `MESSAGE_ID_SKEW_SECONDS`): reported with the
+#: pair's report, which is then unmatched; no latency is observed.
+TOO_FAR_APART = "too_far_apart"
+
 #: How far the send time in a MessageId may be after the report's time (or the processing time)
 #: before it is refused: clock skew between Azure components, not more.
 MESSAGE_ID_SKEW_SECONDS = 60.0
@@ -246,7 +251,8 @@ class DeliveryCorrelator:
         """`sent` (side `sent`, result "") or `report` (side `delivery_report`) in one call, for the hot
         path: the match as a plain (latency, (result, number_type, source, resource)) tuple (the value and the
         labels of the latency histogram), and what was evicted (an empty tuple when nothing was, the
-        common case). A `Waiting` is built only when one waits."""
+        common case; the pair's report under `TOO_FAR_APART` when the halves are further apart than the
+        window, and no match). A `Waiting` is built only when one waits."""
         waiting = self._waiting
         entries = waiting._entries  # ExpiringMap.pop and .put, inlined (hot path)
         key = hash(message_id)  # `message_key`
@@ -257,14 +263,20 @@ class DeliveryCorrelator:
             partner_side = partner[0]
             pending[partner_side] -= 1
             if partner_side != side:
-                # Clock skew between Azure components can put a report a hair before its send.
                 if side == "delivery_report":
                     latency = time - partner[1]
-                    return (latency if latency > 0.0 else 0.0, (result, number_type or partner[3], PAIRED,
-                                                                         resource or partner[4])), ()
-                latency = partner[1] - time
-                return (latency if latency > 0.0 else 0.0, (partner[2], partner[3] or number_type, PAIRED,
-                                                                 partner[4] or resource)), ()
+                    labels = (result, number_type or partner[3], PAIRED, resource or partner[4])
+                else:
+                    latency = partner[1] - time
+                    labels = (partner[2], partner[3] or number_type, PAIRED, partner[4] or resource)
+                if latency <= waiting.max_age and latency >= -MESSAGE_ID_SKEW_SECONDS:
+                    # Clock skew between Azure components can put a report a hair before its send.
+                    return (latency if latency > 0.0 else 0.0, labels), ()
+                # Further apart than the window (or the send after the report by more than clock skew):
+                # no latency, as the MessageId path would give none; the pair's report is unmatched.
+                report = partner if side == "sent" else _new_tuple(
+                    Waiting, (side, time, result, number_type, resource))
+                return None, [(TOO_FAR_APART, report)]
         # No partner (or a second record of the same side, e.g. a resend with the same id: the
         # newer one replaces the older, which is reported as evicted).
         if side == "delivery_report" and self.from_message_id:

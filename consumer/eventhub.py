@@ -6,7 +6,8 @@ the SDK's other consumers read them). For each received batch:
 
 1. every event body goes through `Pipeline.process` (the same code as `replay`), one body at a time
    (`PipelineWorker`): small ones inline, yielding to other tasks every few milliseconds, large ones
-   (`pipeline.offload_min_bytes`) on a worker thread, so /metrics, health probes and the SDK's
+   (`pipeline.offload_min_bytes`) and those estimated to cost more than a few milliseconds
+   (`consumer.worker.inline_cost`) on a worker thread, so /metrics, health probes and the SDK's
    ownership renewals are never starved by parsing;
 2. bodies that yield no records go to the dead-letter writer; a checkpoint never passes an event
    whose dead letter is neither written nor dropped (`_dead_letter_limit`), and a partition's final
@@ -394,7 +395,7 @@ class Receiver:
                     enqueued_ts = enqueued_seconds(event)
                     body = body_bytes(event)
                     context = EventContext(partition, sequence_number, str(event.offset), enqueued_ts)
-                    if worker.inline(len(body)):
+                    if worker.inline(body):
                         result = worker.process_now(body, self.clock(), context)
                     else:
                         result = await worker.process(body, self.clock(), context)

@@ -274,11 +274,14 @@ class ResultSignatures(FirstSeen):
 
 
 def country(raw: str | None) -> str:
-    """`country`: ISO 3166-1 alpha-2, upper case; missing → `unknown`, anything else → `other`."""
+    """`country`: ISO 3166-1 alpha-2, upper case; missing → `unknown`, anything else → `other`.
+    Matched on ASCII only: Unicode upper-casing would make "ß" the code SS and "ﬁ" FI."""
     if raw is None:
         return UNKNOWN
     if raw in ISO_COUNTRIES:
         return raw
+    if not raw.isascii():
+        return UNKNOWN if not raw.strip() else OTHER
     value = raw.strip().upper()
     if not value:
         return UNKNOWN

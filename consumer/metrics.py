@@ -337,7 +337,7 @@ class DomainMetrics:
         self.correlation_evictions = f.counter(
             "acs_sms_correlation_evictions",
             "Records that waited for their delivery partner and were dropped from the bounded correlation "
-            "window, by side (sent, delivery_report) and reason (age, capacity, replaced).",
+            "window, by side (sent, delivery_report) and reason (age, capacity, replaced, too_far_apart).",
             ("side", "reason"),
         )
         self.delivery_attempts = f.histogram(

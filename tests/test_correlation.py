@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from consumer.correlation import (
     EVICT_STEP,
+    MESSAGE_ID_SKEW_SECONDS,
     DeliveryCorrelator,
     ExpiringMap,
     Match,
@@ -181,7 +182,7 @@ ops = st.lists(
 @settings(max_examples=150, deadline=None)
 def test_random_operations_keep_bounds_and_pending_totals(operations, max_entries, max_age):
     c = DeliveryCorrelator(max_entries, max_age)
-    model: dict[str, str] = {}  # what should be waiting: id → side
+    model: dict[str, tuple[str, float]] = {}  # what should be waiting: id → (side, record time)
     now = 0.0
     for op, ident, step in operations:
         now += step
@@ -194,18 +195,22 @@ def test_random_operations_keep_bounds_and_pending_totals(operations, max_entrie
         else:
             match, evicted = c.report(key, now, "Succeeded", "x", now)
         if op != "expire":
-            partner = model.pop(key, None)
+            partner, partner_time = model.pop(key, (None, 0.0))
             side = "sent" if op == "sent" else "delivery_report"
-            assert (match is not None) == (partner is not None and partner != side)
+            paired = partner is not None and partner != side
+            latency = now - partner_time if side == "delivery_report" else partner_time - now
+            assert (match is not None) == (paired and -MESSAGE_ID_SKEW_SECONDS <= latency <= max_age)
             if match is not None:
                 assert match.latency >= 0
                 assert not evicted
+            elif paired:  # over age but not evicted yet: too far apart to pair, and neither waits
+                assert evicted == [("too_far_apart", evicted[0][1])] and evicted[0][1].side == "delivery_report"
             else:
-                model[key] = side
+                model[key] = side, now
                 if partner is not None:
                     assert evicted[0][0] == "replaced" and evicted[0][1].side == side
         for reason, _ in evicted:
-            assert reason in ("age", "capacity", "replaced")
+            assert reason in ("age", "capacity", "replaced", "too_far_apart")
         assert len(c) <= max_entries
         pending = c.pending()
         assert all(n >= 0 for n in pending.values())

@@ -61,7 +61,7 @@ async def until(condition, timeout: float = 10.0) -> None:
 
 async def process(worker: PipelineWorker, body: bytes):
     """What `Receiver._process` does for one body."""
-    if worker.inline(len(body)):
+    if worker.inline(body):
         return worker.process_now(body, time.time(), CONTEXT)
     return await worker.process(body, time.time(), CONTEXT)
 
@@ -94,7 +94,7 @@ def test_the_loop_runs_while_a_large_body_is_processed_and_nothing_runs_beside_i
 
     async def small_ones():
         await until(lambda: pipeline.active == 1)  # the large body is in the thread
-        assert not worker.inline(len(GOOD))
+        assert not worker.inline(GOOD)
         for _ in range(3):
             await process(worker, GOOD)
             order.append("small")
@@ -144,10 +144,10 @@ def test_a_cancelled_wait_keeps_the_pipeline_locked_until_the_thread_is_done():
         large.cancel()
         for _ in range(100):  # the cancellation reaches the task, which keeps the lock while the thread runs
             await asyncio.sleep(0)
-        locked_while_thread_runs = not worker.inline(len(GOOD)) and pipeline.active == 1 and not large.done()
+        locked_while_thread_runs = not worker.inline(GOOD) and pipeline.active == 1 and not large.done()
         pipeline.gate.set()
         await asyncio.gather(large, return_exceptions=True)
-        done = worker.inline(len(GOOD)) and pipeline.active == 0
+        done = worker.inline(GOOD) and pipeline.active == 0
         worker.close()
         return locked_while_thread_runs, done, large.cancelled()
 
