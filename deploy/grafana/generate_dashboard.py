@@ -10,12 +10,15 @@ variable, whose default is the import input `DS_PROMETHEUS` (`__inputs`): an imp
 `az grafana dashboard import`) asks for or picks the Prometheus data source; file provisioning
 leaves `${DS_PROMETHEUS}` as it is, no data source has that UID, and the variable falls back to
 the first Prometheus data source of the instance (by name). docs/dashboard.md: panels and variables.
-Metric names: README.md "Metric reference"; recorded series: deploy/prometheus/alerts.src.yaml.
+Metric names: README.md "Metric reference". The recorded series, SLO objectives, burn rates, alert
+names and the meaning of each result code come from deploy/prometheus/alerts.src.yaml, read and
+validated by deploy/prometheus/generate.py (so this runs in the project's environment, as that does).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -35,6 +38,24 @@ from grafana_foundation_sdk.models import prometheus as prometheus_model
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "dashboards" / "acs-sms-consumer.json"
+RULE_GENERATOR = HERE.parent / "prometheus" / "generate.py"
+
+
+def _rule_generator() -> Any:
+    """deploy/prometheus/generate.py as a module (it puts slo_rules and the consumer on the path)."""
+    spec = importlib.util.spec_from_file_location("acs_sms_deploy_prometheus_generate", RULE_GENERATOR)
+    assert spec is not None and spec.loader is not None, RULE_GENERATOR
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The validated SLO settings of alerts.src.yaml (slo_rules.Slo): the one source of the recorded
+#: series' names and labels, objectives, burn rates, alert names and result code meanings.
+_RULES = _rule_generator()
+SLO: Final = _RULES.read_source()[1]
+#: The failure classes a result code can be given (slo_rules, which generate.py put on the path).
+CLASSES: Final[tuple[str, ...]] = ("delivered", *importlib.import_module("slo_rules").FAILURE_CLASSES)
 
 DATASOURCE_INPUT: Final = "DS_PROMETHEUS"
 DATASOURCE: Final = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -51,7 +72,9 @@ VARIABLES: Final = {"cluster": "cluster", "resource": "resource", "country": "co
 _SMS: Final = ("cluster", "resource", "country", "number_type")
 #: Which variables may filter each series a panel reads: only labels the series carries, so that a
 #: selected value never empties a panel whose series lacks the label. The recorded series are
-#: aggregated by (namespace, job, resource, ...) and carry no cluster label.
+#: aggregated by the installation labels and resource (and more): `cluster` filters them only if it is
+#: one of the installation labels.
+_RECORDED: Final = (*(["cluster"] if "cluster" in SLO.installation else []), "resource")
 SERIES_VARIABLES: Final[dict[str, tuple[str, ...]]] = {
     "acs_sms_operations_total": _SMS,
     "acs_sms_failures_total": _SMS,
@@ -77,10 +100,10 @@ SERIES_VARIABLES: Final[dict[str, tuple[str, ...]]] = {
     "up": ("cluster",),
     "process_cpu_seconds_total": ("cluster",),
     "process_resident_memory_bytes": ("cluster",),
-    "resource_country_class:acs_sms_delivery_reports:rate5m": ("resource", "country", "number_type"),
-    **{f"resource:acs_sms_delivery_{sli}:{kind}": ("resource",)
-       for sli in ("errors", "slow")
-       for kind in ("error_budget_remaining30d", "burn_rate1h", "burn_rate6h", "burn_rate1d", "burn_rate3d")},
+    "resource_country_class:acs_sms_delivery_reports:rate5m": (*_RECORDED, "country", "number_type"),
+    **{f"resource:acs_sms_delivery_{sli}:{kind}": _RECORDED
+       for sli in SLO.objectives
+       for kind in (f"error_budget_remaining{SLO.window}", *(f"burn_rate{w}" for w in SLO.burn_windows))},
 }
 
 
@@ -107,36 +130,28 @@ SLIS: Final = {"errors": "delivery success", "slow": "delivery latency"}
 #: marked on every time series panel.
 FIRING_ALERTS: Final = 'ALERTS{alertstate="firing",alertname=~"AcsSms.*"}'
 
-#: Failure classes of the recording rules (names fixed with deploy/prometheus/alerts.src.yaml) and
-#: their colours: green for delivered, warm colours for what the sender or platform owns.
+#: The colour of each failure class of the recording rules (slo_rules.FAILURE_CLASSES and `delivered`,
+#: checked by `outcome_classes`): green for delivered, warm colours for what the sender or platform owns.
 CLASS_COLOURS: Final = {"delivered": "green", "recipient": "yellow", "sender": "orange", "filtered": "purple",
                         "carrier": "red", "unknown": "text"}
-#: Burn rates of the multi-window alerts (Google SRE workbook pairs): 1h 14.4 and 6h 6 page,
-#: 1d 3 and 3d 1 open a ticket.
-BURN_RATES: Final = {"1h": 14.4, "6h": 6.0, "1d": 3.0, "3d": 1.0}
+#: long window → (burn rate, severity) of the multi-window alerts (`slo.alerts[].windows`).
+BURN_RATES: Final = {pair["long"]: (float(pair["burn_rate"]), alert["severity"])
+                     for alert in SLO.alerts for pair in alert["windows"]}
 
-#: ACS delivery status codes (ResultSignature of delivery reports) and what they mean: the table the
-#: "top failing" panel shows. Branch `alerts` keeps the same codes, with their failure class, in
-#: deploy/prometheus/alerts.src.yaml; at merge this dictionary is read from that file instead.
-CODE_MEANINGS: Final = {
-    "2000": "delivered",
-    "4000": "rejected by fraud detection",
-    "4001": "invalid source number format",
-    "4002": "invalid destination number format",
-    "4003": "unsupported destination",
-    "4004": "destination number does not exist",
-    "4005": "blocked by the destination carrier",
-    "4006": "destination unreachable",
-    "4007": "destination opted out (STOP)",
-    "4008": "rate limit for the destination exceeded",
-    "4009": "blocked by the entitlement system",
-    "4010": "toll-free number not verified",
-    "4020": "volumetric limit exceeded",
-    "5000": "failed: contact support",
-    "5001": "temporary application issue",
-    "5002": "carrier does not support delivery reports",
-    "9999": "unknown error",
-}
+
+def slo_alerts(sli: str) -> str:
+    """The burn-rate alerts of an SLI with their severities, for a panel description."""
+    return ", ".join(f"{SLO.alert_name(sli, alert)} ({alert['severity']})" for alert in SLO.alerts)
+
+
+def objective(sli: str) -> str:
+    return f"{SLO.objectives[sli] * 100:g} %"
+
+
+#: Result codes of failed delivery reports (ResultSignature) → "meaning (failure class)", the table the
+#: "top failing" panel shows (`failure_classes` of alerts.src.yaml). Succeeded reports (2000, class
+#: delivered) are no failures and never in that table.
+CODE_MEANINGS: Final = {code: f"{SLO.meanings[code]} ({SLO.codes[code]})" for code in sorted(SLO.codes, key=int)}
 
 # --- queries and panels -------------------------------------------------------------------------
 
@@ -220,13 +235,15 @@ def heat(title: str, description: str, expr: str, unit: str) -> heatmap.Panel:
 
 def burn_rates(sli: str) -> timeseries.Panel:
     name = SLIS[sli]
-    panel = graph(f"Burn rate, {name}", f"Error ratio of the {name} SLI over its error budget, per resource, "
-                  "over the windows of the multi-window alerts; a burn rate of 1 spends the 30-day budget in "
-                  "30 days. Lines: the burn rates at which the alert pairs fire "
-                  + ", ".join(f"{w} {b:g}" for w, b in BURN_RATES.items()) + ".",
+    panel = graph(f"Burn rate, {name}", f"Error ratio of the {name} SLI over its error budget "
+                  f"(objective {objective(sli)}), per resource, over the long windows of the multi-window alerts "
+                  f"{slo_alerts(sli)}; a burn rate of 1 spends the {SLO.window} budget in {SLO.window}. Lines: "
+                  "the burn rates at which the alert pairs fire (red: page, orange: ticket) "
+                  + ", ".join(f"{w} {b:g}" for w, (b, _) in BURN_RATES.items()) + ".",
                   [query(series(f"resource:acs_sms_delivery_{sli}:burn_rate{w}"), f"{{{{resource}}}} {w}")
                    for w in BURN_RATES])
-    steps = [(None, "green"), *sorted(((b, "orange" if b < 6 else "red") for b in BURN_RATES.values()))]
+    steps = [(None, "green"), *sorted((b, "red" if severity == "critical" else "orange")
+                                      for b, severity in BURN_RATES.values())]
     return (panel.thresholds(thresholds(*steps))
             .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)))
 
@@ -237,11 +254,15 @@ def budget(sli: str) -> bargauge.Panel:
              .thresholds(thresholds((None, "red"), (0, "orange"), (0.25, "green")))
              .orientation(common.VizOrientation.HORIZONTAL).display_mode(common.BarGaugeDisplayMode.GRADIENT)
              .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False).fields("")))
-    return _panel(panel, f"Error budget left (30 days), {name}",
-                  f"Share of the 30-day error budget of the {name} SLI left, per resource: 100% untouched, "
-                  "0 spent, negative overspent.",
-                  [query(series(f"resource:acs_sms_delivery_{sli}:error_budget_remaining30d"), "{{resource}}",
-                         instant=True)], 6, 8)
+    return _panel(panel, f"Error budget left ({SLO.window}), {name}",
+                  f"Share of the {SLO.window} error budget of the {name} SLI (objective {objective(sli)}) left, "
+                  "per resource: 100% untouched, 0 spent, negative overspent.",
+                  [query(series(budget_left(sli)), "{{resource}}", instant=True)], 6, 8)
+
+
+def budget_left(sli: str) -> str:
+    """The recorded series of the share of the SLO window's error budget of `sli` left."""
+    return f"resource:acs_sms_delivery_{sli}:error_budget_remaining{SLO.window}"
 
 
 def top_failures() -> table.Panel:
@@ -258,11 +279,14 @@ def top_failures() -> table.Panel:
                                                     model.DynamicConfigValue(id_val="displayName", value="code")]))
     return _panel(panel, "Top failing countries and codes (range)",
                   "Failed delivery reports over the selected time range by resource, country and ACS delivery "
-                  "status code, with the code's meaning (deploy/runbook.md says what to do about each class).",
+                  "status code, with the code's meaning and failure class (deploy/prometheus/alerts.src.yaml; "
+                  "deploy/runbook.md says what to do about each class).",
                   [query(expr, instant=True, fmt=prometheus_model.PromQueryFormat.TABLE)], 12, 8)
 
 
 def outcome_classes() -> timeseries.Panel:
+    if set(CLASS_COLOURS) != set(CLASSES):
+        raise SystemExit(f"CLASS_COLOURS {sorted(CLASS_COLOURS)} must colour the failure classes {list(CLASSES)}")
     panel = graph("Delivery outcomes by failure class",
                   "Delivery reports per second by who owns the outcome: delivered, recipient (invalid, unknown, "
                   "opted-out or unreachable number), sender (configuration, limits, unverified number), filtered "
@@ -293,13 +317,14 @@ def sms_panels() -> Iterator[Builder[model.Panel]]:
     yield single("Opt-outs (range)", "Opt-out keywords (STOP...) received (SMSOptOutReceived).",
                  f'sum(increase({series(OPERATIONS, OPT_OUT)}[$__range]))', "short",
                  [(None, "blue")])
-    yield single("Error budget left, delivery success (worst resource)", "The lowest share of the 30-day error "
-                 "budget left among the selected resources (row Error budget).",
-                 f"min({series('resource:acs_sms_delivery_errors:error_budget_remaining30d')})", "percentunit",
+    yield single("Error budget left, delivery success (worst resource)", f"The lowest share of the {SLO.window} "
+                 "error budget left among the selected resources (row Error budget).",
+                 f"min({series(budget_left('errors'))})", "percentunit",
                  [(None, "red"), (0, "orange"), (0.25, "green")])
     yield outcome_classes()
-    yield graph("Delivery success ratio", "Overall, across the selection (alert AcsSmsDeliveryFailureRatioHigh "
-                "fires above 5% failures).", [query(ratio("", series(OPERATIONS, DR, SUCCEEDED), reports), "overall")],
+    yield graph("Delivery success ratio", "Overall, across the selection, recipient-owned failures included. "
+                f"The delivery success SLO (objective {objective('errors')} per resource, codes "
+                f"{', '.join(SLO.excluded)} excluded) alerts with {slo_alerts('errors')}: row Error budget.", [query(ratio("", series(OPERATIONS, DR, SUCCEEDED), reports), "overall")],
                 unit="percentunit", max_value=1)
     for label, what in (("country", "Per country (alert AcsSmsDeliveryFailureRatioHighByCountry, per resource and "
                                     "country, fires above 10% failures with 50+ reports in 15 minutes)."),
@@ -366,7 +391,9 @@ def latency_panels() -> Iterator[Builder[model.Panel]]:
                 [query(f"sum by (source) ({rate(series('acs_sms_delivery_latency_seconds_count'))}) / scalar("
                        f"sum({rate(series(OPERATIONS, DR))}))", "{{source}}")],
                 unit="percentunit", max_value=1, stack=True)
-    yield graph("Delivery latency quantiles", "Alert AcsSmsDeliveryLatencyHigh: p95 above 5 minutes.",
+    yield graph("Delivery latency quantiles", f"The delivery latency SLO ({objective('slow')} of delivered SMS "
+                f"within {SLO.latency['threshold_seconds']} s, per resource) alerts with {slo_alerts('slow')}: "
+                "row Error budget.",
                 quantiles(latency), unit="s")
     yield heat("API duration", "DurationMs of SMSOperational records.",
                f"sum by (le) (increase({series('acs_sms_api_duration_seconds_bucket')}[$__rate_interval]))", "s")

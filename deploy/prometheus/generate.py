@@ -76,10 +76,16 @@ def dump(data) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
 
 
+def read_source(path: Path = SOURCE) -> tuple[dict, Slo]:
+    """The source as written, and its validated `slo:`, `failure_classes:` and `installation_labels`
+    settings (also what the dashboard generator reads them from)."""
+    source = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return source, Slo(source, Buckets().delivery_latency_seconds)
+
+
 def load_source(path: Path = SOURCE) -> dict:
     """The source with its tokens substituted and the SLO group (built from `slo:`) appended."""
-    source = yaml.safe_load(path.read_text(encoding="utf-8"))
-    slo = Slo(source, Buckets().delivery_latency_seconds)
+    source, slo = read_source(path)
     substitutions = slo.substitutions()
     for group in source["groups"]:
         for rule in group["rules"]:

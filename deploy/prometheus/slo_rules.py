@@ -24,6 +24,8 @@ DELIVERY_REPORTS = 'operation="SMSDeliveryReportsReceived"'
 FAILURE_CLASSES = ("recipient", "sender", "filtered", "carrier", "unknown")
 #: The label every SLI series carries besides the installation labels.
 RESOURCE = "resource"
+#: SLI → the word its alerts are named with (AcsSmsDelivery<word>BudgetBurn<name_suffix>).
+ALERT_TITLES = {"errors": "Errors", "slow": "Latency"}
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -67,7 +69,8 @@ class Slo:
         self.burn_windows: list[str] = list(settings["burn_rate_windows"])
         if not set(self.burn_windows) <= set(self.windows):
             raise SettingError("slo.burn_rate_windows", f"{self.burn_windows} must be SLI windows {self.windows}")
-        self.codes = self._classes(source["failure_classes"])
+        #: code → its class, and code → the reason it sits there (the text of its entry).
+        self.codes, self.reasons = self._classes(source["failure_classes"])
         self.delivery = settings["delivery"]
         self.latency = settings["latency"]
         self.objectives = {
@@ -101,9 +104,11 @@ class Slo:
         return float(value)
 
     @staticmethod
-    def _classes(table: dict[str, Any]) -> dict[str, str]:
-        """code → class, from `failure_classes: {class: {code: reason}}`; each code in one class."""
+    def _classes(table: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """(code → class, code → reason), from `failure_classes: {class: {code: reason}}`; each code in
+        one class."""
         codes: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         for name, entries in table.items():
             if name not in FAILURE_CLASSES:
                 raise SettingError(f"failure_classes.{name}", f"not a failure class; use one of {list(FAILURE_CLASSES)}")
@@ -116,7 +121,8 @@ class Slo:
                 if code in codes:
                     raise SettingError(f"failure_classes.{name}.{code}", f"already in class {codes[code]}")
                 codes[code] = name
-        return codes
+                reasons[code] = reason.strip()
+        return codes, reasons
 
     def _check_alert(self, alert: dict[str, Any], where: str) -> None:
         if alert.get("severity") not in {"critical", "warning", "info"}:
@@ -134,6 +140,12 @@ class Slo:
                 raise SettingError(f"{at}.burn_rate", "a positive number")
             if not (isinstance(pair.get("min_events"), int) and pair["min_events"] > 0):
                 raise SettingError(f"{at}.min_events", "a positive whole number of reports in the long window")
+
+    @property
+    def meanings(self) -> dict[str, str]:
+        """code → what it means: the text of its entry before " - " (the rest says why it sits in its
+        class), as the dashboard's failing-codes table and docs/alerting.md show it."""
+        return {code: reason.split(" - ", 1)[0].strip() for code, reason in self.reasons.items()}
 
     # --- expressions --------------------------------------------------------------------------
 
@@ -202,7 +214,7 @@ class Slo:
         """The burn-rate alerts: per SLI and `slo.alerts` entry, one alert whose window pairs are OR-ed,
         so that one incident gives one alert per resource."""
         out = []
-        for sli, title, guard in (("errors", "Errors", "reports"), ("slow", "Latency", "latency_observations")):
+        for sli, guard in (("errors", "reports"), ("slow", "latency_observations")):
             for alert in self.alerts:
                 pairs = []
                 for pair in alert["windows"]:
@@ -213,9 +225,8 @@ class Slo:
                         f"{number(pair['burn_rate'] * (1 - self.objectives[sli]))}\n"
                         f"  and\n  resource:acs_sms_delivery_{guard}:rate{long_} * {seconds(long_, long_)} >= "
                         f"{pair['min_events']}\n)")
-                name = f"AcsSmsDelivery{title}BudgetBurn{alert['name_suffix']}"
                 out.append({
-                    "alert": name,
+                    "alert": self.alert_name(sli, alert),
                     "expr": "\nor\n".join(pairs) + "\n",
                     "for": alert["for"],
                     "severity": alert["severity"],
@@ -223,6 +234,11 @@ class Slo:
                     "description": self._description(sli, alert),
                 })
         return out
+
+    @staticmethod
+    def alert_name(sli: str, alert: dict[str, Any]) -> str:
+        """The name of the burn-rate alert of `sli` ("errors", "slow") for one `slo.alerts` entry."""
+        return f"AcsSmsDelivery{ALERT_TITLES[sli]}BudgetBurn{alert['name_suffix']}"
 
     def _summary(self, sli: str) -> str:
         what = "fail" if sli == "errors" else f"are delivered slower than {self.latency['threshold_seconds']} s"

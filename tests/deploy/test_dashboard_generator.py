@@ -24,6 +24,7 @@ from .test_grafana import (
     dashboard_exprs,
     load_module,
     promtool_check,
+    rule_names,
     substitute,
 )
 
@@ -131,15 +132,29 @@ def recorded_in_dashboard() -> set[str]:
 
 
 def test_recorded_series_are_those_of_the_rules() -> None:
-    """Every recorded series a panel reads is recorded by deploy/prometheus/acs-sms-consumer.rules.yaml.
-    Until branch alerts' recording rules are merged the file records nothing: expected to fail then."""
+    """Every recorded series a panel reads is recorded by deploy/prometheus/acs-sms-consumer.rules.yaml."""
     used = recorded_in_dashboard()
-    assert used and used <= RECORDED, sorted(used - RECORDED)
-    rules = yaml.safe_load((PROMETHEUS / "acs-sms-consumer.rules.yaml").read_text(encoding="utf-8"))
-    recorded = {rule["record"] for group in rules["groups"] for rule in group["rules"] if "record" in rule}
-    if not recorded:
-        pytest.xfail(f"the rule file records nothing yet (branch alerts); the dashboard reads {sorted(used)}")
-    assert used <= recorded, f"recorded series no rule records: {sorted(used - recorded)}"
+    assert used, "the dashboard reads no recorded series: the failure-class and error-budget panels are gone"
+    assert used <= RECORDED, f"recorded series no rule records: {sorted(used - RECORDED)}"
+
+
+def test_every_alert_the_dashboard_names_exists() -> None:
+    """Panel descriptions (and everything else in the JSON) name only alerts of the rule file."""
+    named = set(re.findall(r"\bAcsSms[A-Za-z]+", DASHBOARD.read_text(encoding="utf-8")))
+    assert named, "the dashboard names no alert"
+    assert named <= rule_names("alert"), f"alerts the rules do not have: {sorted(named - rule_names('alert'))}"
+
+
+def test_the_code_meanings_are_the_failure_classes_of_the_rules() -> None:
+    """The failing-codes table shows every code of alerts.src.yaml's failure_classes with its class."""
+    [top] = [p for p in all_panels(dashboard()["panels"]) if p["type"] == "table"]
+    [override] = top["fieldConfig"]["overrides"]
+    [mapping] = next(p["value"] for p in override["properties"] if p["id"] == "mappings")
+    source = yaml.safe_load((PROMETHEUS / "alerts.src.yaml").read_text(encoding="utf-8"))
+    classes = {str(code): cls for cls, codes in source["failure_classes"].items() for code in codes}
+    assert set(mapping["options"]) == set(classes)
+    for code, cls in classes.items():
+        assert mapping["options"][code]["text"].startswith(f"{code} ") and f"({cls})" in mapping["options"][code]["text"]
 
 
 def test_firing_alerts_are_annotations(promtool: str, tmp_path: Path) -> None:
@@ -148,6 +163,5 @@ def test_firing_alerts_are_annotations(promtool: str, tmp_path: Path) -> None:
     assert annotation["enable"] and annotation["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
     promtool_check(promtool, [("annotation", annotation["expr"])], tmp_path)
     pattern = re.search(r'alertname=~"([^"]+)"', annotation["expr"]).group(1)
-    rules = yaml.safe_load((PROMETHEUS / "acs-sms-consumer.rules.yaml").read_text(encoding="utf-8"))
-    alerts = [rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
-    assert alerts and all(re.fullmatch(pattern, name) for name in alerts), alerts
+    alerts = rule_names("alert")
+    assert alerts and all(re.fullmatch(pattern, name) for name in alerts), sorted(alerts)

@@ -32,16 +32,17 @@ GRAFANA_VARIABLES = {"__rate_interval": "2m", "__interval": "1m", "__range": "6h
                      "__interval_ms": "60000", "country": "US", "resource": "acs-sample", "partition": "0",
                      "cluster": "aks-1", "number_type": "LongCodeNumber", "sender": "CONTOSO",
                      "datasource": "prometheus"}
-# Recorded series the dashboard may read: the names fixed with branch alerts (deploy/prometheus/alerts.src.yaml
-# generates their rules). Anything else with a colon in its name is a typo.
-WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
-RECORDED = frozenset({
-    "resource_country_class:acs_sms_delivery_reports:rate5m",
-    *(f"resource:acs_sms_delivery_reports:rate{w}" for w in WINDOWS),
-    *(f"resource:acs_sms_delivery_{sli}:ratio_rate{w}" for sli in ("errors", "slow") for w in WINDOWS),
-    *(f"resource:acs_sms_delivery_{sli}:error_budget_remaining30d" for sli in ("errors", "slow")),
-    *(f"resource:acs_sms_delivery_{sli}:burn_rate{w}" for sli in ("errors", "slow") for w in ("1h", "6h", "1d", "3d")),
-})
+
+
+def rule_names(kind: str) -> frozenset[str]:
+    """The names of the `kind` ("record" or "alert") rules of deploy/prometheus/acs-sms-consumer.rules.yaml."""
+    rules = yaml.safe_load((PROMETHEUS / "acs-sms-consumer.rules.yaml").read_text(encoding="utf-8"))
+    return frozenset(rule[kind] for group in rules["groups"] for rule in group["rules"] if kind in rule)
+
+
+# Recorded series the dashboard may read: those the rule file records (generated from
+# deploy/prometheus/alerts.src.yaml). Anything else with a colon in its name is a typo.
+RECORDED = rule_names("record")
 
 
 def load_module(path: Path, name: str):

@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from acs_sms_devtools.prometheus import (
     DEFAULT_SPEEDUP,
     PrometheusServer,
@@ -89,21 +87,6 @@ def panels_with_data(prometheus: PrometheusServer, variables: Mapping[str, str],
         key = f"{dashboard}: {title}"
         panels[key] = panels.get(key, False) or has_data(result)
     return panels
-
-
-def panels_waiting_for_rules(rules: Path | None = None) -> dict[str, set[str]]:
-    """{"dashboard: panel title": the recorded series (names with a colon) the panel reads that the rule
-    file (default: the repository's) does not record}: such a panel cannot have data yet."""
-    document = yaml.safe_load((rules or repository_rules()).read_text(encoding="utf-8"))
-    recorded = {rule["record"] for group in document["groups"] for rule in group["rules"] if "record" in rule}
-    waiting: dict[str, set[str]] = {}
-    for file in sorted(DASHBOARDS.glob("*.json")):
-        for panel in _panels(json.loads(file.read_text(encoding="utf-8"))["panels"]):
-            for target in panel.get("targets", []):
-                names = set(re.findall(r"(?<![\w\"$])([a-zA-Z_][\w]*:[\w:]+)", target["expr"])) - recorded
-                if names:
-                    waiting.setdefault(f"{file.name}: {panel['title']}", set()).update(names)
-    return waiting
 
 
 def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -4,11 +4,8 @@ that the sender family is filled) on a hub of 4 partitions, synthetic ACS traffi
 time (sends, delivery reports with failures, inbound messages, opt-ins and opt-outs, usage, from two
 ACS resources), and a real Prometheus scraping them with the repository's rule file, recording rules
 included, shortened 60x (tests/e2e/prometheus.py). Panels are read through Prometheus' HTTP API the way
-Grafana asks: range queries over the run, instant ones at its end, variables substituted.
-
-A panel reading a recorded series that the rule file does not record yet (branch alerts writes them)
-cannot have data: the test then fails on everything else and is reported as an expected failure,
-naming those panels; once the rules are in the file, those panels must have data too.
+Grafana asks: range queries over the run, instant ones at its end, variables substituted. A panel
+without data fails the test, the failure-class and error-budget panels of recorded series included.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from acs_sms_devtools.prometheus import PrometheusServer
 from acs_sms_devtools.traffic import TrafficOptions, publish
 # The sender IDs of DynamicAlphaSenderID sends; the traffic's phone numbers are random, hence `other`.
 from acs_sms_devtools.traffic.vocabulary import ALPHA_SENDERS
-from tests.e2e.prometheus import dashboard_label_queries, fleet_prometheus, panels_waiting_for_rules, panels_with_data
+from tests.e2e.prometheus import dashboard_label_queries, fleet_prometheus, panels_with_data
 from tests.e2e.replicas import start_replicas, wait_balanced
 
 pytestmark = pytest.mark.timeout(240)
@@ -80,17 +77,10 @@ def test_every_panel_has_data_with_all_and_with_a_real_value_of_each_variable(
         for replica in replicas:
             replica.stop()
 
-    waiting = panels_waiting_for_rules()
-    empty = {what: sorted(panel for panel, data in panels.items() if not data and panel not in waiting)
-             for what, panels in coverage.items()}
+    empty = {what: sorted(panel for panel, data in panels.items() if not data) for what, panels in coverage.items()}
     print(f"\n{published} records published; {len(coverage['every variable All'])} panels; settings "
-          f"{sorted(settings)}; variables without values: {absent}; waiting for recording rules: {sorted(waiting)}")
+          f"{sorted(settings)}; variables without values: {absent}")
     # No cluster label in a plain Prometheus: the variable offers only All (`.*` matches the absent label).
     assert absent == ["cluster"], absent
     assert len(settings) == len(variables), sorted(settings)
     assert not any(empty.values()), {what: panels for what, panels in empty.items() if panels}
-    filled_while_waiting = sorted(p for p in waiting if coverage["every variable All"].get(p))
-    assert not filled_while_waiting, f"panels with data although their rules are missing: {filled_while_waiting}"
-    if waiting:
-        pytest.xfail("recording rules not in deploy/prometheus/acs-sms-consumer.rules.yaml yet (branch alerts): "
-                     + "; ".join(f"{panel} reads {sorted(names)}" for panel, names in sorted(waiting.items())))

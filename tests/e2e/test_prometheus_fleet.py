@@ -40,7 +40,6 @@ from tests.e2e.prometheus import (
     dashboard_queries,
     fleet_prometheus,
     has_data,
-    panels_waiting_for_rules,
 )
 from tests.e2e.replicas import CHECKPOINT_INTERVAL, start_replicas, wait_balanced, wait_for
 from tests.e2e.support import ConsumerProcess, log_lines, owned_partitions
@@ -292,9 +291,7 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
                 panels[f"{dashboard}: {title}"] = panels.get(f"{dashboard}: {title}", False) or data
                 if not data:
                     empty.append(f"{dashboard}: {title}: {expr}")
-            # Panels of recorded series the rule file does not record yet: tests/e2e/test_dashboard_queries.py.
-            waiting = panels_waiting_for_rules()
-            empty_panels = sorted(name for name, data in panels.items() if not data and name not in waiting)
+            empty_panels = sorted(name for name, data in panels.items() if not data)
             choices = {f"{dashboard}: ${name}": prometheus.api(f"label/{label}/values", **{"match[]": metric})
                        for dashboard, name, metric, label in dashboard_label_queries()}
 
