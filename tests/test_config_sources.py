@@ -34,7 +34,8 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     """A file with the Event Hubs connection string and the port; the storage one comes from elsewhere."""
-    return write(tmp_path / "config.yaml", f"eventhub:\n  connection_string: '{EH_CS}'\nhttp:\n  port: 1111\n")
+    return write(tmp_path / "config.yaml", f"eventhub:\n  connection_string: '{EH_CS}'\n  consumer_group: metrics\n"
+                 "http:\n  port: 1111\n")
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_an_unreadable_file_variable_names_the_variable_and_the_file(config, tmp
 )
 def test_environment_over_secrets_directory_over_file_over_default(tmp_path, secrets, in_file, in_secrets, in_env,
                                                                   expected, origin):
-    config = write(tmp_path / "config.yaml", f"eventhub:\n  connection_string: '{EH_CS}'\n"
+    config = write(tmp_path / "config.yaml", f"eventhub:\n  connection_string: '{EH_CS}'\n  consumer_group: metrics\n"
                                              + ("http:\n  port: 1111\n" if in_file else ""))
     if in_secrets:
         write(secrets / PORT_VAR, "2222")
