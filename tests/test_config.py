@@ -126,7 +126,7 @@ FAKE_SECRET = "FAKE-SECRET-c2lnbmF0dXJl"
          "line 3, column 22)"),
         (f"  connection_string: Endpoint=sb://ns/;SharedAccessKey={FAKE_SECRET}: oops\n",
          "at line 3, column 80: mapping values are not allowed here"),
-        (f"\tconnection_string: {FAKE_SECRET}\n", "at line 3, column 1: found character '...' that cannot start any token"),
+        (f"\tconnection_string: {FAKE_SECRET}\n", "at line 3, column 1: a tab character: YAML indents with spaces only (replace the tab with spaces)"),
         (f"  connection_string: *{FAKE_SECRET}\n", "at line 3, column 22: found undefined alias '...'"),
         (f'  connection_string: "x\\q{FAKE_SECRET}"\n', "at line 3, column 25: found unknown escape character '...' (while scanning a double-quoted scalar that "
          "starts at line 3, column 22)"),
@@ -208,7 +208,7 @@ def test_environment_secret_keeps_its_text():
 def test_environment_error_names_the_variable(tmp_path):
     path = write(tmp_path, MINIMAL)
     error = error_of(path, {"ACS_SMS_CONSUMER_PIPELINE__LABELS__CATEGORIES": "-3"})
-    assert error.startswith(f"{path}: invalid configuration")
+    assert error.startswith(f"invalid configuration (1 problem, from the environment or secret files; none in {path})")
     assert "  pipeline.labels.categories: Input should be greater than 0 (from environment variable " \
            "ACS_SMS_CONSUMER_PIPELINE__LABELS__CATEGORIES)" in error
 
