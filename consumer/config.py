@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -40,8 +39,7 @@ from consumer.connection_strings import (
     check_eventhub,
     check_namespace,
     check_storage,
-    connection_string_parts,
-    is_local_host,
+    is_local_eventhub,
     secret_kind,
 )
 
@@ -225,21 +223,13 @@ class EventHubSettings(_Section):
         self._consumer_group()
         return self
 
-    def is_local(self) -> bool:
-        """Whether the hub is a local development endpoint (`UseDevelopmentEmulator=true`, or a loopback
-        host): nobody else's reader to disconnect there."""
-        if self.connection_string is not None:
-            parts = connection_string_parts(self.connection_string.get_secret_value())
-            host = urlparse(parts.get("endpoint", "")).hostname or ""
-            return parts.get("usedevelopmentemulator", "").lower() == "true" or is_local_host(host)
-        return is_local_host(urlparse(f"//{self.fully_qualified_namespace or ''}").hostname or "")
-
     def _consumer_group(self) -> None:
         """With a checkpoint store the SDK opens exclusive (epoch) receivers: on `$Default`, which other
         readers use without asking, they disconnect every other reader of the group. A local development
         endpoint (the demo's, the tests') has no other reader."""
         if (self.consumer_group.strip().lower() == "$default" and not self.allow_default_consumer_group
-                and not self.is_local()):
+                and not is_local_eventhub(self.connection_string and self.connection_string.get_secret_value(),
+                                          self.fully_qualified_namespace)):
             raise ValueError(
                 "eventhub.consumer_group is $Default (also the default when none is given), refused: with a "
                 "checkpoint store the Event Hubs SDK opens exclusive (epoch) receivers, which disconnect every "

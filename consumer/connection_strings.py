@@ -109,6 +109,20 @@ def is_local_host(host: str, single_label: bool = False) -> bool:
         return host == "localhost" or host.endswith(".localhost") or (single_label and bool(host) and "." not in host)
 
 
+def is_local_eventhub(connection_string: str | None, namespace: str | None) -> bool:
+    """Whether the hub is a local development endpoint (the demo's, the tests', the Event Hubs emulator):
+    `UseDevelopmentEmulator=true` or a loopback host in the connection string, else a loopback namespace.
+    A connection string that does not parse is not local."""
+    if connection_string:
+        try:
+            parts = connection_string_parts(connection_string)
+        except ValueError:
+            return False
+        host = urlparse(parts.get("endpoint", "")).hostname or ""
+        return parts.get("usedevelopmentemulator", "").lower() == "true" or is_local_host(host)
+    return is_local_host(urlparse(f"//{namespace or ''}").hostname or "")
+
+
 def check_account_url(value: str, key: str = "checkpoint_store.account_url") -> None:
     """Raise ValueError naming `key` unless `value` is the https URL of a storage account (blob endpoint)
     with nothing after the host: no path (the container is a key of its own), no query (a SAS token is a
