@@ -142,11 +142,11 @@ def _never_connected(error: BaseException) -> bool:
 #: URL-encoded `sig%3D`), a header (`Authorization: `), a dict's repr (`'AccountKey': '...'`) or JSON.
 _SECRET_NAMES = ("SharedAccessKey|SharedAccessSignature|AccountKey|sig|password|passwd|pwd|client_secret|secret|"
                  "access_token|refresh_token|id_token|token|api_key|apikey|authorization|x-api-key")
-#: The name, then its separator (`=`, `:`, `%3D`, with optional quotes around the name's end and the
+#: The name (after anything but a letter, `_` or `-`: a digit may end `%26`, a URL-encoded `&`), then its separator (`=`, `:`, `%3D`, with optional quotes around the name's end and the
 #: value's start), then the value up to the next separator. Each part is a single greedy run after a
 #: fixed prefix, so a failed attempt never rescans: linear time on any input.
 _SECRET_PAIR = re.compile(
-    rf"(?i)(?<![\w-])({_SECRET_NAMES})(['\"]?[ \t]*(?:[=:]|%3D)[ \t]*['\"]?)"
+    rf"(?i)(?<![a-z_-])({_SECRET_NAMES})(['\"]?[ \t]*(?:[=:]|%3D)[ \t]*['\"]?)"
     r"(?:(?:Bearer|Basic|SharedAccessSignature)[ \t]+)?[^\s;&,'\"<>(){}\[\]]+")
 #: `SharedAccessSignature sr=...&sig=...&se=...` (an Event Hubs SAS token) and `Bearer <token>`.
 _TOKEN = re.compile(r"(?i)\b(SharedAccessSignature|Bearer)[ \t]+[^\s;,'\"<>(){}\[\]]+")
