@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TextIO
 
 import orjson
@@ -95,6 +97,16 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     root.setLevel(level)
     for noisy in ("azure", "uamqp", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # An exception nothing caught would go to stderr as Python's traceback, unscrubbed: a log line instead.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException | None, trace: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error or kind(), trace)
+        return
+    logging.getLogger("consumer").critical("uncaught exception", exc_info=(kind, error or kind(), trace))
 
 
 def event_fields(partition: str, sequence_number: int | None, **more: Any) -> dict[str, Any]:

@@ -178,3 +178,16 @@ def test_scrub_is_linear_on_hostile_input(text: str) -> None:
     elapsed = time.perf_counter() - began
     # ~1 MB: linear work takes well under a second; a quadratic pattern would take minutes
     assert elapsed < 3.0, f"{elapsed:.2f} s"
+
+
+def test_an_uncaught_exception_is_a_scrubbed_log_line_not_a_raw_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = ("from consumer.logs import configure\nconfigure('INFO')\n"
+              f"raise RuntimeError('cannot use {STORAGE_CS}')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert STORAGE_KEY not in result.stdout + result.stderr
+    line = json.loads(result.stdout)
+    assert line["message"] == "uncaught exception" and line["error"].startswith("RuntimeError: cannot use")
