@@ -193,7 +193,7 @@ def _named(keys: set[str]) -> str:
 
 def secret_kind(value: str) -> str | None:
     """What credential `value` holds, in words, if it looks like one: "a connection string", "a SAS
-    token", "a bearer token", "a key"; None when it does not. The rule is the log scrubber's
+    token", "a bearer token", "a URL with a password", "a key"; None when it does not. The rule is the log scrubber's
     (`consumer.errors.scrub_secrets`): what would be redacted in a log line is refused in a setting that
     is printed. Never returns any part of `value`."""
     if scrub_secrets(value) == value:
@@ -203,6 +203,8 @@ def secret_kind(value: str) -> str | None:
         return "a bearer token"
     if "sig=" in lowered or "sig%3d" in lowered or "sharedaccesssignature" in lowered:
         return "a SAS token"
+    if "://" in value and "@" in value and ":***@" in scrub_secrets(value):
+        return "a URL with a password"
     if "=" in value and ";" in value:
         try:
             if connection_string_parts(value).keys() & (_STORAGE_KEYS | _EVENTHUB_KEYS):

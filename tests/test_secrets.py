@@ -46,6 +46,7 @@ MISPLACED = [  # (what the user pasted where, the key the message must name, the
     (config(eventhub={"consumer_group": STORAGE_KEY}), "eventhub.consumer_group", STORAGE_KEY),  # a bare key
     (config(http={"host": f"Bearer {BEARER}"}), "http.host", BEARER.split(".")[0]),
     (config(pipeline={"labels": {"resources": ["acs", HUB_CS]}}), "pipeline.labels.resources", HUB_KEY),
+    (config(http={"host": f"http://operator:{SAS_SIG}@proxy.internal"}), "http.host", SAS_SIG),
     (config(eventhub={"fully_qualified_namespace": HUB_CS, "connection_string": None, "name": "acs"}),
      "eventhub.fully_qualified_namespace", HUB_KEY),
 ]
@@ -143,6 +144,7 @@ def test_the_services_own_lines_and_extra_fields_are_scrubbed_of_secrets(log_tex
     (f"SharedAccessSignature sr=sb%3a%2f%2fns&sig={SAS_SIG}&se=1&skn=k", SAS_SIG),
     (f"key is {STORAGE_KEY} here", STORAGE_KEY),
     (f"client_secret = {SAS_SIG}", SAS_SIG),
+    (f"proxy http://operator:{SAS_SIG}@proxy.internal:3128 refused", SAS_SIG),
 ])
 def test_scrub_secrets_removes_each_form(text: str, secret: str) -> None:
     assert secret not in scrub_secrets(text) and secret not in scrub(text)
@@ -168,6 +170,8 @@ HOSTILE = [  # each shape makes a naive pattern rescan: a name without its separ
     "+1" + " " * 1_000_000,
     "sig%3" * 200_000,
     "SharedAccessSignature\t" * 45_000,
+    "://a:" * 200_000,
+    "://" + "a:" * 500_000,
 ]
 
 
