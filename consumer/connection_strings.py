@@ -126,7 +126,7 @@ def is_local_eventhub(connection_string: str | None, namespace: str | None) -> b
 def check_account_url(value: str, key: str = "checkpoint_store.account_url") -> None:
     """Raise ValueError naming `key` unless `value` is the https URL of a storage account (blob endpoint)
     with nothing after the host: no path (the container is a key of its own), no query (a SAS token is a
-    secret), no user information. http:// is accepted for a local host only (Azurite), which may carry
+    secret; user information is refused as a secret by every plain setting). http:// is accepted for a local host only (Azurite), which may carry
     the account as its one path segment (`http://127.0.0.1:10000/devstoreaccount1`)."""
     url = urlparse(value.strip())
     example = "e.g. https://mystorageaccount.blob.core.windows.net"
@@ -137,8 +137,6 @@ def check_account_url(value: str, key: str = "checkpoint_store.account_url") -> 
     if url.scheme.lower() == "http" and not local:
         raise ValueError(f"{key} must use https:// (http:// is accepted for a local development host only, such as "
                          f"Azurite on 127.0.0.1): {example}")
-    if url.username is not None or url.password is not None:
-        raise ValueError(f"{key} has user information before the host (a credential): remove it; {example}")
     if url.query or url.fragment:
         raise ValueError(f"{key} has a query or fragment (a SAS token is a secret: use "
                          "checkpoint_store.connection_string with SharedAccessSignature, or Azure AD): give the "
@@ -193,9 +191,9 @@ def _named(keys: set[str]) -> str:
 
 def secret_kind(value: str) -> str | None:
     """What credential `value` holds, in words, if it looks like one: "a connection string", "a SAS
-    token", "a bearer token", "a URL with a password", "a key"; None when it does not. The rule is the log scrubber's
-    (`consumer.errors.scrub_secrets`): what would be redacted in a log line is refused in a setting that
-    is printed. Never returns any part of `value`."""
+    token", "a bearer token", "a URL with user information ...", "a key"; None when it does not. The
+    rule is the log scrubber's (`consumer.errors.scrub_secrets`): what would be redacted in a log line
+    is refused in a setting that is printed. Never returns any part of `value`."""
     if scrub_secrets(value) == value:
         return None
     lowered = value.lower()
@@ -203,8 +201,8 @@ def secret_kind(value: str) -> str | None:
         return "a bearer token"
     if "sig=" in lowered or "sig%3d" in lowered or "sharedaccesssignature" in lowered:
         return "a SAS token"
-    if "://" in value and "@" in value and ":***@" in scrub_secrets(value):
-        return "a URL with a password"
+    if "://" in value and "@" in value and "://***@" in scrub_secrets(value):
+        return "a URL with user information (a user and password)"
     if "=" in value and ";" in value:
         try:
             if connection_string_parts(value).keys() & (_STORAGE_KEYS | _EVENTHUB_KEYS):

@@ -156,8 +156,8 @@ _JWT = re.compile(r"\beyJ[\w-]{10,}(?:\.[\w-]+){0,2}")
 #: `+`, `/` or `=` padding (a storage account key is 88 characters ending in `==`, a SAS key 44 ending
 #: in `=`); hub names, paths and tracking ids do not.
 _KEY_LIKE = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
-#: The password of a URL's user information (`scheme://user:password@host`): the user stays.
-_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]+):[^/\s@]+@")
+#: A URL's user information (`scheme://user:password@host`, e.g. a proxy's).
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
 _PHONE = re.compile(r"\+\d[\d\s().-]{6,}\d|\b\d{10,15}\b")  # E.164 with its +, or a long run of digits
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
@@ -170,13 +170,13 @@ def _key_like(match: re.Match[str]) -> str:
 
 def scrub_secrets(text: str) -> str:
     """`text` without credentials: the value after a credential's name (`AccountKey=`, `sig=`, `sig%3D`,
-    `'AccountKey': '...'`, `"password": "..."`, `Authorization: Bearer ...`), a URL's password
-    (`https://user:***@host`), SAS and bearer tokens,
+    `'AccountKey': '...'`, `"password": "..."`, `Authorization: Bearer ...`), a URL's user
+    information (`http://***@proxy`), SAS and bearer tokens,
     JSON Web Tokens and key-like base64 runs become `***`. Applied to every log line the service writes
     and to everything `check-config` prints."""
     text = _TOKEN.sub(lambda m: f"{m.group(1)} ***", text)
     text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", text)
+    text = _URL_USERINFO.sub("***@", text)
     return _KEY_LIKE.sub(_key_like, _JWT.sub("***", text))
 
 

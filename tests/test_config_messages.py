@@ -85,15 +85,15 @@ def test_an_account_url_with_the_container_in_its_path_names_the_container_key(t
 
 
 @pytest.mark.parametrize("url, message", [
-    ("acct.blob.core.windows.net", "must be an https:// URL of the storage account"),
-    ("http://acct.blob.core.windows.net", "must use https://"),
-    ("https://user:pw@acct.blob.core.windows.net", "has user information"),
-    ("https://acct.blob.core.windows.net/?comp=list", "has a query or fragment"),
+    ("acct.blob.core.windows.net", " must be an https:// URL of the storage account"),
+    ("http://acct.blob.core.windows.net", " must use https://"),
+    ("https://user:pw@acct.blob.core.windows.net", ": looks like a URL with user information"),
+    ("https://acct.blob.core.windows.net/?comp=list", " has a query or fragment"),
 ])
 def test_an_account_url_that_is_not_the_accounts_https_url(tmp_path, url, message) -> None:
     data = real_hub(consumer_group="cg")
     data["checkpoint_store"]["account_url"] = url
-    assert f"checkpoint_store.account_url {message}" in error_of(write(tmp_path, data))
+    assert f"checkpoint_store.account_url{message}" in error_of(write(tmp_path, data))
 
 
 def test_check_config_says_what_it_did_not_check(tmp_path) -> None:
