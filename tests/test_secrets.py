@@ -195,3 +195,13 @@ def test_an_uncaught_exception_is_a_scrubbed_log_line_not_a_raw_traceback(tmp_pa
     assert STORAGE_KEY not in result.stdout + result.stderr
     line = json.loads(result.stdout)
     assert line["message"] == "uncaught exception" and line["error"].startswith("RuntimeError: cannot use")
+
+
+def test_check_config_scrubs_what_it_prints_even_a_key_name(tmp_path: Path) -> None:
+    # an unknown key is named in the message; when the "key" is a pasted connection string, the one
+    # redaction of everything check-config prints still keeps its secret out
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**config(), STORAGE_CS: 1}))
+    result = cli("check-config", "--config", str(path))
+    assert result.returncode == 2 and "is not a known key" in result.stderr
+    assert STORAGE_KEY not in result.stdout + result.stderr
