@@ -50,7 +50,7 @@ from consumer.config import ConfigError, Settings, load_config, redacted
 from consumer.config_sources import annotated_yaml
 from consumer.correlation import EVICT_STEP
 from consumer.deadletter import DeadLetterWriter
-from consumer.errors import classify, log_fields
+from consumer.errors import classify, log_fields, scrub_secrets
 from consumer.errors import reason as error_reason
 from consumer.eventhub import Receiver, eventhub_name, namespace_of
 from consumer.http import Health, HttpServer
@@ -83,10 +83,10 @@ def check_config(path: str, secrets_dir: str | None = None) -> int:
     try:
         loaded = load_config(path, secrets_dir=secrets_dir)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(scrub_secrets(str(exc)), file=sys.stderr)
         return 2
     try:
-        sys.stdout.write(annotated_yaml(redacted(loaded.settings), loaded))
+        sys.stdout.write(scrub_secrets(annotated_yaml(redacted(loaded.settings), loaded)))
         sys.stdout.flush()
     except BrokenPipeError:  # `check-config ... | head`: the verdict stands, the rest of the print is not wanted
         from consumer.cli import close_stdout_quietly
@@ -94,8 +94,14 @@ def check_config(path: str, secrets_dir: str | None = None) -> int:
         close_stdout_quietly()
     if (warning := unused_proxy_variables(loaded.settings, os.environ)) is not None:
         print(f"# warning: {warning}", file=sys.stderr)
-    print(f"# {path}: configuration is valid", file=sys.stderr)
+    print(f"# {path}: configuration is valid\n# {NOT_CHECKED}", file=sys.stderr)
     return 0
+
+
+#: What `check-config` cannot know offline; it says so, so that "valid" is not read as "works".
+NOT_CHECKED = ("not checked (offline): the credentials (keys, SAS, Azure AD role assignments), that the hub, "
+               "the consumer group and the storage account exist, and that they are reachable from where "
+               "`run` will run; `run` checks them at start-up (/readyz, acs_consumer_errors_total{kind})")
 
 
 #: glibc's `mallopt` parameter number of the mmap threshold (malloc.h).
@@ -141,7 +147,7 @@ def run(path: str, loop: str = "asyncio", secrets_dir: str | None = None) -> int
     try:
         loaded = load_config(path, secrets_dir=secrets_dir)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(scrub_secrets(str(exc)), file=sys.stderr)
         return 2
     settings = loaded.settings
     try:

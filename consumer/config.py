@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,7 +36,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 # ConfigError is raised by the sources and re-exported here, with the loading functions.
 from consumer.config_sources import ENV_NESTING, ENV_PREFIX, ConfigError, Loaded, load  # noqa: F401
-from consumer.connection_strings import check_eventhub, check_namespace, check_storage
+from consumer.connection_strings import (
+    check_account_url,
+    check_eventhub,
+    check_namespace,
+    check_storage,
+    is_local_eventhub,
+    secret_kind,
+)
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -49,7 +57,7 @@ def _check_container_name(value: str) -> str:
     """Azure's rule for blob container names, checked here rather than by the first request to storage
     (which would fail only after start-up, with `OutOfRangeInput` or `InvalidResourceName`)."""
     if not 3 <= len(value) <= 63 or not _CONTAINER_NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a blob container name: 3 to 63 lowercase letters, digits and "
+        raise ValueError("is not a blob container name: 3 to 63 lowercase letters, digits and "
                          "hyphens, starting and ending with a letter or digit, no two hyphens in a row")
     return value
 
@@ -57,7 +65,34 @@ def _check_container_name(value: str) -> str:
 ContainerName = Annotated[str, AfterValidator(_check_container_name)]
 
 
-class _Section(BaseModel):
+def _is_secret_field(model: type[BaseModel], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+class _NoSecretsInPlainFields(BaseModel):
+    """Every model of the settings, and so every field other branches add, refuses a credential in a
+    field that is not a secret (`SecretStr`): such fields are printed by `check-config` and logged at
+    start-up. The message names the key (pydantic's location) and what the value looks like, never
+    the value."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_secret(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None or _is_secret_field(cls, info.field_name):
+            return value
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            kind = secret_kind(item) if isinstance(item, str) else None
+            if kind is not None:
+                raise ValueError(
+                    f"looks like {kind} (the value is not shown): a secret does not belong in this key, which "
+                    "is printed by check-config and logged at start-up; put connection strings in "
+                    "eventhub.connection_string or checkpoint_store.connection_string (from the environment or a "
+                    "secret file, see docs/configuration.md), or use Azure AD (fully_qualified_namespace, account_url)")
+        return value
+
+
+class _Section(_NoSecretsInPlainFields):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -177,6 +212,8 @@ class EventHubSettings(_Section):
     #: namespace's own name to it. See docs/networks.md.
     custom_endpoint_address: EndpointAddress = None
     consumer_group: str = "$Default"
+    #: `$Default` is refused unless this says the operator wants it (see `_consumer_group`).
+    allow_default_consumer_group: bool = False
     max_batch_size: PositiveInt = 300
     max_wait_time_seconds: PositiveFloat = 5
     prefetch: PositiveInt = 600
@@ -216,7 +253,23 @@ class EventHubSettings(_Section):
                 "eventhub.partition_ownership_expiration_interval_seconds must be longer than "
                 "eventhub.load_balancing_interval_seconds"
             )
+        self._consumer_group()
         return self
+
+    def _consumer_group(self) -> None:
+        """With a checkpoint store the SDK opens exclusive (epoch) receivers: on `$Default`, which other
+        readers use without asking, they disconnect every other reader of the group. A local development
+        endpoint (the demo's, the tests') has no other reader."""
+        if (self.consumer_group.strip().lower() == "$default" and not self.allow_default_consumer_group
+                and not is_local_eventhub(self.connection_string and self.connection_string.get_secret_value(),
+                                          self.fully_qualified_namespace)):
+            raise ValueError(
+                "eventhub.consumer_group is $Default (also the default when none is given), refused: with a "
+                "checkpoint store the Event Hubs SDK opens exclusive (epoch) receivers, which disconnect every "
+                "other reader of $Default (a SIEM connector, another exporter, Stream Analytics). Create a consumer "
+                "group for this service (portal: the Event Hub > Consumer groups; az eventhubs eventhub "
+                "consumer-group create) and set eventhub.consumer_group to it, or set "
+                "eventhub.allow_default_consumer_group: true if nothing else reads $Default")
 
     def starting_position(self) -> str | datetime:
         """The SDK's `starting_position` for partitions without a checkpoint."""
@@ -240,6 +293,8 @@ class CheckpointStoreSettings(_Section):
             )
         if self.connection_string is not None:
             check_storage(self.connection_string.get_secret_value())
+        if self.account_url:
+            check_account_url(self.account_url)
         return self
 
 
@@ -347,7 +402,7 @@ class LoggingSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
-class Settings(BaseSettings):
+class Settings(_NoSecretsInPlainFields, BaseSettings):
     """The whole configuration of `acs-sms-consumer run`."""
 
     # validate_default=False as for the sections (pydantic's default; BaseSettings' is True).

@@ -26,6 +26,7 @@ secret); validation errors are printed without their input.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -53,6 +54,10 @@ CONFIG_VARIABLE = ENV_PREFIX + "CONFIG"
 SECRETS_DIR_VARIABLE = ENV_PREFIX + "SECRETS_DIR"
 #: Prefixed names that are not configuration keys (no key of the model may be called like them).
 RESERVED_VARIABLES = frozenset({CONFIG_VARIABLE, SECRETS_DIR_VARIABLE})
+
+
+#: How messages name the configuration file when there is none.
+NO_FILE = "(no file)"
 
 
 class ConfigError(Exception):
@@ -107,10 +112,59 @@ def secret_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 # --- the YAML file -------------------------------------------------------------------------------
 
 
+#: The largest configuration file read (a real one is a few KiB).
+MAX_FILE_BYTES = 1024 * 1024
+#: The most values a YAML document may hold once its aliases are counted as the copies they stand for
+#: (a real configuration has about a hundred), and the deepest nesting: an "alias bomb" of a few
+#: hundred bytes stands for billions of values, which any walk over the loaded data would expand.
+MAX_VALUES = 100_000
+MAX_DEPTH = 32
+
+
+class _TooLarge(ValueError):
+    """A YAML document past MAX_VALUES or MAX_DEPTH, or one that contains itself."""
+
+
+def load_bounded_yaml(text: str) -> Any:
+    """`yaml.safe_load(text)`, refused (`_TooLarge`) when it stands for more than MAX_VALUES values or
+    nests deeper than MAX_DEPTH. PyYAML shares an anchored node among its aliases, so loading is linear
+    in the text; `_count` visits each shared value once, so the check is too."""
+    try:
+        loaded = yaml.safe_load(text)
+    except RecursionError:
+        raise _TooLarge(f"nested more than {MAX_DEPTH} levels deep") from None
+    _count(loaded, {}, 0)
+    return loaded
+
+
+def _count(value: Any, counted: dict[int, int], depth: int) -> int:
+    """How many values `value` stands for, aliases expanded (each shared value counted once, by id)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    known = counted.get(id(value))
+    if known is not None:
+        if known < 0:
+            raise _TooLarge("a value that contains itself (a recursive alias)")
+        return known
+    if depth >= MAX_DEPTH:
+        raise _TooLarge(f"nested more than {MAX_DEPTH} levels deep")
+    counted[id(value)] = -1
+    total = 1
+    for child in (value.values() if isinstance(value, dict) else value):
+        total += _count(child, counted, depth + 1) + (1 if isinstance(value, dict) else 0)
+        if total > MAX_VALUES:
+            raise _TooLarge(f"more than {MAX_VALUES:,} values once its aliases (*name) are expanded")
+    counted[id(value)] = total
+    return total
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The file's top-level mapping (an empty file is an empty one); ConfigError naming the file."""
     source = str(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{source}: refused: larger than {MAX_FILE_BYTES // 1024} KiB (a configuration is a "
+                              "few KiB)")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the configuration file: {exc.strerror or exc}") from None
@@ -118,9 +172,11 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{source}: not valid YAML: not UTF-8 text (byte {exc.start + 1} of the file) "
                           "(the line is not shown: it may hold a secret)") from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = load_bounded_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML{_yaml_problem(exc, text)}") from None
+    except _TooLarge as exc:
+        raise ConfigError(f"{source}: refused: the YAML holds {exc}; a configuration needs no such structure") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -146,6 +202,8 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
         where = ""
     if isinstance(exc, yaml.reader.ReaderError):
         problem = "a character that YAML does not allow (control character or invalid encoding)"
+    elif "\\t" in (getattr(exc, "problem", None) or "") or (mark is not None and "\t" in _line(text, mark.line)):
+        problem = "a tab character: YAML indents with spaces only (replace the tab with spaces)"
     else:
         problem = _QUOTED.sub("'...'", getattr(exc, "problem", None) or "syntax error")
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
@@ -153,6 +211,12 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
             problem += (f" ({_QUOTED.sub(repr('...'), context)} that starts at line {context_mark.line + 1}, "
                         f"column {context_mark.column + 1})")
     return f"{where}: {problem} (the line is not shown: it may hold a secret)"
+
+
+def _line(text: str, number: int) -> str:
+    """Line `number` (from 0) of `text`, for a look at its characters (never printed)."""
+    lines = text.split("\n", number + 1)
+    return lines[number] if number < len(lines) else ""
 
 
 class _YamlFile(YamlConfigSettingsSource):
@@ -186,8 +250,8 @@ def _decode(value: str) -> Any:
     if not value.lstrip().startswith("["):
         return value
     try:
-        decoded = yaml.safe_load(value)
-    except yaml.YAMLError:
+        decoded = load_bounded_yaml(value)
+    except (yaml.YAMLError, _TooLarge):  # left a string: pydantic refuses it by key
         return value
     return decoded if isinstance(decoded, list) else value
 
@@ -365,7 +429,7 @@ def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, s
 
     `environ` defaults to os.environ; `secrets_dir` to ACS_SMS_CONSUMER_SECRETS_DIR of `environ`."""
     environ = os.environ if environ is None else environ
-    source = str(path) if path is not None else "(no file)"
+    source = str(path) if path is not None else NO_FILE
     if secrets_dir is None:
         secrets_dir = environ.get(SECRETS_DIR_VARIABLE, "").strip() or None
     keys = secret_keys(settings_cls)
@@ -382,7 +446,7 @@ def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, s
             sources.append(_YamlFile(settings_cls, Path(path)))
         settings = settings_cls(_build_sources=(tuple(sources), {}))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, _origins(sources))) from None
+        raise ConfigError(_describe(exc, source, _origins(sources), settings_cls)) from None
     except SettingsError as exc:  # e.g. a secrets directory of more than 16 MiB
         raise ConfigError(f"{source}: {exc}") from None
     return Loaded(settings, _origins(sources), None if path is None else str(path),
@@ -431,18 +495,65 @@ def _where(key: str, message: str, origins: Mapping[str, Origin]) -> str:
     return f" ({'; '.join(named)})" if named else ""
 
 
-def _describe(exc: ValidationError, source: str, origins: Mapping[str, Origin]) -> str:
-    lines = [f"{source}: invalid configuration ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
+def _describe(exc: ValidationError, source: str, origins: Mapping[str, Origin], model: type[BaseModel]) -> str:
+    """Every problem on a line of its own: the key, what is wrong and how to fix it, where the value came
+    from when not the file; never the value. When every problem comes from the environment or secret
+    files, the headline says the file is not to blame."""
+    lines, from_outside = [], []
     for error in exc.errors(include_url=False, include_input=False):
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         if error["type"] == "extra_forbidden":
-            message = "is not a known key (check the spelling against config.example.yaml)"
+            message = f"is not a known key ({_unknown_key_hint(key, _lookup(origins, key), model)})"
         elif error["type"] == "missing":
             message = "is required"
         else:
             message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  {key}: {message}{_where(key, message, origins)}")
-    return "\n".join(lines)
+        where = _where(key, message, origins)
+        from_outside.append(bool(where))
+        lines.append(f"  {key}: {message}{where}")
+    count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
+    if all(from_outside) and source != NO_FILE:
+        head = f"invalid configuration ({count}, from the environment or secret files; none in {source}):"
+    else:
+        head = f"{source}: invalid configuration ({count}):"
+    return "\n".join([head, *lines])
+
+
+def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of the model, sections included (`eventhub`, `eventhub.name`, ...)."""
+    keys = []
+    for name, info in model.model_fields.items():
+        keys.append(prefix + name)
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            keys.extend(model_keys(info.annotation, f"{prefix}{name}."))
+    return keys
+
+
+#: Longer unknown names get no "did you mean" (difflib's cost grows with the product of the lengths).
+_MAX_HINTED_NAME = 64
+
+
+def _unknown_key_hint(key: str, origin: Origin | None, model: type[BaseModel]) -> str:
+    """How to fix an unknown key: the variable meant when one `_` stands for `__`, the section where a
+    key of that name belongs (a key indented at the wrong level), a near miss among its siblings."""
+    known = model_keys(model)
+    named = origin is not None and origin.kind in ("environment", "secrets_dir")  # by a variable's name
+    if named:
+        squashed = variable_of(key).replace(ENV_NESTING, "_")
+        meant = [variable_of(k) for k in known if variable_of(k).replace(ENV_NESTING, "_") == squashed]
+        if meant:
+            return f"did you mean {meant[0]}? Nesting levels are separated by two underscores, {ENV_NESTING}"
+    show = variable_of if named else str
+    *section, leaf = key.split(".")
+    elsewhere = [show(k) for k in known if k.rpartition(".")[2] == leaf and k != key]
+    if elsewhere:
+        return f"it belongs in another section: {' or '.join(elsewhere)}" + ("" if named else "; check its indentation")
+    prefix = ".".join(section) + "." if section else ""
+    siblings = [k.removeprefix(prefix) for k in known if k.startswith(prefix) and "." not in k.removeprefix(prefix)]
+    close = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.7) if len(leaf) <= _MAX_HINTED_NAME else []
+    if close:
+        return f"did you mean {show(prefix + close[0])}?"
+    return "check the spelling against config.example.yaml"
 
 
 # --- check-config's listing ----------------------------------------------------------------------

@@ -16,10 +16,14 @@ finds when it signs the first request.
 from __future__ import annotations
 
 import binascii
+import ipaddress
+import re
 from base64 import b64decode
 from urllib.parse import urlparse
 
 from azure.core.utils import parse_connection_string
+
+from consumer.errors import scrub_secrets
 
 #: Keys that only a storage account's connection string has.
 _STORAGE_KEYS = frozenset({"accountname", "accountkey", "defaultendpointsprotocol", "endpointsuffix", "blobendpoint",
@@ -81,6 +85,66 @@ def check_namespace(value: str, key: str = "eventhub.fully_qualified_namespace")
     if "://" in value or "/" in value or not value.strip() or any(c.isspace() for c in value.strip()):
         raise ValueError(f"{key} must be the namespace's host name, e.g. my-namespace.servicebus.windows.net "
                          "(no sb://, no path, no spaces)")
+    host = value.strip().rpartition(":")[0] if _HOST_PORT.fullmatch(value.strip()) else value.strip()
+    if "." not in host and not is_local_host(host):
+        # A short name is a namespace's name (the KEDA step asks for it): the host name adds the suffix.
+        # Quoted only when it has a host name's shape (never a secret: those are refused before).
+        hint = f"did you mean {host}.servicebus.windows.net?" if _LABEL.fullmatch(host) else \
+            "e.g. my-namespace.servicebus.windows.net"
+        raise ValueError(f"{key} must be the fully qualified host name of the namespace, not its short name: "
+                         f"{hint} (portal: the namespace's Overview > Host name)")
+
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_HOST_PORT = re.compile(r"[^:\[\]]+:\d{1,5}")
+
+
+def is_local_host(host: str, single_label: bool = False) -> bool:
+    """A loopback address or `localhost` (a local endpoint, Azurite); with `single_label`, also a name
+    without a dot, which only a local network resolves (`azurite` in a compose file)."""
+    host = host.strip().strip("[]").lower()
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost") or (single_label and bool(host) and "." not in host)
+
+
+def is_local_eventhub(connection_string: str | None, namespace: str | None) -> bool:
+    """Whether the hub is a local development endpoint (the demo's, the tests', the Event Hubs emulator):
+    `UseDevelopmentEmulator=true` or a loopback host in the connection string, else a loopback namespace.
+    A connection string that does not parse is not local."""
+    if connection_string:
+        try:
+            parts = connection_string_parts(connection_string)
+        except ValueError:
+            return False
+        host = urlparse(parts.get("endpoint", "")).hostname or ""
+        return parts.get("usedevelopmentemulator", "").lower() == "true" or is_local_host(host)
+    return is_local_host(urlparse(f"//{namespace or ''}").hostname or "")
+
+
+def check_account_url(value: str, key: str = "checkpoint_store.account_url") -> None:
+    """Raise ValueError naming `key` unless `value` is the https URL of a storage account (blob endpoint)
+    with nothing after the host: no path (the container is a key of its own), no query (a SAS token is a
+    secret; user information is refused as a secret by every plain setting). http:// is accepted for a local host only (Azurite), which may carry
+    the account as its one path segment (`http://127.0.0.1:10000/devstoreaccount1`)."""
+    url = urlparse(value.strip())
+    example = "e.g. https://mystorageaccount.blob.core.windows.net"
+    if url.scheme.lower() not in ("https", "http") or not url.hostname:
+        raise ValueError(f"{key} must be an https:// URL of the storage account, {example} (portal: the storage "
+                         "account > Endpoints > Blob service)")
+    local = is_local_host(url.hostname, single_label=True)
+    if url.scheme.lower() == "http" and not local:
+        raise ValueError(f"{key} must use https:// (http:// is accepted for a local development host only, such as "
+                         f"Azurite on 127.0.0.1): {example}")
+    if url.query or url.fragment:
+        raise ValueError(f"{key} has a query or fragment (a SAS token is a secret: use "
+                         "checkpoint_store.connection_string with SharedAccessSignature, or Azure AD): give the "
+                         f"account's URL alone, {example}")
+    segments = [part for part in url.path.split("/") if part]
+    if len(segments) > (1 if local else 0):
+        raise ValueError(f"{key} has a path: give the account's URL alone ({example}) and put the container in "
+                         "checkpoint_store.container")
 
 
 def check_storage(value: str, key: str = "checkpoint_store.connection_string") -> dict[str, str]:
@@ -123,3 +187,26 @@ def _named(keys: set[str]) -> str:
              "endpoint": "Endpoint", "sharedaccesskeyname": "SharedAccessKeyName", "sharedaccesskey": "SharedAccessKey",
              "entitypath": "EntityPath", "usedevelopmentemulator": "UseDevelopmentEmulator"}
     return ", ".join(sorted(names[k] for k in keys))
+
+
+def secret_kind(value: str) -> str | None:
+    """What credential `value` holds, in words, if it looks like one: "a connection string", "a SAS
+    token", "a bearer token", "a URL with user information ...", "a key"; None when it does not. The
+    rule is the log scrubber's (`consumer.errors.scrub_secrets`): what would be redacted in a log line
+    is refused in a setting that is printed. Never returns any part of `value`."""
+    if scrub_secrets(value) == value:
+        return None
+    lowered = value.lower()
+    if "bearer" in lowered or lowered.lstrip().startswith("eyj"):
+        return "a bearer token"
+    if "sig=" in lowered or "sig%3d" in lowered or "sharedaccesssignature" in lowered:
+        return "a SAS token"
+    if "://" in value and "@" in value and "://***@" in scrub_secrets(value):
+        return "a URL with user information (a user and password)"
+    if "=" in value and ";" in value:
+        try:
+            if connection_string_parts(value).keys() & (_STORAGE_KEYS | _EVENTHUB_KEYS):
+                return "a connection string"
+        except ValueError:
+            pass
+    return "a key"

@@ -151,21 +151,53 @@ def _never_connected(error: BaseException) -> bool:
 
 # --- what a log line says about an error ---------------------------------------------------------
 
-_SECRETS = re.compile(r"(?i)\b(SharedAccessKey|AccountKey|sig|password|client_secret)(\s*[=:]\s*)[^\s;&,'\")]+")
-_SAS_TOKEN = re.compile(r"(?i)SharedAccessSignature\s+\S+")
+#: Names whose value is a credential: in a connection string (`AccountKey=`), a URL's query (`sig=`,
+#: URL-encoded `sig%3D`), a header (`Authorization: `), a dict's repr (`'AccountKey': '...'`) or JSON.
+_SECRET_NAMES = ("SharedAccessKey|SharedAccessSignature|AccountKey|sig|password|passwd|pwd|client_secret|secret|"
+                 "access_token|refresh_token|id_token|token|api_key|apikey|authorization|x-api-key")
+#: The name (after anything but a letter, `_` or `-`: a digit may end `%26`, a URL-encoded `&`), then its separator (`=`, `:`, `%3D`, with optional quotes around the name's end and the
+#: value's start), then the value up to the next separator. Each part is a single greedy run after a
+#: fixed prefix, so a failed attempt never rescans: linear time on any input.
+_SECRET_PAIR = re.compile(
+    rf"(?i)(?<![a-z_-])({_SECRET_NAMES})(['\"]?[ \t]*(?:[=:]|%3D)[ \t]*['\"]?)"
+    r"(?:(?:Bearer|Basic|SharedAccessSignature)[ \t]+)?[^\s;&,'\"<>(){}\[\]]+")
+#: `SharedAccessSignature sr=...&sig=...&se=...` (an Event Hubs SAS token) and `Bearer <token>`.
+_TOKEN = re.compile(r"(?i)\b(SharedAccessSignature|Bearer)[ \t]+[^\s;,'\"<>(){}\[\]]+")
+#: A JSON Web Token (`eyJ...`: base64url of '{"'), with or without its other two parts.
+_JWT = re.compile(r"\beyJ[\w-]{10,}(?:\.[\w-]+){0,2}")
+#: A run of 40 or more base64 characters, a key when it mixes digits and both cases and has base64's
+#: `+`, `/` or `=` padding (a storage account key is 88 characters ending in `==`, a SAS key 44 ending
+#: in `=`); hub names, paths and tracking ids do not.
+_KEY_LIKE = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+#: A URL's user information (`scheme://user:password@host`, e.g. a proxy's).
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
 _PHONE = re.compile(r"\+\d[\d\s().-]{6,}\d|\b\d{10,15}\b")  # E.164 with its +, or a long run of digits
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
-_URL_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")  # a proxy URL's user and password
+
+
+def _key_like(match: re.Match[str]) -> str:
+    run = match.group(0)
+    mixed = any(c.isdigit() for c in run) and any(c.isupper() for c in run) and any(c.islower() for c in run)
+    return "***" if mixed and ("+" in run or "/" in run or run.endswith("=")) else run
+
+
+def scrub_secrets(text: str) -> str:
+    """`text` without credentials: the value after a credential's name (`AccountKey=`, `sig=`, `sig%3D`,
+    `'AccountKey': '...'`, `"password": "..."`, `Authorization: Bearer ...`), a URL's user
+    information (`http://***@proxy`), SAS and bearer tokens,
+    JSON Web Tokens and key-like base64 runs become `***`. Applied to every log line the service writes
+    and to everything `check-config` prints."""
+    text = _TOKEN.sub(lambda m: f"{m.group(1)} ***", text)
+    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    text = _URL_USERINFO.sub("***@", text)
+    return _KEY_LIKE.sub(_key_like, _JWT.sub("***", text))
 
 
 def scrub(text: str) -> str:
-    """`text` without credentials (`AccountKey=...`, `sig=...`, SAS tokens, a URL's `user:password@`),
-    phone numbers (a `+` and 8 or more digits, or 10 to 15 digits in a row) or IPv4 addresses; tracking
-    ids, timestamps, ports and status codes stay (Azure support asks for the tracking id)."""
-    text = _SAS_TOKEN.sub("SharedAccessSignature ***", text)
-    text = _SECRETS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    text = _URL_USERINFO.sub("***@", text)
-    return _IP.sub("***", _PHONE.sub("***", text))
+    """`text` without credentials (`scrub_secrets`), phone numbers (a `+` and 8 or more digits, or 10 to
+    15 digits in a row) or IPv4 addresses; tracking ids, timestamps, ports and status codes stay (Azure
+    support asks for the tracking id)."""
+    return _IP.sub("***", _PHONE.sub("***", scrub_secrets(text)))
 
 
 def reason(error: BaseException) -> str:

@@ -5,26 +5,35 @@ Every line has `time` (UTC, ISO 8601), `level`, `logger` and `message`; event-re
 personal data leaves the process: bodies and record values are never logged, only counts, reasons
 that name fields (never their values), and Event Hubs positions. The Azure SDK's own loggers are
 kept at WARNING so their chatter (connection details, tokens' expiry) stays out; what they and the
-other libraries still log (an exception's repr with the peer's address, say) goes out scrubbed
-(`consumer.errors.scrub`), like an exception logged with its traceback, and with the `kind`,
+other libraries still log (an exception's repr with the peer's address, say) goes out scrubbed of
+credentials, phone numbers and addresses (`consumer.errors.scrub`), like an exception logged with its
+traceback, and with the `kind`,
 `error_type` and `error_reason` of the exception it is about (`consumer.errors.log_fields`, the kind
 as in `acs_consumer_errors_total`), so one filter on `kind` finds every line of one cause. The
-service's own lines are already built that way and left as they are.
+service's own lines are already built that way; their numbers and addresses stay as they are.
+
+One redaction applies to every line, whoever writes it: every string in it (the message, each field
+passed with `extra=`, nested in dicts and lists) goes through `consumer.errors.scrub_secrets`, so a
+credential pasted where it does not belong never reaches the log (issue #25).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TextIO
 
 import orjson
 
-from consumer.errors import log_fields, scrub
+from consumer.errors import log_fields, scrub, scrub_secrets
 
 # Attributes every LogRecord has; anything else passed with `extra=` becomes a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_MAX_FIELD_DEPTH = 8
 
 
 def _own(logger: str) -> bool:
@@ -36,16 +45,16 @@ class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        clean = scrub_secrets if _own(record.name) else scrub
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": message if _own(record.name) else scrub(message),
+            "message": clean(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                line[key] = value
+                line[key] = _scrubbed(value, clean)
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = scrub(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
         if "kind" not in line and not _own(record.name):
@@ -53,6 +62,22 @@ class JsonFormatter(logging.Formatter):
             if error is not None:  # the SDK's warnings quote the exception: name it as our lines do
                 line.update({k: v for k, v in log_fields(error).items() if k not in line})
         return orjson.dumps(line, default=str).decode()
+
+
+def _scrubbed(value: Any, clean: Callable[[str], str], depth: int = 0) -> Any:
+    """`value` (a field of a line) with `clean` applied to every string in it, nested in dicts, lists
+    and tuples down to 8 levels (deeper is shown as its type only); other values as they are."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, (dict, list, tuple)) and depth >= _MAX_FIELD_DEPTH:
+        return f"<{type(value).__name__}>"
+    if isinstance(value, dict):
+        return {clean(str(k)): _scrubbed(v, clean, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v, clean, depth + 1) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return clean(str(value))  # what orjson would print with default=str
 
 
 def _error_of(record: logging.LogRecord) -> BaseException | None:
@@ -72,6 +97,16 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     root.setLevel(level)
     for noisy in ("azure", "uamqp", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # An exception nothing caught would go to stderr as Python's traceback, unscrubbed: a log line instead.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException | None, trace: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error or kind(), trace)
+        return
+    logging.getLogger("consumer").critical("uncaught exception", exc_info=(kind, error or kind(), trace))
 
 
 def event_fields(partition: str, sequence_number: int | None, **more: Any) -> dict[str, Any]:

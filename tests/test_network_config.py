@@ -34,7 +34,7 @@ def ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def config(tmp_path: Path, eventhub: dict[str, Any] | None = None, network: dict[str, Any] | None = None) -> Path:
-    data: dict[str, Any] = {"eventhub": {"connection_string": EH, **(eventhub or {})},
+    data: dict[str, Any] = {"eventhub": {"connection_string": EH, "consumer_group": "acs-sms-consumer", **(eventhub or {})},
                             "checkpoint_store": {"connection_string": ST}}
     if network is not None:
         data["network"] = network
@@ -139,7 +139,7 @@ def test_a_bare_custom_endpoint_address_gets_its_scheme(tmp_path: Path) -> None:
      "network.proxy", "network.proxy.password needs network.proxy.username"),
     ({"custom_endpoint_address": "https://eh.corp"}, None, "eventhub.custom_endpoint_address", "sb://<host>[:<port>]"),
     ({"custom_endpoint_address": "sb://eh.corp/$servicebus/websocket"}, None, "eventhub.custom_endpoint_address", "no path"),
-    ({"custom_endpoint_address": "sb://user@eh.corp"}, None, "eventhub.custom_endpoint_address", "no path, user"),
+    ({"custom_endpoint_address": "sb://user@eh.corp"}, None, "eventhub.custom_endpoint_address", "user information"),
     ({"custom_endpoint_address": "sb://eh.corp:99999"}, None, "eventhub.custom_endpoint_address", "sb://<host>"),
     ({}, {"ca_bundle": "/nonexistent/ca.pem"}, "network.ca_bundle", "/nonexistent/ca.pem: no such file"),
 ])
@@ -195,7 +195,7 @@ def test_check_config_exits_2_for_a_proxy_without_websocket(tmp_path: Path) -> N
 
 
 def test_settings_without_network_section_validate(tmp_path: Path) -> None:
-    assert Settings.model_validate({"eventhub": {"connection_string": EH},
+    assert Settings.model_validate({"eventhub": {"connection_string": EH, "consumer_group": "acs-sms-consumer"},
                                     "checkpoint_store": {"connection_string": ST}}).network.proxy.enabled is False
 
 

@@ -664,7 +664,7 @@ def test_connection_string_from_the_environment(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setenv(traffic.CONNECTION_STRING_ENV, "Endpoint=sb://ns/;SharedAccessKeyName=k;SharedAccessKey=v")
     monkeypatch.setattr(traffic.cli, "publish", fake_publish)
-    assert main(["--eventhub", "acs", "--duration", "1", "--seed", "9", "--drill-country", "us"]) == 0
+    assert main(["--eventhub", "acs", "--duration", "1", "--seed", "9", "--drill-country", "us", "--allow-remote-hub"]) == 0
     assert seen["connection_string"].startswith("Endpoint=sb://ns/") and seen["eventhub_name"] == "acs"
     assert seen["options"].seed == 9 and seen["options"].drill == Drill("US", 30.0, 0.0)
 
@@ -674,7 +674,7 @@ def test_a_publishing_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
         raise ConnectionError("no route to host")
 
     monkeypatch.setattr(traffic.cli, "publish", failing)
-    assert main(["--connection-string", "Endpoint=sb://ns/;EntityPath=h", "--records", "5"]) == 1
+    assert main(["--connection-string", "Endpoint=sb://ns/;EntityPath=h", "--records", "5", "--allow-remote-hub"]) == 1
     assert "simulate: failed: ConnectionError: no route to host" in capsys.readouterr().err
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, IO
 
+from consumer.connection_strings import is_local_eventhub
 from consumer.labels import ISO_COUNTRIES, NUMBER_TYPES
 
 from .vocabulary import DEFAULT_COUNTRIES, DEFAULT_NUMBER_TYPES
@@ -28,6 +29,10 @@ __all__ = ["CONNECTION_STRING_ENV", "build_parser", "options_from_args", "write_
 #: Where `main` looks for a connection string when --connection-string is not given (keeps the
 #: secret out of the process list).
 CONNECTION_STRING_ENV: Final = "ACS_SIMULATE_CONNECTION_STRING"
+#: What publishing synthetic records to a real hub does, said before it happens.
+POLLUTES: Final = ("Synthetic records on a real hub reach every consumer of it: they pollute every counter of "
+                   "acs-sms-consumer (operations, failures, latency, usage), the dashboards, the usage figures, "
+                   "and can fire alerts and page the on-call")
 
 
 def _mix_type(allowed: Sequence[str] | frozenset[str], expected: str | None) -> Callable[[str], dict[str, float]]:
@@ -87,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--eventhub", metavar="NAME", help="Event Hub name (unless the connection string has EntityPath)")
     target.add_argument("--fully-qualified-namespace", metavar="HOST",
                         help="e.g. my-ns.servicebus.windows.net; authenticates with DefaultAzureCredential")
+    target.add_argument("--allow-remote-hub", action="store_true",
+                        help="publish to a hub that is not a local endpoint (loopback host or UseDevelopmentEmulator=true): "
+                             f"{POLLUTES}")
     target.add_argument("--dry-run", metavar="FILE", help="write the bodies as JSON lines to FILE (- for stdout) "
                                                          "as fast as possible instead of publishing")
     what = parser.add_argument_group("what")
@@ -132,6 +140,10 @@ def options_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
             parser.error("--fully-qualified-namespace needs --eventhub")
         if args.connection_string and not args.eventhub and "entitypath=" not in args.connection_string.lower():
             parser.error("the connection string has no EntityPath: give --eventhub")
+        if not args.allow_remote_hub and not is_local_eventhub(args.connection_string, args.fully_qualified_namespace):
+            parser.error("the hub is not a local endpoint (a loopback host, or UseDevelopmentEmulator=true in the "
+                         f"connection string); nothing was sent. {POLLUTES}. Pass --allow-remote-hub if that is "
+                         "intended (a drill on a staging hub, with its alerts silenced)")
     elif args.duration is None and args.records is None:
         parser.error("--dry-run needs --duration or --records (it does not wait for the clock)")
     if args.drill_country is None and (args.drill_seconds is not None or args.drill_after is not None):
