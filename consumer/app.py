@@ -254,7 +254,7 @@ class Service:
                                                     "scraped") if self.shutting_down else (True, "not shutting down"))
 
         http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port, scrapes=receiver,
-                          scrapers=settings.checkpoint.scrapers)
+                          scrapers=settings.checkpoint.scrapers, settings=settings.http)
         await http.start()
         self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})

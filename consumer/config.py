@@ -233,6 +233,19 @@ class DeadLetterSettings(_Section):
 class HttpSettings(_Section):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    #: A request must reach the application within this time of the connection's opening or of its
+    #: first bytes (consumer/http_limits.py); else the connection is closed.
+    header_timeout_seconds: PositiveFloat = 10
+    #: An idle connection (no request under way) is closed after this time.
+    keepalive_timeout_seconds: PositiveFloat = 75
+    #: Connections open at once; more are closed unread.
+    max_connections: PositiveInt = 64
+    #: A `/metrics` request within this time of the last render of its format is answered with that
+    #: render: many scrapers cost the event loop what one does.
+    render_reuse_seconds: PositiveFloat = 1
+    #: A file holding the bearer token `/metrics` then requires (re-read when it changes); unset, anyone
+    #: who reaches the port reads the metrics (docs/security.md).
+    bearer_token_file: Path | None = None
 
 
 class LoggingSettings(_Section):

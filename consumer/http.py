@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from consumer.metrics import Metrics
+from consumer.config import HttpSettings
+from consumer.http_limits import ConnectionLimits, GuardedSite
+from consumer.metrics import Metrics, negotiate
+from consumer.scrape_auth import BearerToken
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
@@ -72,30 +75,79 @@ class Health:
         return all(item["ok"] for item in report.values()), report
 
 
-def metrics_response(metrics: Metrics, request: web.Request) -> web.Response:
-    """The exposition in the negotiated format. aiohttp compresses it when the request's
-    Accept-Encoding names gzip (or deflate), in a worker thread above 4 KiB, off the event loop."""
-    body, content_type = metrics.render_for(request.headers.get("Accept"))
+class SharedRenders:
+    """At most one render of each format (OpenMetrics, text) per `reuse_seconds` for scrapes, and one
+    more for other requests: a request within that time of the last render of its format is answered
+    with its bytes, so many clients cost the event loop what one does. A scrape's render keeps the
+    snapshot `scrapes.scrape_started()` took just before it (the render is synchronous); a scrape
+    answered with it completes that snapshot, so a checkpoint still names only what the bytes it
+    received show. A render made for another request (a curl) takes no snapshot: a scrape renders anew."""
+
+    def __init__(self, metrics: Metrics, scrapes: ScrapeObserver | None, reuse_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._scrapes = scrapes
+        self._reuse_seconds = reuse_seconds
+        self._clock = clock
+        self._last: dict[bool, tuple[float, bytes, Any]] = {}
+        self.renders = 0
+
+    def get(self, open_metrics: bool, scrape: bool) -> tuple[bytes, Any]:
+        """(the exposition, the scrape snapshot taken when it was rendered, None for no scrape's)."""
+        now = self._clock()
+        last = self._last.get(open_metrics)
+        if last is not None and now - last[0] < self._reuse_seconds and (last[2] is not None or not scrape):
+            return last[1], last[2]
+        snapshot = self._scrapes.scrape_started() if scrape and self._scrapes is not None else None
+        body = self._metrics.render_exposition(open_metrics)
+        self._last[open_metrics] = (now, body, snapshot)
+        self.renders += 1
+        return body, snapshot
+
+
+def metrics_response(body: bytes, content_type: str) -> web.Response:
+    """aiohttp compresses it when the request's Accept-Encoding names gzip (or deflate), in a worker
+    thread above 4 KiB, off the event loop."""
     response = web.Response(body=body, headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"})
     response.enable_compression()
     return response
 
 
+def _refusal(status: type[web.HTTPException], text: str, **headers: str) -> web.HTTPException:
+    return status(text=text + "\n", headers=headers or None)
+
+
 def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None = None,
-                scrapers: str = "prometheus") -> web.Application:
+                scrapers: str = "prometheus", settings: HttpSettings | None = None,
+                limits: ConnectionLimits | None = None) -> web.Application:
     """`scrapers`: which requests are scrapes for `scrapes` (`checkpoint.scrapers`: `prometheus`, those
-    that announce a scrape timeout; `any`, every GET)."""
+    that announce a scrape timeout; `any`, every GET). `settings`: the `http` section (render reuse,
+    bearer token); `limits`: told when each request arrives (`ConnectionLimits.request_arrived`)."""
+    settings = settings or HttpSettings()
+    renders = SharedRenders(metrics, scrapes, settings.render_reuse_seconds)
+    token = BearerToken(settings.bearer_token_file) if settings.bearer_token_file is not None else None
+    refused = metrics.consumer.http_refused
+
     async def get_metrics(request: web.Request) -> web.Response:
+        if token is not None and not token.authorizes(request.headers.get("Authorization")):
+            refused.labels("unauthorized").inc()
+            raise _refusal(web.HTTPUnauthorized, "/metrics requires a bearer token", **{"WWW-Authenticate": "Bearer"})
+        exposition = negotiate(request.headers.get("Accept"))
+        if exposition is None:
+            refused.labels("not_acceptable").inc()
+            raise _refusal(web.HTTPNotAcceptable, "/metrics is served as OpenMetrics 1.0.0 or the text format, "
+                           "names escaped with underscores, values or allow-utf-8 (not dots)")
         timeout = scrape_timeout(request)
-        if scrapes is None or request.method != "GET" or (timeout is None and scrapers != "any"):
-            return metrics_response(metrics, request)  # a curl: shows the counts, moves no checkpoint
         began = time.monotonic()
-        token = scrapes.scrape_started()  # the render below is synchronous: it shows what was counted by now
-        response = metrics_response(metrics, request)
+        scrape = scrapes is not None and request.method == "GET" and (timeout is not None or scrapers == "any")
+        body, snapshot = renders.get(exposition.open_metrics, scrape)
+        response = metrics_response(body, exposition.content_type)
+        if scrapes is None or not scrape:
+            return response  # a curl: shows the counts, moves no checkpoint
         await response.prepare(request)
         await response.write_eof()  # raises if the client went away: then the scrape did not complete
         if timeout is None or time.monotonic() - began <= SCRAPE_TIMEOUT_SHARE * timeout:
-            scrapes.scrape_completed(token)  # else Prometheus may have timed out and dropped it
+            scrapes.scrape_completed(snapshot)  # else Prometheus may have timed out and dropped it
         return response
 
     async def healthz(_: web.Request) -> web.Response:
@@ -105,7 +157,14 @@ def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None
         ok, report = health.ready()
         return web.json_response({"status": "ready" if ok else "not ready", "checks": report}, status=200 if ok else 503)
 
-    app = web.Application()
+    @web.middleware
+    async def arrived(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+        if limits is not None:
+            limits.request_arrived(request.transport)
+        return await handler(request)
+
+    app = web.Application(middlewares=[arrived])
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -113,19 +172,26 @@ def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None
 
 
 class HttpServer:
-    """Runs the application on host:port inside the current event loop."""
+    """Runs the application on host:port inside the current event loop, within the limits of `settings`
+    (consumer/http_limits.py; aiohttp closes idle connections after `keepalive_timeout_seconds`)."""
 
     def __init__(self, metrics: Metrics, health: Health, host: str, port: int,
-                 scrapes: ScrapeObserver | None = None, scrapers: str = "prometheus") -> None:
-        self._runner = web.AppRunner(application(metrics, health, scrapes, scrapers), access_log=None,
-                                     handle_signals=False)
+                 scrapes: ScrapeObserver | None = None, scrapers: str = "prometheus",
+                 settings: HttpSettings | None = None) -> None:
+        settings = settings or HttpSettings()
+        refused = metrics.consumer.http_refused
+        self.limits = ConnectionLimits(settings.max_connections, settings.header_timeout_seconds,
+                                       lambda reason: refused.labels(reason).inc())
+        app = application(metrics, health, scrapes, scrapers, settings, self.limits)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=settings.keepalive_timeout_seconds)
         self._host = host
         self._port = port
         self.port = port
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = GuardedSite(self._runner, self._host, self._port, self.limits)
         await site.start()
         addresses = self._runner.addresses  # the bound socket tells the real port when 0 was asked for
         if addresses:

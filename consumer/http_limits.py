@@ -1,0 +1,136 @@
+"""Limits on the connections of the HTTP server: how many may be open, and how long a request may take
+to arrive.
+
+aiohttp bounds how long a connection may stay idle (`keepalive_timeout`, also from its opening until a
+first request), but not how long the headers of a request may take once they have begun, nor how many
+connections are open: 300 connections that send half a request and stop held every file descriptor of
+a process limited to 256. So each connection goes through a `Guard` (an asyncio protocol wrapped
+around aiohttp's), which
+
+- refuses (closes at once, unread) a connection past `max_connections` open ones;
+- closes a connection whose request has not reached the application `header_timeout` seconds after
+  the connection opened or, later, after the first bytes of a request arrived (the application tells
+  it, `ConnectionLimits.request_arrived`; a request with a body must arrive whole in that time, as
+  no endpoint here takes one).
+
+Each refusal is counted by the caller's `refused(reason)`: `connection_limit`, `header_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+
+class Guard(asyncio.Protocol):
+    """One connection: aiohttp's protocol for it (`inner`), and the deadline of its next request."""
+
+    def __init__(self, limits: ConnectionLimits, inner: asyncio.Protocol) -> None:
+        self._limits = limits
+        self._inner = inner
+        self._transport: asyncio.Transport | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self._limits.admit(transport, self):
+            transport.abort()
+            return
+        self._transport = transport
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        if self._deadline is None:  # the first bytes of a request
+            self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._transport is not None else None
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return  # refused: aiohttp never saw it
+        self.request_arrived()
+        self._limits.release(self._transport)
+        self._inner.connection_lost(exc)
+
+    def request_arrived(self) -> None:
+        """A request of this connection has reached the application: no deadline until the next one begins."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self._limits.header_timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._transport is not None:
+            self._limits.refused("header_timeout")
+            self._transport.abort()
+
+
+class ConnectionLimits:
+    """The open connections of one server (`Guard`s), at most `max_connections`."""
+
+    def __init__(self, max_connections: int, header_timeout: float, refused: Callable[[str], None]) -> None:
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.refused = refused
+        self._open: dict[asyncio.BaseTransport, Guard] = {}
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
+
+    def admit(self, transport: asyncio.BaseTransport, guard: Guard) -> bool:
+        if len(self._open) >= self.max_connections:
+            self.refused("connection_limit")
+            return False
+        self._open[transport] = guard
+        return True
+
+    def release(self, transport: asyncio.BaseTransport) -> None:
+        self._open.pop(transport, None)
+
+    def request_arrived(self, transport: Any) -> None:
+        """The application received a request on `transport` (`web.Request.transport`)."""
+        guard = self._open.get(transport)
+        if guard is not None:
+            guard.request_arrived()
+
+    def protocol(self, make_inner: Callable[[], asyncio.Protocol]) -> Callable[[], Guard]:
+        """The protocol factory for `loop.create_server`: aiohttp's protocol, guarded."""
+        return lambda: Guard(self, make_inner())
+
+
+class GuardedSite(web.TCPSite):
+    """aiohttp's TCP site whose connections go through `limits`."""
+
+    __slots__ = ("_limits",)
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: ConnectionLimits) -> None:
+        super().__init__(runner, host, port)
+        self._limits = limits
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._limits.protocol(server), self._host, self._port,
+                                                backlog=self._backlog)
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
