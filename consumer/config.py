@@ -238,14 +238,15 @@ class HttpSettings(_Section):
     header_timeout_seconds: PositiveFloat = 10
     #: An idle connection (no request under way) is closed after this time.
     keepalive_timeout_seconds: PositiveFloat = 75
-    #: Connections open at once; more are closed unread.
+    #: Connections open at once, and from one address; more are closed unread.
     max_connections: PositiveInt = 64
+    max_connections_per_client: PositiveInt = 16
     #: A `/metrics` request within this time of the last render of its format is answered with that
     #: render: many scrapers cost the event loop what one does.
     render_reuse_seconds: PositiveFloat = 1
     #: A file holding the bearer token `/metrics` then requires (re-read when it changes); unset, anyone
     #: who reaches the port reads the metrics (docs/security.md).
-    bearer_token_file: Path | None = None
+    bearer_token_path: str | None = None
 
 
 class LoggingSettings(_Section):

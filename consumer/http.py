@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -125,7 +126,7 @@ def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None
     bearer token); `limits`: told when each request arrives (`ConnectionLimits.request_arrived`)."""
     settings = settings or HttpSettings()
     renders = SharedRenders(metrics, scrapes, settings.render_reuse_seconds)
-    token = BearerToken(settings.bearer_token_file) if settings.bearer_token_file is not None else None
+    token = BearerToken(Path(settings.bearer_token_path)) if settings.bearer_token_path else None
     refused = metrics.consumer.http_refused
 
     async def get_metrics(request: web.Request) -> web.Response:
@@ -180,8 +181,8 @@ class HttpServer:
                  settings: HttpSettings | None = None) -> None:
         settings = settings or HttpSettings()
         refused = metrics.consumer.http_refused
-        self.limits = ConnectionLimits(settings.max_connections, settings.header_timeout_seconds,
-                                       lambda reason: refused.labels(reason).inc())
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_client,
+                                       settings.header_timeout_seconds, lambda reason: refused.labels(reason).inc())
         app = application(metrics, health, scrapes, scrapers, settings, self.limits)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      keepalive_timeout=settings.keepalive_timeout_seconds)

@@ -7,7 +7,8 @@ connections are open: 300 connections that send half a request and stop held eve
 a process limited to 256. So each connection goes through a `Guard` (an asyncio protocol wrapped
 around aiohttp's), which
 
-- refuses (closes at once, unread) a connection past `max_connections` open ones;
+- refuses (closes at once, unread) a connection past `max_connections` open ones, or past
+  `max_per_client` open ones from its address;
 - closes a connection whose request has not reached the application `header_timeout` seconds after
   the connection opened or, later, after the first bytes of a request arrived (the application tells
   it, `ConnectionLimits.request_arrived`; a request with a body must arrive whole in that time, as
@@ -83,28 +84,46 @@ class Guard(asyncio.Protocol):
             self._transport.abort()
 
 
-class ConnectionLimits:
-    """The open connections of one server (`Guard`s), at most `max_connections`."""
+def _client(transport: asyncio.BaseTransport) -> str:
+    """The peer's address (kept in memory only, to count its connections: never logged)."""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
-    def __init__(self, max_connections: int, header_timeout: float, refused: Callable[[str], None]) -> None:
+
+class ConnectionLimits:
+    """The open connections of one server (`Guard`s): at most `max_connections`, and at most
+    `max_per_client` from one address, so that one client (a leaking scraper, a hostile pod) cannot
+    take every slot from kubelet's probes and Prometheus."""
+
+    def __init__(self, max_connections: int, max_per_client: int, header_timeout: float,
+                 refused: Callable[[str], None]) -> None:
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.header_timeout = header_timeout
         self.refused = refused
         self._open: dict[asyncio.BaseTransport, Guard] = {}
+        self._per_client: dict[str, int] = {}  # at most max_connections entries
 
     @property
     def open(self) -> int:
         return len(self._open)
 
     def admit(self, transport: asyncio.BaseTransport, guard: Guard) -> bool:
-        if len(self._open) >= self.max_connections:
+        client = _client(transport)
+        if len(self._open) >= self.max_connections or self._per_client.get(client, 0) >= self.max_per_client:
             self.refused("connection_limit")
             return False
         self._open[transport] = guard
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         return True
 
     def release(self, transport: asyncio.BaseTransport) -> None:
-        self._open.pop(transport, None)
+        if self._open.pop(transport, None) is None:
+            return
+        client = _client(transport)
+        left = self._per_client.pop(client, 1) - 1
+        if left > 0:
+            self._per_client[client] = left
 
     def request_arrived(self, transport: Any) -> None:
         """The application received a request on `transport` (`web.Request.transport`)."""

@@ -1,4 +1,4 @@
-"""The bearer token `/metrics` requires when `http.bearer_token_file` is set.
+"""The bearer token `/metrics` requires when `http.bearer_token_path` is set.
 
 The token is the file's content, stripped (a Kubernetes Secret mounted as a file). The file is read
 at start-up (missing, unreadable or empty: the service does not start) and again whenever it changes
@@ -26,9 +26,9 @@ def _read_token(path: Path) -> bytes:
     try:
         token = path.read_bytes().strip()
     except OSError as exc:
-        raise TokenFileError(f"http.bearer_token_file {path}: cannot be read ({type(exc).__name__})") from None
+        raise TokenFileError(f"http.bearer_token_path {path}: cannot be read ({type(exc).__name__})") from None
     if not token:
-        raise TokenFileError(f"http.bearer_token_file {path}: is empty")
+        raise TokenFileError(f"http.bearer_token_path {path}: is empty")
     return token
 
 

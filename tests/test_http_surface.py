@@ -5,9 +5,9 @@
 - concurrent scrapes share one render per `http.render_reuse_seconds` and each completes the snapshot
   of the render it received;
 - connection limits: partial requests are closed after `http.header_timeout_seconds`, connections past
-  `http.max_connections` are refused, idle ones closed after `http.keepalive_timeout_seconds`, and
+  `http.max_connections` (or `http.max_connections_per_client` from one address) are refused, idle ones closed after `http.keepalive_timeout_seconds`, and
   `/healthz` answers meanwhile;
-- the bearer token of `http.bearer_token_file`: required on `/metrics` only, re-read when the file
+- the bearer token of `http.bearer_token_path`: required on `/metrics` only, re-read when the file
   changes, and only an authenticated scrape completes.
 """
 
@@ -17,6 +17,8 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -156,13 +158,23 @@ async def test_after_reuse_seconds_a_scrape_renders_again() -> None:
 
 # --- connection limits ---------------------------------------------------------------------------
 
-def _partial_requests(port: int, count: int) -> list[socket.socket]:
-    sockets = []
-    for _ in range(count):
+@asynccontextmanager
+async def partial_requests(port: int, count: int) -> AsyncIterator[list[socket.socket]]:
+    """`count` connections that each send half a request and stop; closed at the end."""
+    def connect() -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # never finished
-        sockets.append(sock)
-    return sockets
+        return sock
+
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(await asyncio.to_thread(connect))
+        await asyncio.sleep(0.3)  # the server has accepted (or refused) them all
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _closed_by_peer(sock: socket.socket, within: float) -> bool:
@@ -175,9 +187,9 @@ def _closed_by_peer(sock: socket.socket, within: float) -> bool:
         return False
 
 
-def _healthz(port: int) -> float:
+def _healthz(port: int, source: str = "127.0.0.1") -> float:
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := sock.recv(4096):
@@ -187,12 +199,10 @@ def _healthz(port: int) -> float:
 
 
 async def test_partial_requests_are_closed_after_the_header_timeout_and_healthz_answers() -> None:
-    settings = HttpSettings(header_timeout_seconds=1, max_connections=40)
+    settings = HttpSettings(header_timeout_seconds=1, max_connections=40, max_connections_per_client=100)
     server, metrics, _ = await serving(settings)
     try:
-        sockets = await asyncio.to_thread(_partial_requests, server.port, 100)
-        try:
-            await asyncio.sleep(0.3)
+        async with partial_requests(server.port, 100) as sockets:
             assert server.limits.open <= 40
             assert refused(metrics, "connection_limit") >= 60  # closed unread, at once
             # the held ones are closed at the deadline; a new connection is served then
@@ -200,9 +210,23 @@ async def test_partial_requests_are_closed_after_the_header_timeout_and_healthz_
             assert all(closed)
             assert refused(metrics, "header_timeout") >= 1
             assert await asyncio.to_thread(_healthz, server.port) < 1
-        finally:
-            for sock in sockets:
-                sock.close()
+    finally:
+        await server.stop()
+
+
+async def test_one_client_cannot_take_every_connection() -> None:
+    """Past `max_connections_per_client` from one address, its connections are refused; another
+    address (kubelet's, Prometheus') is still served, long before the header deadline."""
+    settings = HttpSettings(header_timeout_seconds=30, max_connections=40, max_connections_per_client=5)
+    server, metrics, _ = await serving(settings)
+    try:
+        async with partial_requests(server.port, 10):
+            assert server.limits.open == 5
+            assert refused(metrics, "connection_limit") == 5
+            assert await asyncio.to_thread(_healthz, server.port, "127.0.0.2") < 1
+        await asyncio.sleep(0.3)
+        assert server.limits.open == 0  # closed connections give their slots back
+        assert await asyncio.to_thread(_healthz, server.port) < 1
     finally:
         await server.stop()
 
@@ -262,7 +286,7 @@ def _write(path: Path, token: str, mtime_ns: int) -> None:
 async def test_the_bearer_token_is_required_on_metrics_only_and_re_read_when_it_changes(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     _write(token_file, "first-token", 1_000_000_000)
-    server, metrics, observer = await serving(HttpSettings(bearer_token_file=token_file, render_reuse_seconds=1e-9),
+    server, metrics, observer = await serving(HttpSettings(bearer_token_path=str(token_file), render_reuse_seconds=1e-9),
                                               observer=True)
     assert observer is not None
     port = server.port
@@ -297,5 +321,5 @@ def test_a_missing_or_empty_token_file_stops_the_start(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
     for path in (tmp_path / "missing", empty):
-        with pytest.raises(TokenFileError, match="bearer_token_file"):
-            HttpServer(Metrics(Buckets(), "t"), Health(), "127.0.0.1", 0, settings=HttpSettings(bearer_token_file=path))
+        with pytest.raises(TokenFileError, match="bearer_token_path"):
+            HttpServer(Metrics(Buckets(), "t"), Health(), "127.0.0.1", 0, settings=HttpSettings(bearer_token_path=str(path)))

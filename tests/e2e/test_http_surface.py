@@ -127,7 +127,7 @@ def test_healthz_answers_within_1s_while_many_clients_scrape_the_most_expensive_
 def test_half_requests_cannot_hold_every_descriptor_and_healthz_answers(tmp_path: Path) -> None:
     """The attack of issue 25: 300 connections that stop halfway through their headers, against a
     process limited to 256 descriptors."""
-    settings = '{"header_timeout_seconds": 2}'
+    settings = '{"header_timeout_seconds": 2, "max_connections_per_client": 300}'  # the total limit at work
     with http_server(tmp_path, settings, max_files=256) as port:
         sockets = []
         try:
