@@ -241,9 +241,9 @@ class HttpSettings(_Section):
     #: Connections open at once, and from one address; more are closed unread.
     max_connections: PositiveInt = 64
     max_connections_per_client: PositiveInt = 16
-    #: A `/metrics` request within this time of the last render of its format is answered with that
-    #: render: many scrapers cost the event loop what one does.
-    render_reuse_seconds: PositiveFloat = 1
+    #: Requests for a `/metrics` format that arrive while its render is pending share it; with this > 0,
+    #: so do those of this many seconds after it (bounds the CPU; answers up to that old).
+    render_reuse_seconds: NonNegativeFloat = 0
     #: A file holding the bearer token `/metrics` then requires (re-read when it changes); unset, anyone
     #: who reaches the port reads the metrics (docs/security.md).
     bearer_token_path: str | None = None

@@ -18,10 +18,9 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from pathlib import Path
 
 from aiohttp import web
 
@@ -29,6 +28,7 @@ from consumer.config import HttpSettings
 from consumer.http_limits import ConnectionLimits, GuardedSite
 from consumer.metrics import Metrics, negotiate
 from consumer.scrape_auth import BearerToken
+from consumer.shared_renders import ScrapeObserver, SharedRenders
 
 ReadinessCheck = Callable[[], tuple[bool, str]]
 
@@ -51,14 +51,6 @@ def scrape_timeout(request: web.Request) -> float | None:
     return timeout if 0 < timeout < math.inf else None
 
 
-class ScrapeObserver(Protocol):
-    def scrape_started(self) -> Any:
-        """A render starts; what it returns is given back to `scrape_completed`."""
-
-    def scrape_completed(self, token: Any) -> None:
-        """The response of that render was written completely."""
-
-
 class Health:
     """Named readiness checks, each returning (ok, detail)."""
 
@@ -74,36 +66,6 @@ class Health:
             ok, detail = check()
             report[name] = {"ok": ok, "detail": detail}
         return all(item["ok"] for item in report.values()), report
-
-
-class SharedRenders:
-    """At most one render of each format (OpenMetrics, text) per `reuse_seconds` for scrapes, and one
-    more for other requests: a request within that time of the last render of its format is answered
-    with its bytes, so many clients cost the event loop what one does. A scrape's render keeps the
-    snapshot `scrapes.scrape_started()` took just before it (the render is synchronous); a scrape
-    answered with it completes that snapshot, so a checkpoint still names only what the bytes it
-    received show. A render made for another request (a curl) takes no snapshot: a scrape renders anew."""
-
-    def __init__(self, metrics: Metrics, scrapes: ScrapeObserver | None, reuse_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._metrics = metrics
-        self._scrapes = scrapes
-        self._reuse_seconds = reuse_seconds
-        self._clock = clock
-        self._last: dict[bool, tuple[float, bytes, Any]] = {}
-        self.renders = 0
-
-    def get(self, open_metrics: bool, scrape: bool) -> tuple[bytes, Any]:
-        """(the exposition, the scrape snapshot taken when it was rendered, None for no scrape's)."""
-        now = self._clock()
-        last = self._last.get(open_metrics)
-        if last is not None and now - last[0] < self._reuse_seconds and (last[2] is not None or not scrape):
-            return last[1], last[2]
-        snapshot = self._scrapes.scrape_started() if scrape and self._scrapes is not None else None
-        body = self._metrics.render_exposition(open_metrics)
-        self._last[open_metrics] = (now, body, snapshot)
-        self.renders += 1
-        return body, snapshot
 
 
 def metrics_response(body: bytes, content_type: str) -> web.Response:
@@ -141,14 +103,14 @@ def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None
         timeout = scrape_timeout(request)
         began = time.monotonic()
         scrape = scrapes is not None and request.method == "GET" and (timeout is not None or scrapers == "any")
-        body, snapshot = renders.get(exposition.open_metrics, scrape)
-        response = metrics_response(body, exposition.content_type)
+        render = await renders.get(exposition.open_metrics, scrape)
+        response = metrics_response(render.body, exposition.content_type)
         if scrapes is None or not scrape:
             return response  # a curl: shows the counts, moves no checkpoint
         await response.prepare(request)
         await response.write_eof()  # raises if the client went away: then the scrape did not complete
         if timeout is None or time.monotonic() - began <= SCRAPE_TIMEOUT_SHARE * timeout:
-            scrapes.scrape_completed(snapshot)  # else Prometheus may have timed out and dropped it
+            scrapes.scrape_completed(render.snapshot)  # else Prometheus may have timed out and dropped it
         return response
 
     async def healthz(_: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from consumer.config import Buckets, HttpSettings
+from consumer.config import Buckets
 from consumer.http import Health, HttpServer
 from consumer.metrics import Metrics
 
@@ -142,8 +142,7 @@ async def observed(request):
     metrics = populated()
     observer = Observer(metrics)
     http_server = HttpServer(metrics, Health(), "127.0.0.1", 0, scrapes=observer,
-                             scrapers=getattr(request, "param", "prometheus"),
-                             settings=HttpSettings(render_reuse_seconds=1e-9))  # each request renders
+                             scrapers=getattr(request, "param", "prometheus"))
     await http_server.start()
     try:
         yield observer, http_server.port

@@ -113,6 +113,47 @@ def test_every_accepted_format_costs_the_direct_render() -> None:
 
 # --- shared renders -------------------------------------------------------------------------------
 
+class CountingRenderer:
+    def __init__(self) -> None:
+        self.renders = 0
+
+    def render_exposition(self, open_metrics: bool) -> bytes:
+        self.renders += 1
+        return b"om %d" % self.renders if open_metrics else b"text %d" % self.renders
+
+
+async def test_requests_that_arrive_while_a_render_is_pending_share_it() -> None:
+    """However many scrapes arrive in one turn of the loop: one render per format, one snapshot each,
+    and a scrape does not take a curl's render (it has no snapshot). A waiter cancelled (its client
+    went away) does not cancel the render for the others. Then, with no reuse time, a new render."""
+    from consumer.shared_renders import SharedRenders
+
+    metrics = populated()
+    observer = Observer(metrics)
+    renderer = CountingRenderer()
+    renders = SharedRenders(renderer, observer)
+    requests = [renders.get(open_metrics, scrape) for open_metrics in (True, False) for scrape in (False, True)
+                for _ in range(10)]
+    tasks = [asyncio.ensure_future(request) for request in requests]
+    tasks[-1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[-1], asyncio.CancelledError)
+    bodies = {(render.body, render.snapshot) for render in done[:-1]}
+    assert renderer.renders == 4 and len(bodies) == 4 and observer.started == 2
+    assert {snapshot for _, snapshot in bodies} == {None, 1, 2}
+    later = await renders.get(True, True)
+    assert (renderer.renders, later.snapshot) == (5, 3)
+
+
+async def test_a_curl_shares_a_pending_scrapes_render() -> None:
+    from consumer.shared_renders import SharedRenders
+
+    renderer = CountingRenderer()
+    renders = SharedRenders(renderer, Observer(populated()))
+    scrape, curl = await asyncio.gather(renders.get(False, True), renders.get(False, False))
+    assert scrape is curl and renderer.renders == 1
+
+
 async def test_concurrent_scrapes_share_one_render_and_each_completes_its_snapshot() -> None:
     server, metrics, observer = await serving(HttpSettings(render_reuse_seconds=30), observer=True)
     assert observer is not None

@@ -12,6 +12,7 @@ as its labels allow, 1.1 MB per render) and the production `http` settings unles
 
 from __future__ import annotations
 
+import http.client
 import os
 import resource
 import socket
@@ -81,25 +82,31 @@ def http_server(tmp_path: Path, settings: str = "{}", max_files: int | None = No
 
 
 class Scrapers:
-    """`count` threads scraping `/metrics` back to back as Prometheus does (scrape timeout, gzip), in
-    `accept`'s format, each for at most `seconds`."""
+    """`count` clients, each from its own address (127.0.0.2, 127.0.0.3, ...: as many scrapers would
+    be), scraping `/metrics` back to back as Prometheus does (scrape timeout, gzip) in `accept`'s
+    format, each for at most `seconds`."""
 
     def __init__(self, port: int, count: int, accept: str, seconds: float) -> None:
-        self.request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={
-            **prometheus_headers(10), "Accept": accept, "Accept-Encoding": "gzip"})
+        self.port = port
+        self.headers = {**prometheus_headers(10), "Accept": accept, "Accept-Encoding": "gzip"}
         self.seconds = seconds
         self.statuses: list[int] = []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(count)]
+        self.threads = [threading.Thread(target=self._run, args=(f"127.0.0.{2 + i}",), daemon=True)
+                        for i in range(count)]
 
-    def _run(self) -> None:
+    def _run(self, source: str) -> None:
         until = time.monotonic() + self.seconds
         while time.monotonic() < until:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=(source, 0))
             try:
-                with urllib.request.urlopen(self.request, timeout=10) as response:
-                    response.read()
-                    self.statuses.append(response.status)
+                connection.request("GET", "/metrics", headers=self.headers)
+                response = connection.getresponse()
+                response.read()
+                self.statuses.append(response.status)
             except OSError:
                 self.statuses.append(0)
+            finally:
+                connection.close()
 
     def __enter__(self) -> Scrapers:
         for thread in self.threads:
