@@ -1,7 +1,11 @@
 """HTTP endpoints for Prometheus and Kubernetes: /metrics, /healthz, /readyz; anything else is 404.
 
 - `GET /metrics`: the registry in OpenMetrics 1.0 when the `Accept` header asks for it, else in the
-  0.0.4 text format; gzip-compressed when `Accept-Encoding` allows it (as Prometheus' scrapes do).
+  text format (`consumer.metrics.negotiate`: a header that names only `dots` escaping or another
+  OpenMetrics version is answered 406); gzip-compressed when `Accept-Encoding` allows it (as
+  Prometheus' scrapes do). Requests that arrive together share one render (consumer/shared_renders.py).
+  With `http.bearer_token_path` set, only a request with that token (consumer/scrape_auth.py) is
+  answered, others get 401 and are no scrape.
   A `ScrapeObserver` (the receiver) is told when a render starts and when its response has been
   written completely: checkpoints name only what a completed scrape has shown (consumer/checkpoints.py).
   Only a request that announces a scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds`, as every
@@ -13,6 +17,10 @@
   served by the event loop, so a blocked or dead loop fails the probe by not answering.
 - `GET /readyz` (readiness): 200 when every readiness check passes, else 503; the JSON body lists
   each check and whether it passed (see `Health`).
+
+Connections are bounded (consumer/http_limits.py): in number, per address, in the time a request may
+take to arrive, and (aiohttp's `keepalive_timeout`) in idle time. Refusals are counted in
+`acs_consumer_http_refused_total{reason}`, never logged (a flood must not become a log flood).
 """
 
 from __future__ import annotations
