@@ -8,6 +8,10 @@ as its labels allow, 1.1 MB per render) and the production `http` settings unles
 - In a process limited to 256 file descriptors, 300 connections that send half a request and stop:
   the ones past `http.max_connections` are closed at once, the others at `http.header_timeout_seconds`,
   and `/healthz` is answered.
+- A real Prometheus scraping with a bearer token from a file (the scrape config a ServiceMonitor's
+  `authorization` becomes): refused (`up` 0) and no scrape for the checkpoints while its token is not
+  the consumer's; once the consumer's token file is rotated to it, without a restart, `up` 1 and its
+  scrapes complete.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ from pathlib import Path
 
 import pytest
 
+from acs_sms_devtools.prometheus import PrometheusServer
 from acs_sms_devtools.scrape import free_port, prometheus_headers
+from consumer.config import HttpSettings
+from consumer.http import Health, HttpServer
 from tests.e2e.test_responsiveness import HealthPoller
+from tests.test_http import Observer, populated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,3 +164,38 @@ def test_half_requests_cannot_hold_every_descriptor_and_healthz_answers(tmp_path
             for sock in sockets:
                 sock.close()
     assert closed_after < 4, closed_after
+
+
+async def test_a_real_prometheus_scrapes_only_with_the_token_and_only_then_moves_checkpoints(tmp_path: Path) -> None:
+    import asyncio
+
+    consumer_token, prometheus_token = tmp_path / "consumer-token", tmp_path / "prometheus-token"
+    consumer_token.write_text("old-token\n")
+    prometheus_token.write_text("new-token\n")
+    metrics = populated()
+    observer = Observer(metrics)
+    server = HttpServer(metrics, Health(), "127.0.0.1", 0, scrapes=observer,
+                        settings=HttpSettings(bearer_token_path=str(consumer_token)))
+    await server.start()
+    target = f"127.0.0.1:{server.port}"
+    prometheus = PrometheusServer(tmp_path / "prometheus", [target], scrape_interval=0.5,
+                                  authorization={"type": "Bearer", "credentials_file": str(prometheus_token)})
+
+    def health() -> str:
+        return prometheus.target_health().get(target, "unknown")
+
+    try:
+        await asyncio.to_thread(prometheus.start)
+        await asyncio.to_thread(prometheus.wait_for, lambda: health() == "down", 20, "a refused scrape")
+        assert observer.completed == [] and observer.started == 0
+        refused = metrics.consumer.http_refused.labels("unauthorized")._value.get()
+        assert refused >= 1
+        consumer_token.write_text("new-token\n")  # rotated: the consumer re-reads the file
+        await asyncio.to_thread(prometheus.wait_for, lambda: health() == "up", 20, "an accepted scrape")
+        await asyncio.to_thread(prometheus.wait_for,
+                                lambda: prometheus.value('acs_consumer_build_info{version="1.2.3"}') == 1, 20,
+                                "the series in Prometheus")
+        assert observer.completed and observer.completed == list(range(1, len(observer.completed) + 1))
+    finally:
+        await asyncio.to_thread(prometheus.close)
+        await server.stop()
