@@ -41,6 +41,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from consumer import __version__
@@ -55,6 +56,7 @@ from consumer.http import Health, HttpServer
 from consumer.logs import configure
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
+from consumer.scrape_auth import BearerToken, TokenFileError
 
 log = logging.getLogger("consumer.app")
 
@@ -139,6 +141,12 @@ def run(path: str, loop: str = "asyncio", secrets_dir: str | None = None) -> int
         print(exc, file=sys.stderr)
         return 2
     settings = loaded.settings
+    if settings.http.bearer_token_path:  # before anything starts: a token file that is not there is a config error
+        try:
+            BearerToken(Path(settings.http.bearer_token_path))
+        except TokenFileError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     try:
         factory = loop_factory(loop)
     except ImportError:

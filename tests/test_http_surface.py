@@ -364,3 +364,19 @@ def test_a_missing_or_empty_token_file_stops_the_start(tmp_path: Path) -> None:
     for path in (tmp_path / "missing", empty):
         with pytest.raises(TokenFileError, match="bearer_token_path"):
             HttpServer(Metrics(Buckets(), "t"), Health(), "127.0.0.1", 0, settings=HttpSettings(bearer_token_path=str(path)))
+
+
+def test_run_refuses_to_start_without_its_token_file(tmp_path: Path) -> None:
+    """`acs-sms-consumer run` with `http.bearer_token_path` naming no file: exit 2 before anything
+    starts, the key and the path named."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text("eventhub:\n  fully_qualified_namespace: x.servicebus.windows.net\n  name: hub\n"
+                      "checkpoint_store:\n  account_url: https://x.blob.core.windows.net\n"
+                      f"http:\n  bearer_token_path: {tmp_path / 'missing'}\n")
+    proc = subprocess.run([sys.executable, "-m", "consumer", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"http.bearer_token_path {tmp_path / 'missing'}: cannot be read" in proc.stderr
