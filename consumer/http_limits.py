@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -36,11 +36,11 @@ class Guard(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        if not self._limits.admit(transport, self):
-            transport.abort()
+        stream = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
+        if not self._limits.admit(stream, self):
+            stream.abort()
             return
-        self._transport = transport
+        self._transport = stream
         self._arm()
         self._inner.connection_made(transport)
 

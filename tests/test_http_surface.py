@@ -272,6 +272,26 @@ async def test_one_client_cannot_take_every_connection() -> None:
         await server.stop()
 
 
+def test_the_limits_hold_on_uvloop_too() -> None:
+    """`run --loop uvloop`: its transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")  # the `uvloop` extra, installed by .ci/setup
+
+    async def scenario() -> None:
+        settings = HttpSettings(header_timeout_seconds=0.5, max_connections=40, max_connections_per_client=3)
+        server, metrics, _ = await serving(settings)
+        try:
+            async with partial_requests(server.port, 5) as sockets:
+                closed = await asyncio.gather(*(asyncio.to_thread(_closed_by_peer, s, 3) for s in sockets))
+                assert all(closed)
+                assert (refused(metrics, "connection_limit"), refused(metrics, "header_timeout")) == (2, 3)
+                assert await asyncio.to_thread(_healthz, server.port) < 1
+        finally:
+            await server.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
 async def test_a_slowly_sent_request_is_closed_at_the_deadline_of_its_first_bytes() -> None:
     """Bytes that keep coming do not extend the deadline (a slowloris)."""
     server, metrics, _ = await serving(HttpSettings(header_timeout_seconds=1))
