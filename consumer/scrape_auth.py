@@ -68,4 +68,4 @@ class BearerToken:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(presented.strip().encode("utf-8", "surrogateescape"), self.current())
+        return hmac.compare_digest(presented.strip().encode("utf-8", "replace"), self.current())

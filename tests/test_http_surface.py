@@ -400,3 +400,14 @@ def test_run_refuses_to_start_without_its_token_file(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"http.bearer_token_path {tmp_path / 'missing'}: cannot be read" in proc.stderr
+
+
+def test_odd_authorization_headers_are_refused_not_raised(tmp_path: Path) -> None:
+    from consumer.scrape_auth import BearerToken
+
+    token_file = tmp_path / "token"
+    token_file.write_text("abc\n")
+    token = BearerToken(token_file)
+    assert token.authorizes("Bearer abc") and token.authorizes("bearer  abc ")
+    for header in (None, "", "Bearer", "Bearer \udcff\ud800", "Basic abc", "abc", "Bearer abcd", "Bearer ab"):
+        assert not token.authorizes(header), header
