@@ -238,6 +238,8 @@ class HttpSettings(_Section):
     header_timeout_seconds: PositiveFloat = 10
     #: An idle connection (no request under way) is closed after this time.
     keepalive_timeout_seconds: PositiveFloat = 75
+    #: A connection whose client does not read its response for this time is closed.
+    send_timeout_seconds: PositiveFloat = 30
     #: Connections open at once, and from one address; more are closed unread.
     max_connections: PositiveInt = 64
     max_connections_per_client: PositiveInt = 16

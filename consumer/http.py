@@ -152,7 +152,8 @@ class HttpServer:
         settings = settings or HttpSettings()
         refused = metrics.consumer.http_refused
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_client,
-                                       settings.header_timeout_seconds, lambda reason: refused.labels(reason).inc())
+                                       settings.header_timeout_seconds, settings.send_timeout_seconds,
+                                       lambda reason: refused.labels(reason).inc())
         app = application(metrics, health, scrapes, scrapers, settings, self.limits)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      keepalive_timeout=settings.keepalive_timeout_seconds)

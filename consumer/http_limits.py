@@ -12,9 +12,13 @@ around aiohttp's), which
 - closes a connection whose request has not reached the application `header_timeout` seconds after
   the connection opened or, later, after the first bytes of a request arrived (the application tells
   it, `ConnectionLimits.request_arrived`; a request with a body must arrive whole in that time, as
-  no endpoint here takes one).
+  no endpoint here takes one);
+- closes a connection whose client has not read its response for `send_timeout` seconds (the
+  transport's buffer above its high-water mark all that time): a 60-byte request for `/metrics`
+  that is never read would otherwise hold a whole exposition in memory for good.
 
-Each refusal is counted by the caller's `refused(reason)`: `connection_limit`, `header_timeout`.
+Each refusal is counted by the caller's `refused(reason)`: `connection_limit`, `header_timeout`,
+`send_timeout`.
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from aiohttp import web
 
 
 class Guard(asyncio.Protocol):
-    """One connection: aiohttp's protocol for it (`inner`), and the deadline of its next request."""
+    """One connection: aiohttp's protocol for it (`inner`), the deadline of its next request, and the
+    one of a response its client does not read."""
 
     def __init__(self, limits: ConnectionLimits, inner: asyncio.Protocol) -> None:
         self._limits = limits
         self._inner = inner
         self._transport: asyncio.Transport | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None  # the request's (header_timeout)
+        self._stalled: asyncio.TimerHandle | None = None  # the response's, while the client does not read (send_timeout)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
@@ -41,29 +47,33 @@ class Guard(asyncio.Protocol):
             stream.abort()
             return
         self._transport = stream
-        self._arm()
+        self._deadline = self._timer(self._limits.header_timeout, "header_timeout")
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._transport is None:
             return
         if self._deadline is None:  # the first bytes of a request
-            self._arm()
+            self._deadline = self._timer(self._limits.header_timeout, "header_timeout")
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._transport is not None else None
 
     def pause_writing(self) -> None:
+        """The transport holds more than its high-water mark of unsent response bytes."""
+        if self._stalled is None:
+            self._stalled = self._timer(self._limits.send_timeout, "send_timeout")
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self._cancel_stalled()
         self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is None:
             return  # refused: aiohttp never saw it
-        self.request_arrived()
+        self._cancel_timers()
         self._limits.release(self._transport)
         self._inner.connection_lost(exc)
 
@@ -73,14 +83,23 @@ class Guard(asyncio.Protocol):
             self._deadline.cancel()
             self._deadline = None
 
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._limits.header_timeout, self._expire)
+    def _cancel_stalled(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
 
-    def _expire(self) -> None:
-        self._deadline = None
-        if self._transport is not None:
-            self._limits.refused("header_timeout")
+    def _cancel_timers(self) -> None:
+        self.request_arrived()
+        self._cancel_stalled()
+
+    def _timer(self, seconds: float, reason: str) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(seconds, self._expire, reason)
+
+    def _expire(self, reason: str) -> None:
+        """A deadline passed: close the connection (its transport's buffer is freed with it)."""
+        self._cancel_timers()
+        if self._transport is not None and not self._transport.is_closing():
+            self._limits.refused(reason)
             self._transport.abort()
 
 
@@ -95,11 +114,12 @@ class ConnectionLimits:
     `max_per_client` from one address, so that one client (a leaking scraper, a hostile pod) cannot
     take every slot from kubelet's probes and Prometheus."""
 
-    def __init__(self, max_connections: int, max_per_client: int, header_timeout: float,
+    def __init__(self, max_connections: int, max_per_client: int, header_timeout: float, send_timeout: float,
                  refused: Callable[[str], None]) -> None:
         self.max_connections = max_connections
         self.max_per_client = max_per_client
         self.header_timeout = header_timeout
+        self.send_timeout = send_timeout
         self.refused = refused
         self._open: dict[asyncio.BaseTransport, Guard] = {}
         self._per_client: dict[str, int] = {}  # at most max_connections entries

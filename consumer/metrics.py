@@ -382,7 +382,7 @@ class DomainMetrics:
 
 
 #: Why the HTTP server refused a request or connection (`acs_consumer_http_refused_total`).
-HTTP_REFUSALS = ("unauthorized", "not_acceptable", "connection_limit", "header_timeout")
+HTTP_REFUSALS = ("unauthorized", "not_acceptable", "connection_limit", "header_timeout", "send_timeout")
 
 
 class ConsumerMetrics:
@@ -431,7 +431,7 @@ class ConsumerMetrics:
         self.http_refused = Counter(
             "acs_consumer_http_refused",
             "HTTP requests and connections refused, by reason (unauthorized, not_acceptable, connection_limit, "
-            "header_timeout; consumer/http.py).", ("reason",), registry=registry,
+            "header_timeout, send_timeout; consumer/http.py).", ("reason",), registry=registry,
         )
         for reason in HTTP_REFUSALS:
             self.http_refused.labels(reason)

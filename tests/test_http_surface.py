@@ -292,6 +292,36 @@ def test_the_limits_hold_on_uvloop_too() -> None:
         runner.run(scenario())
 
 
+async def test_a_response_its_client_does_not_read_is_dropped_after_the_send_timeout() -> None:
+    """A 60-byte request for /metrics whose answer is never read held the whole exposition in the
+    transport's buffer for good: now only for `send_timeout_seconds`. (The registry with every family
+    at the budget: an exposition of ~11 MB, more than the kernel's socket buffers take.)"""
+    from bench.bench_render import everything
+
+    metrics = everything(2000)
+    server = HttpServer(metrics, Health(), "127.0.0.1", 0, settings=HttpSettings(send_timeout_seconds=1))
+    await server.start()
+
+    def never_read() -> float:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            started = time.monotonic()
+            while True:  # wait until the server gives up, without reading more than a trickle
+                time.sleep(0.2)
+                if server.limits.open == 0 or time.monotonic() - started > 10:
+                    return time.monotonic() - started
+
+    try:
+        elapsed = await asyncio.to_thread(never_read)
+        assert await asyncio.to_thread(_healthz, server.port) < 1
+    finally:
+        await server.stop()
+    assert elapsed < 5, elapsed
+    assert refused(metrics, "send_timeout") == 1
+
+
 async def test_a_slowly_sent_request_is_closed_at_the_deadline_of_its_first_bytes() -> None:
     """Bytes that keep coming do not extend the deadline (a slowloris)."""
     server, metrics, _ = await serving(HttpSettings(header_timeout_seconds=1))
