@@ -53,9 +53,9 @@ def reachable(budget: int) -> Metrics:
     for result in results:
         for number_type in types:
             for source in ("paired", "message_id"):
-                d.delivery_latency.observe((result, number_type, source), 3.0)
+                d.delivery_latency.observe((result, number_type, source, "acs-a"), 3.0)
         d.delivery_attempts.observe((result,), 1.0)
-        d.unmatched_reports.inc((result,))
+        d.unmatched_reports.inc((result, "acs-a"))
     for operation in (*SMS_OPERATIONS, "other"):
         d.api_duration.observe((operation,), 0.1)
     fill(d.record_age, 43)  # documented categories + 20 first seen + other + unknown

@@ -43,6 +43,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from consumer import __version__
@@ -58,6 +59,7 @@ from consumer.logs import configure
 from consumer.metrics import Metrics
 from consumer.network import credential_options, storage_options, unused_proxy_variables
 from consumer.pipeline import Pipeline
+from consumer.scrape_auth import BearerToken, TokenFileError
 
 log = logging.getLogger("consumer.app")
 
@@ -150,6 +152,12 @@ def run(path: str, loop: str = "asyncio", secrets_dir: str | None = None) -> int
         print(scrub_secrets(str(exc)), file=sys.stderr)
         return 2
     settings = loaded.settings
+    if settings.http.bearer_token_path:  # before anything starts: a token file that is not there is a config error
+        try:
+            BearerToken(Path(settings.http.bearer_token_path))
+        except TokenFileError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     try:
         factory = loop_factory(loop)
     except ImportError:
@@ -268,7 +276,7 @@ class Service:
                                                     "scraped") if self.shutting_down else (True, "not shutting down"))
 
         http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port, scrapes=receiver,
-                          scrapers=settings.checkpoint.scrapers)
+                          scrapers=settings.checkpoint.scrapers, settings=settings.http)
         await http.start()
         self.http_port = http.port
         log.info("serving http", extra={"host": settings.http.host, "port": http.port})

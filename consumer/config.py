@@ -390,6 +390,22 @@ class NetworkSettings(_Section):
 class HttpSettings(_Section):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    #: A request must reach the application within this time of the connection's opening or of its
+    #: first bytes (consumer/http_limits.py); else the connection is closed.
+    header_timeout_seconds: PositiveFloat = 10
+    #: An idle connection (no request under way) is closed after this time.
+    keepalive_timeout_seconds: PositiveFloat = 75
+    #: A connection whose client does not read its response for this time is closed.
+    send_timeout_seconds: PositiveFloat = 30
+    #: Connections open at once, and from one address; more are closed unread.
+    max_connections: PositiveInt = 64
+    max_connections_per_client: PositiveInt = 16
+    #: Requests for a `/metrics` format that arrive while its render is pending share it; with this > 0,
+    #: so do those of this many seconds after it (bounds the CPU; answers up to that old).
+    render_reuse_seconds: NonNegativeFloat = 0
+    #: A file holding the bearer token `/metrics` then requires (re-read when it changes); unset, anyone
+    #: who reaches the port reads the metrics (docs/security.md).
+    bearer_token_path: str | None = None
 
 
 class LoggingSettings(_Section):

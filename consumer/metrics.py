@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from prometheus_client import (
@@ -33,7 +34,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -394,6 +395,10 @@ class DomainMetrics:
                 family._budget.keep_resources(resources)  # noqa: SLF001
 
 
+#: Why the HTTP server refused a request or connection (`acs_consumer_http_refused_total`).
+HTTP_REFUSALS = ("unauthorized", "not_acceptable", "connection_limit", "header_timeout", "send_timeout")
+
+
 class ConsumerMetrics:
     """The shell's own families (checkpoints, lag, ownership, client errors, build info)."""
 
@@ -437,6 +442,13 @@ class ConsumerMetrics:
         )
         for kind in ERROR_KINDS:  # every kind from 0, so that increase() and alerts see the first error
             self.errors.labels(kind)
+        self.http_refused = Counter(
+            "acs_consumer_http_refused",
+            "HTTP requests and connections refused, by reason (unauthorized, not_acceptable, connection_limit, "
+            "header_timeout, send_timeout; consumer/http.py).", ("reason",), registry=registry,
+        )
+        for reason in HTTP_REFUSALS:
+            self.http_refused.labels(reason)
         self.batch_duration = Histogram(
             "acs_consumer_batch_processing_seconds", "Time to process one received batch (parse and metric updates).",
             registry=registry, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -444,6 +456,62 @@ class ConsumerMetrics:
         self.build_info = Gauge("acs_consumer_build_info", "Always 1; the version label says which build runs.",
                                 ("version",), registry=registry)
         self.build_info.labels(version).set(1)
+
+
+#: Escaping schemes that leave a valid legacy name as it is (prometheus_client's `escape_metric_name`
+#: and `escape_label_name`): for the service's names a render in any of them is the same bytes as
+#: one without escaping. `dots` rewrites every `_` of every name and only prometheus_client's generic
+#: writer does it, at ~25x the CPU of the direct render: it is refused.
+_NAMES_UNCHANGED = frozenset({openmetrics.UNDERSCORES, openmetrics.VALUES, openmetrics.ALLOWUTF8})
+_OPENMETRICS_1 = partial(openmetrics.generate_latest, escaping=openmetrics.UNDERSCORES, version="1.0.0")
+
+
+class NotAcceptable(ValueError):
+    """Every format an `Accept` header names is one `negotiate` refuses."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """A format `/metrics` renders: OpenMetrics 1.0 or the text format, and the content type to send."""
+
+    open_metrics: bool
+    content_type: str
+
+
+def _chosen(entry: str) -> Exposition | bool:
+    """What prometheus_client's chooser makes of one entry of an `Accept` header: the format, if it is
+    one rendered directly; True if it passes over the entry (another media type, a version below 1.0.0
+    or none for text: the text format unless a later entry is chosen); False if it would choose a
+    format that is refused (`dots` escaping, an OpenMetrics version other than 1.0.0) or cannot parse
+    the entry (a version like `1.x` makes it compare str with int)."""
+    try:
+        encoder, content_type = choose_encoder(entry)
+    except (TypeError, ValueError):
+        return False
+    if not isinstance(encoder, partial):
+        return True
+    if encoder.keywords.get("escaping") not in _NAMES_UNCHANGED:
+        return False
+    if encoder.func is generate_latest:
+        return Exposition(False, content_type)
+    return Exposition(True, content_type) if encoder.keywords.get("version") == "1.0.0" else False
+
+
+def negotiate(accept: str | None) -> Exposition | None:
+    """The format of a `/metrics` answer: prometheus_client's choice (`choose_encoder`: the first entry
+    of the header that names OpenMetrics, or the text format version 1.0.0 or later; `q` is ignored;
+    else the 0.0.4 text format) among the entries it would not refuse (`_chosen`). None when every entry
+    of the header is refused (answered 406). Linear in the header's length."""
+    refused = 0
+    entries = (accept or "").split(",")
+    for entry in entries:
+        chosen = _chosen(entry)
+        if isinstance(chosen, Exposition):
+            return chosen
+        refused += chosen is False
+    if accept and refused == len(entries):
+        return None
+    return Exposition(False, CONTENT_TYPE_PLAIN_0_0_4)
 
 
 class Metrics:
@@ -469,18 +537,19 @@ class Metrics:
         return self._render(generate_latest, open_metrics=False)
 
     def render_for(self, accept: str | None) -> tuple[bytes, str]:
-        """The registry in the format an HTTP `Accept` header asks for, and its content type:
-        OpenMetrics 1.0 when `application/openmetrics-text` is accepted (Prometheus asks for it first),
-        else the 0.0.4 text format. prometheus_client's own chooser decides."""
-        encoder, content_type = choose_encoder(accept or "")
-        function = encoder.func if isinstance(encoder, partial) else encoder
-        escaping = encoder.keywords.get("escaping") if isinstance(encoder, partial) else None
-        if escaping in (None, openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8):  # leave our names as they are
-            if function is openmetrics.generate_latest:
-                return self._render(encoder, open_metrics=True), content_type
-            if function is generate_latest:
-                return self._render(encoder, open_metrics=False), content_type
-        return encoder(self.registry), content_type
+        """The registry in the format an HTTP `Accept` header asks for (`negotiate`), and its content
+        type; `NotAcceptable` when the header names only formats this service does not render."""
+        exposition = negotiate(accept)
+        if exposition is None:
+            raise NotAcceptable(accept or "")
+        return self.render_exposition(exposition.open_metrics), exposition.content_type
+
+    def render_exposition(self, open_metrics: bool) -> bytes:
+        """OpenMetrics 1.0 or the text format, names unescaped (what every escaping `negotiate`
+        accepts makes of the service's names, all valid legacy names)."""
+        if open_metrics:
+            return self._render(_OPENMETRICS_1, open_metrics=True)
+        return self._render(generate_latest, open_metrics=False)
 
     def _render(self, encoder: Callable[[CollectorRegistry], bytes], open_metrics: bool) -> bytes:
         """The fast families written directly, then the rest of the registry by prometheus_client's

@@ -262,7 +262,7 @@ def _hostile_populated() -> Metrics:
     "application/openmetrics-text",
     "application/openmetrics-text; version=1.0.0; charset=utf-8",
     "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8",
-    "application/openmetrics-text; version=1.0.0; escaping=dots",  # prometheus_client's own writer
+    "text/plain; version=1.0.0; escaping=values",
 ])
 def test_direct_render_is_prometheus_clients_byte_for_byte(accept):
     from prometheus_client.exposition import choose_encoder

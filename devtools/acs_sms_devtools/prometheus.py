@@ -265,14 +265,19 @@ def write_shortened_rules(source: Path, destination: Path, speedup: float = DEFA
 
 
 def prometheus_config(targets: Sequence[str], rule_files: Sequence[Path] = (), scrape_interval: float = 1.0,
-                      evaluation_interval: float = 1.0, job: str = JOB) -> dict[str, Any]:
-    """prometheus.yml scraping `targets` (host:port) as one job."""
+                      evaluation_interval: float = 1.0, job: str = JOB,
+                      authorization: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """prometheus.yml scraping `targets` (host:port) as one job; `authorization`: the scrape config's
+    (e.g. `{"type": "Bearer", "credentials_file": path}`, what a ServiceMonitor's becomes)."""
     scrape = format_duration(round(scrape_interval * 1000))
+    job_config: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": list(targets)}]}
+    if authorization is not None:
+        job_config["authorization"] = dict(authorization)
     return {
         "global": {"scrape_interval": scrape, "scrape_timeout": scrape,
                    "evaluation_interval": format_duration(round(evaluation_interval * 1000))},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
+        "scrape_configs": [job_config],
     }
 
 
@@ -287,7 +292,7 @@ class PrometheusServer:
 
     def __init__(self, workdir: Path, targets: Sequence[str], rules: Sequence[Path] = (), *,
                  scrape_interval: float = 1.0, evaluation_interval: float = 1.0, port: int = 0,
-                 job: str = JOB, log: IO[bytes] | None = None) -> None:
+                 job: str = JOB, log: IO[bytes] | None = None, authorization: Mapping[str, str] | None = None) -> None:
         self.workdir = Path(workdir)
         self.targets = list(targets)
         self.rules = list(rules)
@@ -295,6 +300,7 @@ class PrometheusServer:
         self.evaluation_interval = evaluation_interval
         self.port = port or free_port()
         self.job = job
+        self.authorization = authorization
         self.log_path = self.workdir / "prometheus.log"
         self._log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -308,7 +314,8 @@ class PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump(prometheus_config(
-            self.targets, self.rules, self.scrape_interval, self.evaluation_interval, self.job), sort_keys=False))
+            self.targets, self.rules, self.scrape_interval, self.evaluation_interval, self.job, self.authorization),
+            sort_keys=False))
         log = self._log if self._log is not None else self.log_path.open("ab")
         self.process = subprocess.Popen(
             [executable, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{self.port}",

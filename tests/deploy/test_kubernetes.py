@@ -42,6 +42,7 @@ BUILDS = {
     "connection-strings": DEPLOY / "overlays" / "connection-strings",
     "second-instance": DEPLOY / "overlays" / "second-instance",
     "managed-identity": DEPLOY / "overlays" / "managed-identity",
+    "scrape-auth": DEPLOY / "overlays" / "scrape-auth",
 }
 NAMESPACE = "acs-sms-consumer"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
@@ -88,9 +89,12 @@ FAKE_SECRETS = {
     "checkpoint-store-connection-string":
         "DefaultEndpointsProtocol=https;AccountName=mystorageaccount;AccountKey=eA==;EndpointSuffix=core.windows.net",
 }
+#: Every Secret file a built pod may mount: the connection strings, the scrape token (components/scrape-auth).
+FAKE_SECRET_FILES = {**FAKE_SECRETS, "token": "0123456789abcdef0123456789abcdef"}
 
 
 SECRET_NAME = "acs-sms-consumer-connection-strings"
+SECRET_NAMES = {SECRET_NAME, "acs-sms-consumer-scrape-token"}
 
 
 def secret_files(name: str) -> dict[str, str]:
@@ -101,9 +105,9 @@ def secret_files(name: str) -> dict[str, str]:
     for mount in container(name).get("volumeMounts", []):
         secret = volumes[mount["name"]].get("secret")
         if secret is not None:
-            assert secret["secretName"] == SECRET_NAME
+            assert secret["secretName"] in SECRET_NAMES
             for item in secret["items"]:
-                files[f"{mount['mountPath']}/{item['path']}"] = FAKE_SECRETS[item["key"]]
+                files[f"{mount['mountPath']}/{item['path']}"] = FAKE_SECRET_FILES[item["key"]]
     return files
 
 
@@ -476,7 +480,7 @@ def test_scraper_selector_defaults_to_kube_prometheus_stack_and_the_azure_overla
 
 
 def test_azure_managed_prometheus_scrapes_like_the_operator() -> None:
-    (operator,) = service_monitors("kube-prometheus-stack")
+    (operator,) = service_monitors("scrape-auth")  # both send the bearer token (components/scrape-auth)
     (azure,) = service_monitors("azure-managed-prometheus")
     assert azure["spec"]["endpoints"] == operator["spec"]["endpoints"]
     assert azure["spec"]["selector"] == operator["spec"]["selector"]
