@@ -187,7 +187,7 @@ class Receiver:
         return {partition: owned.progress for partition, owned in self.owned.items()}
 
     def lags(self) -> dict[str, int]:
-        """Each owned partition's lag (`acs_consumer_partition_lag`), where the hub's last enqueued
+        """Each owned partition's lag (`acs_consumer_partition_lag_events`), where the hub's last enqueued
         event is known."""
         return {partition: lag for partition, owned in self.owned.items() if (lag := owned.lag()) is not None}
 

@@ -1,6 +1,6 @@
 """Whether each owned partition keeps up: its lag and how long it has gone without progress while
 events wait on it. Pure and clock-injected: the receiver reports what happened, this says what it means
-(`acs_consumer_partition_lag`, `acs_consumer_partition_stalled_seconds`, the `partitions` check of
+(`acs_consumer_partition_lag_events`, `acs_consumer_partition_stalled_seconds`, the `partitions` check of
 /readyz, the lag of the progress log line).
 
 A partition is *waiting* when a batch is in hand or the hub holds events after the last processed
