@@ -18,7 +18,8 @@ the SDK's other consumers read them). For each received batch:
    into Prometheus; see consumer/checkpoints.py). The write runs as a task beside the receiving (at
    most one per partition in flight), so a slow or unavailable storage account delays checkpoints,
    never the counting;
-4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`).
+4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`) and
+   from the probe's reads of each owned partition; what it and a stall mean: consumer/progress.py.
 
 One event never stops its partition: whatever raises while it is processed (a bug, an input nobody
 thought of) is caught at that event, counted as decode error `internal`, logged with the partition,
@@ -154,7 +155,8 @@ class Receiver:
                  clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None,
                  readiness: EventHubsReadiness | None = None, ticks: Callable[[], float] = time.monotonic) -> None:
         """`clock`: the wall clock the pipeline dates records by; `ticks`: the monotonic clock that the
-        checkpoint rules measure intervals and silences on (a step of the wall clock is neither)."""
+        checkpoint rules and stall tracking measure intervals and silences on (a step of the wall clock
+        is neither)."""
         self.settings = settings
         self.pipeline = pipeline
         self.worker = PipelineWorker(pipeline, settings.pipeline.offload_min_bytes)
