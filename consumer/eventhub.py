@@ -257,7 +257,7 @@ class Receiver:
         inflight = [owned.batch for owned in self.owned.values() if owned.batch is not None and owned.busy]
         if inflight:
             await asyncio.wait(inflight, timeout=max(0.0, deadline - loop.time()))
-        while any(awaiting_scrape(progress) for progress in self.partitions.values()):
+        while any(awaiting_scrape(owned.progress) for owned in self.owned.values()):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
@@ -272,7 +272,7 @@ class Receiver:
 
     def scrape_started(self) -> ScrapeSnapshot:
         """A `/metrics` render starts: it will show every event processed until now."""
-        return self.scrapes.started(self.partitions.values())
+        return self.scrapes.started([owned.progress for owned in self.owned.values()])
 
     def scrape_completed(self, snapshot: ScrapeSnapshot) -> None:
         """That render's response was written completely: checkpoints may now name what it showed."""
