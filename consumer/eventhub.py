@@ -319,10 +319,12 @@ class Receiver:
 
     @staticmethod
     async def _finish_writes(owned: OwnedPartition) -> None:
-        """The batch in hand, then the checkpoint in flight: the final checkpoint comes after both."""
-        for task in (owned.batch, owned.checkpoint):
-            if task is not None and not task.done():
-                await asyncio.wait([task])
+        """The batch in hand, then the checkpoint in flight (read once the batch is done: its end may
+        start one): the final checkpoint comes after both."""
+        if owned.batch is not None and not owned.batch.done():
+            await asyncio.wait([owned.batch])
+        if owned.checkpoint is not None and not owned.checkpoint.done():
+            await asyncio.wait([owned.checkpoint])
 
     async def _final_checkpoint(self, context: PartitionContext, progress: PartitionProgress) -> None:
         if self.deadletters is not None and self.deadletters.pending(progress.partition):
