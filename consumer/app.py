@@ -5,7 +5,7 @@ creates the checkpoint and dead-letter containers if missing, then starts receiv
 before any call to storage, identity or Event Hubs: however long those take, /healthz answers and
 /readyz names what is missing (a SIGTERM meanwhile exits at once, 0).
 
-Readiness (`/readyz`) passes when all of these hold:
+Readiness (`/readyz`, the checks in consumer/readiness.py) passes when all of these hold:
 - `eventhub`: the receive loop runs and Event Hubs answers: events arrive, or the hub answered its
   partition ids (the SDK or the probe every `EVENTHUB_PROBE_SECONDS`) within
   `readiness_eventhub_max_age_seconds`, and not every attempt fails; else the detail names the last
@@ -59,6 +59,8 @@ from consumer.logs import configure
 from consumer.metrics import Metrics
 from consumer.network import credential_options, storage_options, unused_proxy_variables
 from consumer.pipeline import Pipeline
+from consumer.readiness import StoreReadiness, eventhub_check, partitions_check, shutdown_check
+from consumer.streams import close_stdout_quietly
 from consumer.scrape_auth import BearerToken, TokenFileError
 
 log = logging.getLogger("consumer.app")
@@ -91,8 +93,6 @@ def check_config(path: str, secrets_dir: str | None = None) -> int:
         sys.stdout.write(scrub_secrets(annotated_yaml(redacted(loaded.settings), loaded)))
         sys.stdout.flush()
     except BrokenPipeError:  # `check-config ... | head`: the verdict stands, the rest of the print is not wanted
-        from consumer.cli import close_stdout_quietly
-
         close_stdout_quietly()
     if (warning := unused_proxy_variables(loaded.settings, os.environ)) is not None:
         print(f"# warning: {warning}", file=sys.stderr)
@@ -189,7 +189,7 @@ class Service:
         self.metrics = Metrics(settings.pipeline.buckets, __version__, process_metrics=True)
         self.pipeline = Pipeline(settings.pipeline, self.metrics.domain)
         self.health = Health()
-        self.store_answered_at: float | None = None
+        self.store = StoreReadiness(settings.readiness_checkpoint_store_max_age_seconds)
         self.http_port: int | None = None  # the bound port, once serving (0 in the settings picks one)
         self._stop = asyncio.Event()
         self._signals = 0
@@ -242,7 +242,7 @@ class Service:
         while True:
             try:
                 await store.list_ownership(namespace, eventhub_name(self.settings), hub.consumer_group)
-                self._store_answered()
+                self.store.answered()
             except Exception as exc:
                 kind = classify(exc)
                 log.warning("checkpoint store probe failed: %s: %s", kind, error_reason(exc),
@@ -268,12 +268,8 @@ class Service:
             deadletters.start()
 
         receiver = Receiver(settings, self.pipeline, self.metrics, store, deadletters, credential,
-                            on_store_answer=self._store_answered)
-        self.health.add("eventhub", lambda: self._eventhub_check(receiver))
-        self.health.add("checkpoint_store", self._store_check)
-        self.health.add("partitions", lambda: self._partitions_check(receiver))
-        self.health.add("shutdown", lambda: (False, "shutting down: /metrics is served until the final counts are "
-                                                    "scraped") if self.shutting_down else (True, "not shutting down"))
+                            on_store_answer=self.store.answered)
+        self._add_checks(receiver)
 
         http = HttpServer(self.metrics, self.health, settings.http.host, settings.http.port, scrapes=receiver,
                           scrapers=settings.checkpoint.scrapers, settings=settings.http)
@@ -286,6 +282,7 @@ class Service:
             asyncio.create_task(self._probe_store(store), name="store-probe"),
             probing,
             asyncio.create_task(self._progress(receiver), name="progress"),
+            asyncio.create_task(self._expire_windows(receiver), name="expire-windows"),
         ]
         receiving = asyncio.create_task(self._receive(receiver, service), name="receive")
         stop = asyncio.create_task(self._stop.wait(), name="stop")
@@ -379,59 +376,50 @@ class Service:
         log.info("received %s: stopping", sig.name)
         self._stop.set()
 
-    def _store_answered(self) -> None:
-        self.store_answered_at = time.monotonic()
-
-    def _eventhub_check(self, receiver: Receiver) -> tuple[bool, str]:
-        if receiver.running:
-            return receiver.readiness.check()
-        if self.starting:  # the probe runs during start-up already: say what the hub answers meanwhile
-            return False, f"not receiving yet (start-up: {self.starting}); Event Hubs: {receiver.readiness.check()[1]}"
-        return False, "not receiving"
-
-    def _store_check(self) -> tuple[bool, str]:
-        limit = self.settings.readiness_checkpoint_store_max_age_seconds
-        if self.store_answered_at is None:
-            waiting = f" (start-up: {self.starting})" if self.starting else ""
-            return False, f"checkpoint store has not answered yet{waiting}"
-        age = time.monotonic() - self.store_answered_at
-        if age > limit:
-            return False, f"checkpoint store last answered {age:.0f} s ago (limit {limit:.0f} s)"
-        return True, f"checkpoint store answered {age:.0f} s ago"
-
-    def _partitions_check(self, receiver: Receiver) -> tuple[bool, str]:
+    def _add_checks(self, receiver: Receiver) -> None:
+        """The /readyz checks (consumer/readiness.py), fed from this service and its receiver."""
         limit = self.settings.readiness_partition_stalled_max_seconds
-        stalled = {p: s for p, s in receiver.stalled().items() if s > limit}
-        if stalled:
-            names = ", ".join(f"{p} ({s:.0f} s)" for p, s in sorted(stalled.items()))
-            return False, f"no progress while events wait on partition {names} (limit {limit:.0f} s)"
-        return True, f"{len(receiver.partitions)} owned partitions progressing or idle"
+        self.health.add("eventhub", lambda: eventhub_check(receiver.running, self.starting, receiver.readiness))
+        self.health.add("checkpoint_store", lambda: self.store.check(self.starting))
+        self.health.add("partitions", lambda: partitions_check(receiver.stalled(), limit))
+        self.health.add("shutdown", lambda: shutdown_check(self.shutting_down))
 
     async def _progress(self, receiver: Receiver) -> None:
+        """An INFO line every `logging.progress_interval_seconds`: rates, owned partitions and their lag."""
         interval = self.settings.logging.progress_interval_seconds
-        last_events, last_records, last_time = 0, 0, time.monotonic()
+        events, records, last_time = 0, 0, receiver.ticks()
         while True:
             await asyncio.sleep(interval)
-            now = time.time()  # windows age out in steps, the loop free between them (EVICT_STEP)
+            now = receiver.ticks()
+            log.info("progress", extra=progress_fields(receiver, now - last_time, events, records))
+            events, records, last_time = receiver.events_processed, receiver.records_processed, now
+
+    async def _expire_windows(self, receiver: Receiver) -> None:
+        """Evict what has waited too long from the correlation and duplicate windows every
+        `pipeline.expire_interval_seconds`, also when no record arrives to do it; in steps of
+        `EVICT_STEP` entries, on the receiver's worker (which owns the pipeline), the event loop free
+        between them."""
+        while True:
+            await asyncio.sleep(self.settings.pipeline.expire_interval_seconds)
+            now = receiver.clock()
             while await receiver.worker.call(self.pipeline.expire, now, EVICT_STEP):
                 await asyncio.sleep(0)
-            now = time.monotonic()
-            elapsed = max(now - last_time, 1e-9)
-            lag, counted_up_to = {}, {}
-            for partition, progress in receiver.partitions.items():
-                last = receiver.last_enqueued.get(partition)
-                if progress.last_sequence_number is not None:
-                    counted_up_to[partition] = progress.last_sequence_number
-                    if last is not None:
-                        lag[partition] = max(0, last - progress.last_sequence_number)
-            log.info("progress", extra={
-                "events_per_second": round((receiver.events_processed - last_events) / elapsed, 1),
-                "records_per_second": round((receiver.records_processed - last_records) / elapsed, 1),
-                "owned_partitions": sorted(receiver.partitions),
-                "lag_events": lag,
-                "last_sequence_numbers": counted_up_to,  # the last counted event of each partition
-            })
-            last_events, last_records, last_time = receiver.events_processed, receiver.records_processed, now
+
+
+def progress_fields(receiver: Receiver, elapsed: float, events_before: int, records_before: int) -> dict[str, Any]:
+    """The fields of the progress line: rates over the last `elapsed` seconds (from the counts
+    `events_before`, `records_before`), owned partitions, their lag (the metric's) and last counted event."""
+    elapsed = max(elapsed, 1e-9)
+    partitions = receiver.partitions
+    return {
+        "events_per_second": round((receiver.events_processed - events_before) / elapsed, 1),
+        "records_per_second": round((receiver.records_processed - records_before) / elapsed, 1),
+        "owned_partitions": sorted(partitions),
+        "lag_events": receiver.lags(),
+        # the last counted event of each partition
+        "last_sequence_numbers": {partition: progress.last_sequence_number for partition, progress in partitions.items()
+                                  if progress.last_sequence_number is not None},
+    }
 
 
 async def _close_quietly(*clients: Any) -> None:

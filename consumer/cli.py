@@ -7,7 +7,7 @@ import os
 import sys
 
 from consumer import __version__
-
+from consumer.streams import close_stdout_quietly
 
 #: What each command's exit status means (its --help lists it).
 EXIT_CODES = {
@@ -82,14 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `... | head`: the reader has had enough; no traceback
         close_stdout_quietly()
         return 1
-
-
-def close_stdout_quietly() -> None:
-    """After a BrokenPipeError on stdout: point stdout at /dev/null, so that the interpreter's final
-    flush does not fail again (with 'Exception ignored ... BrokenPipeError' on stderr)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def _main(argv: list[str]) -> int:

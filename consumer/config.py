@@ -170,6 +170,8 @@ class PipelineSettings(_Section):
     correlation_max_age_seconds: PositiveFloat = 7200
     duplicates_max_entries: PositiveInt = 200_000
     duplicates_max_age_seconds: PositiveFloat = 7200
+    #: How often both windows are swept of what is over age, also when no record arrives to do it.
+    expire_interval_seconds: PositiveFloat = 30
     #: A delivery report whose send is not waiting here takes its send time from its MessageId.
     latency_from_message_id: bool = True
     labels: LabelLimits = LabelLimits()

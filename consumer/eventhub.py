@@ -18,7 +18,8 @@ the SDK's other consumers read them). For each received batch:
    into Prometheus; see consumer/checkpoints.py). The write runs as a task beside the receiving (at
    most one per partition in flight), so a slow or unavailable storage account delays checkpoints,
    never the counting;
-4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`).
+4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`) and
+   from the probe's reads of each owned partition; what it and a stall mean: consumer/progress.py.
 
 One event never stops its partition: whatever raises while it is processed (a bug, an input nobody
 thought of) is caught at that event, counted as decode error `internal`, logged with the partition,
@@ -42,6 +43,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from azure.eventhub import CloseReason, LoadBalancingStrategy
@@ -66,8 +68,9 @@ from consumer.metrics import Metrics
 from consumer.network import eventhub_options
 from consumer.ownership import OwnershipStore
 from consumer.pipeline import EventContext, Pipeline
-from consumer.worker import PipelineWorker, failure_detail
+from consumer.progress import Stall, StallTracker
 from consumer.readiness import EventHubsReadiness
+from consumer.worker import PipelineWorker, failure_detail
 
 log = logging.getLogger("consumer.eventhub")
 
@@ -123,6 +126,27 @@ def namespace_of(settings: Settings) -> str:
     return endpoint.split("://", 1)[-1].strip("/")
 
 
+@dataclass(slots=True)
+class OwnedPartition:
+    """What the receiver holds for one partition it owns; all of it goes at the partition's close."""
+
+    progress: PartitionProgress
+    stall: Stall
+    batch: asyncio.Task[None] | None = None  # the batch in hand
+    checkpoint: asyncio.Task[None] | None = None  # the checkpoint write in flight
+
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is in hand."""
+        return self.batch is not None and not self.batch.done()
+
+    def stalled_seconds(self, now: float) -> float:
+        return self.stall.seconds(self.progress.last_sequence_number, self.busy, now)
+
+    def lag(self) -> int | None:
+        return self.stall.lag(self.progress.last_sequence_number)
+
+
 class Receiver:
     """Runs `receive_batch` on all partitions and feeds the pipeline."""
 
@@ -131,7 +155,8 @@ class Receiver:
                  clock: Callable[[], float] = time.time, on_store_answer: Callable[[], None] | None = None,
                  readiness: EventHubsReadiness | None = None, ticks: Callable[[], float] = time.monotonic) -> None:
         """`clock`: the wall clock the pipeline dates records by; `ticks`: the monotonic clock that the
-        checkpoint rules measure intervals and silences on (a step of the wall clock is neither)."""
+        checkpoint rules and stall tracking measure intervals and silences on (a step of the wall clock
+        is neither)."""
         self.settings = settings
         self.pipeline = pipeline
         self.worker = PipelineWorker(pipeline, settings.pipeline.offload_min_bytes)
@@ -147,22 +172,26 @@ class Receiver:
                                        self.scrapes if checkpoint.scrape_aligned else None, checkpoint.no_scrape_seconds)
         self.draining = False  # the shutdown's lame duck: batches are no longer counted
         self._scraped = asyncio.Event()  # set at every completed scrape (the lame duck waits for one)
-        self.partitions: dict[str, PartitionProgress] = {}
-        self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._checkpointing: dict[str, asyncio.Task[None]] = {}
+        self.owned: dict[str, OwnedPartition] = {}
         self._closing: set[asyncio.Task[Any]] = set()  # the SDK's tasks running a partition's close
-        # Stall detection (monotonic clock): when each partition last processed an event or had
-        # nothing waiting; kept across a close caused by an error so a partition that the SDK closes
-        # and claims again and again still shows how long it has not moved.
-        self._advanced_at: dict[str, float] = {}
-        self._errored: dict[str, float] = {}  # partition → when an error closed it
+        # A partition claimed again soon after an error closed it keeps its stall (else it starts afresh).
+        self.stalls = StallTracker(settings.eventhub.partition_ownership_expiration_interval_seconds * 2, ticks)
         self.running = False
         self.events_processed = 0
         self.records_processed = 0
-        self.last_enqueued: dict[str, int] = {}
         # The SDK sees the store through `OwnershipStore`: its releases never race its renewals.
         self.ownership = OwnershipStore(checkpoint_store) if checkpoint_store is not None else None
         self.client = self._client(self.ownership, credential)
+
+    @property
+    def partitions(self) -> dict[str, PartitionProgress]:
+        """What each owned partition has processed."""
+        return {partition: owned.progress for partition, owned in self.owned.items()}
+
+    def lags(self) -> dict[str, int]:
+        """Each owned partition's lag (`acs_consumer_partition_lag_events`), where the hub's last enqueued
+        event is known."""
+        return {partition: lag for partition, owned in self.owned.items() if (lag := owned.lag()) is not None}
 
     def _client(self, checkpoint_store: Any, credential: Any) -> EventHubConsumerClient:
         hub = self.settings.eventhub
@@ -225,10 +254,10 @@ class Receiver:
             self.ownership.stop_claiming()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        inflight = [task for task in self._inflight.values() if not task.done()]
+        inflight = [owned.batch for owned in self.owned.values() if owned.batch is not None and owned.busy]
         if inflight:
             await asyncio.wait(inflight, timeout=max(0.0, deadline - loop.time()))
-        while any(awaiting_scrape(progress) for progress in self.partitions.values()):
+        while any(awaiting_scrape(owned.progress) for owned in self.owned.values()):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
@@ -243,7 +272,7 @@ class Receiver:
 
     def scrape_started(self) -> ScrapeSnapshot:
         """A `/metrics` render starts: it will show every event processed until now."""
-        return self.scrapes.started(self.partitions.values())
+        return self.scrapes.started([owned.progress for owned in self.owned.values()])
 
     def scrape_completed(self, snapshot: ScrapeSnapshot) -> None:
         """That render's response was written completely: checkpoints may now name what it showed."""
@@ -257,17 +286,16 @@ class Receiver:
 
     async def _on_initialize(self, context: PartitionContext) -> None:
         partition = context.partition_id
-        self.partitions[partition] = PartitionProgress(partition, last_attempt=self.ticks())
-        now = time.monotonic()
-        errored_at = self._errored.pop(partition, None)
-        # Claimed again soon after an error closed it: the stall goes on (else it starts afresh).
-        recent = self.settings.eventhub.partition_ownership_expiration_interval_seconds * 2
-        if errored_at is None or now - errored_at > recent or partition not in self._advanced_at:
-            self._advanced_at[partition] = now
+        owned = self._claim(partition)
         self.metrics.consumer.partition_stalled.labels(partition).set_function(
-            lambda: self._stalled_seconds(partition, time.monotonic()))
-        self.metrics.consumer.owned_partitions.set(len(self.partitions))
+            lambda: owned.stalled_seconds(self.ticks()))
+        self.metrics.consumer.owned_partitions.set(len(self.owned))
         log.info("partition claimed", extra=event_fields(partition, None))
+
+    def _claim(self, partition: str) -> OwnedPartition:
+        owned = self.owned[partition] = OwnedPartition(PartitionProgress(partition, last_attempt=self.ticks()),
+                                                       self.stalls.claimed(partition))
+        return owned
 
     async def _on_close(self, context: PartitionContext, reason: CloseReason) -> None:
         partition = context.partition_id
@@ -275,39 +303,51 @@ class Receiver:
         if closing is not None:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
-        inflight = self._inflight.get(partition)
-        if inflight is not None and not inflight.done():
-            await asyncio.wait([inflight])  # finish the batch in hand
-        writing = self._checkpointing.pop(partition, None)
-        if writing is not None and not writing.done():
-            await asyncio.wait([writing])  # the final checkpoint comes after the one in flight, never before
-        progress = self.partitions.pop(partition, None)
-        if progress is not None:
-            if self.deadletters is not None and self.deadletters.pending(partition):
-                # the final checkpoint passes dead letters only once they are written (or dropped)
-                await self.deadletters.settled(partition, self.settings.shutdown_timeout_seconds / 4)
-            await self._checkpoint(context, progress, final=True)
-        self.metrics.consumer.owned_partitions.set(len(self.partitions))
-        if partition in self._errored:
-            self._errored[partition] = time.monotonic()
-        else:
-            self._advanced_at.pop(partition, None)
-        if self.last_enqueued.pop(partition, None) is not None:
+        owned = self.owned.get(partition)
+        if owned is not None:
+            await self._finish_writes(owned)
+        owned = self.owned.pop(partition, None)
+        if owned is not None:
+            await self._final_checkpoint(context, owned.progress)
+        self.metrics.consumer.owned_partitions.set(len(self.owned))
+        self.stalls.released(partition, owned.stall if owned is not None else None)
+        self._remove_series(partition, owned)
+        progress = owned.progress if owned is not None else None
+        log.info("partition released", extra=event_fields(
+            partition, progress.last_sequence_number if progress else None, reason=reason.name.lower(),
+            checkpoint=progress.saved_sequence_number if progress else None))
+
+    @staticmethod
+    async def _finish_writes(owned: OwnedPartition) -> None:
+        """The batch in hand, then the checkpoint in flight (read once the batch is done: its end may
+        start one): the final checkpoint comes after both."""
+        if owned.batch is not None and not owned.batch.done():
+            await asyncio.wait([owned.batch])
+        if owned.checkpoint is not None and not owned.checkpoint.done():
+            await asyncio.wait([owned.checkpoint])
+
+    async def _final_checkpoint(self, context: PartitionContext, progress: PartitionProgress) -> None:
+        if self.deadletters is not None and self.deadletters.pending(progress.partition):
+            # the final checkpoint passes dead letters only once they are written (or dropped)
+            await self.deadletters.settled(progress.partition, self.settings.shutdown_timeout_seconds / 4)
+        await self._checkpoint(context, progress, final=True)
+
+    def _remove_series(self, partition: str, owned: OwnedPartition | None) -> None:
+        """A released partition's lag and stall series go with it."""
+        if owned is not None and owned.stall.last_enqueued is not None:
             self.metrics.consumer.partition_lag.remove(partition)
         try:
             self.metrics.consumer.partition_stalled.remove(partition)
         except KeyError:  # a close without an initialize before it
             pass
-        log.info("partition released", extra=event_fields(
-            partition, progress.last_sequence_number if progress else None, reason=reason.name.lower(),
-            checkpoint=progress.saved_sequence_number if progress else None))
 
     async def _on_error(self, context: PartitionContext | None, error: Exception) -> None:
         kind = classify(error)
         self.metrics.consumer.errors.labels(kind).inc()
         partition = context.partition_id if context is not None else ""
         if context is not None:  # the SDK closes the partition after this (and may claim it again)
-            self._errored[partition] = time.monotonic()
+            owned = self.owned.get(partition)
+            self.stalls.failed(partition, owned.stall if owned is not None else None)
             if kind not in STORAGE_KINDS:  # storage has a readiness check of its own
                 self.readiness.partition_failed(partition, kind, error_reason(error))
         elif kind in EVENTHUB_KINDS:  # the load-balancing round: reading the partition ids failed
@@ -350,38 +390,42 @@ class Receiver:
         receive task gets stuck would otherwise look idle, never stalled (`stalled`, the `partitions`
         readiness check). A partition that has processed nothing yet is left out: where its receiver
         started (a checkpoint, `initial_position`) is not known here, so older events would look waiting."""
-        for partition, progress in list(self.partitions.items()):
-            if progress.last_sequence_number is None:
+        for partition, owned in list(self.owned.items()):
+            if owned.progress.last_sequence_number is None:
                 continue
             properties = await self.client.get_partition_properties(partition)
             last = properties.get("last_enqueued_sequence_number")
-            if isinstance(last, int) and last > self.last_enqueued.get(partition, -1) and partition in self.partitions:
-                self.last_enqueued[partition] = last
+            if isinstance(last, int) and self.owned.get(partition) is owned:
+                self._enqueued(owned, last)
 
     async def _on_batch(self, context: PartitionContext, events: list[Any]) -> None:
         if self.draining:  # the lame duck: these events stay after the final checkpoint, for the next owner
             return
         partition = context.partition_id
-        progress = self.partitions.get(partition)
-        if progress is None:  # a batch after close, or before initialize: the SDK guarantees neither
-            progress = self.partitions[partition] = PartitionProgress(partition, last_attempt=self.ticks())
+        owned = self.owned.get(partition)
+        if owned is None:  # a batch after close, or before initialize: the SDK guarantees neither
+            owned = self._claim(partition)
+        progress = owned.progress
         if events:
             self.readiness.received(partition)
-            task = asyncio.ensure_future(self._process(progress, events))
-            self._inflight[partition] = task
-            await asyncio.shield(task)
-        self._update_lag(context, progress)
-        if not self._waiting(partition, progress):
-            self._advanced_at[partition] = time.monotonic()
-        writing = self._checkpointing.get(partition)
+            owned.batch = asyncio.ensure_future(self._process(owned, events))
+            await asyncio.shield(owned.batch)
+        properties = context.last_enqueued_event_properties
+        last = properties.get("sequence_number") if properties else None
+        if last is not None:
+            self._enqueued(owned, last)
+        if not owned.stall.waiting(progress.last_sequence_number, owned.busy):
+            owned.stall.advanced_at = self.ticks()
+        writing = owned.checkpoint
         if (writing is None or writing.done()) and self.policy.due(progress, self.ticks()):
-            self._checkpointing[partition] = asyncio.ensure_future(self._checkpoint(context, progress))
+            owned.checkpoint = asyncio.ensure_future(self._checkpoint(context, progress))
 
     # --- work ------------------------------------------------------------------------------------
 
-    async def _process(self, progress: PartitionProgress, events: list[Any]) -> None:
+    async def _process(self, owned: OwnedPartition, events: list[Any]) -> None:
         started = time.perf_counter()
         slice_started = started
+        progress, stall = owned.progress, owned.stall
         partition = progress.partition
         worker = self.worker
         consumer_metrics = self.metrics.consumer
@@ -413,13 +457,13 @@ class Receiver:
                 progress.processed(event, sequence_number)
                 now = time.perf_counter()
                 if now - slice_started >= YIELD_EVERY_SECONDS:
-                    self._advanced_at[partition] = time.monotonic()
+                    stall.advanced_at = self.ticks()
                     if last_enqueued_ts is not None:  # a scrape while the batch is in hand sees where it is
                         last_event_timestamp.set(last_enqueued_ts)
                     await asyncio.sleep(0)
                     slice_started = time.perf_counter()
         finally:
-            self._advanced_at[partition] = time.monotonic()
+            stall.advanced_at = self.ticks()
         if last_enqueued_ts is not None:
             last_event_timestamp.set(last_enqueued_ts)
         self.events_processed += len(events)
@@ -459,47 +503,21 @@ class Receiver:
             log.error("event processing failed: %s; dead letter not submitted: %s", detail, failure_detail(again),
                       extra=event_fields(partition, getattr(event, "sequence_number", None), reason="internal"))
 
-    # --- stall detection -------------------------------------------------------------------------
-
-    def _waiting(self, partition: str, progress: PartitionProgress) -> bool:
-        """Whether events wait on this partition: a batch is in hand, or the hub holds events after
-        the last processed one."""
-        inflight = self._inflight.get(partition)
-        if inflight is not None and not inflight.done():
-            return True
-        last = self.last_enqueued.get(partition)
-        if last is None:
-            return False
-        processed = progress.last_sequence_number
-        return processed is None or last > processed
+    # --- stall and lag -------------------------------------------------------------------------
 
     def stalled(self, now: float | None = None) -> dict[str, float]:
         """Seconds each owned partition has gone without progress while events wait on it (0 when it
-        keeps up or nothing waits). Progress is an event processed; a partition with nothing waiting
-        is refreshed at every (empty) batch the SDK hands over, at least every `max_wait_time`."""
-        now = time.monotonic() if now is None else now
-        return {partition: self._stalled_seconds(partition, now) for partition in list(self.partitions)}
+        keeps up or nothing waits; see consumer/progress.py). A partition with nothing waiting is
+        refreshed at every (empty) batch the SDK hands over, at least every `max_wait_time`."""
+        now = self.ticks() if now is None else now
+        return {partition: owned.stalled_seconds(now) for partition, owned in list(self.owned.items())}
 
-    def _stalled_seconds(self, partition: str, now: float) -> float:
-        progress = self.partitions.get(partition)
-        since = self._advanced_at.get(partition)
-        if progress is None or since is None or not self._waiting(partition, progress):
-            return 0.0
-        return max(0.0, now - since)
-
-    def _update_lag(self, context: PartitionContext, progress: PartitionProgress) -> None:
-        properties = context.last_enqueued_event_properties
-        if not properties:
-            return
-        last = properties.get("sequence_number")
-        if last is None:
-            return
-        # The batch's view may be older than the probe's (`_read_last_enqueued`): never move back.
-        last = max(last, self.last_enqueued.get(progress.partition, -1))
-        self.last_enqueued[progress.partition] = last
-        processed = progress.last_sequence_number
-        lag = last + 1 if processed is None else max(0, last - processed)
-        self.metrics.consumer.partition_lag.labels(progress.partition).set(lag)
+    def _enqueued(self, owned: OwnedPartition, last: int) -> None:
+        """The hub's last enqueued sequence number of an owned partition, read from a batch or the probe."""
+        owned.stall.enqueued(last)
+        lag = owned.lag()
+        if lag is not None:
+            self.metrics.consumer.partition_lag.labels(owned.progress.partition).set(lag)
 
     async def _checkpoint(self, context: PartitionContext, progress: PartitionProgress, final: bool = False) -> None:
         target = self.policy.due(progress, self.ticks(), final=final, limit=self._dead_letter_limit(progress))

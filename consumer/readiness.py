@@ -1,4 +1,9 @@
-"""Whether Event Hubs answers this replica: the `eventhub` check of /readyz, pure and clock-injected.
+"""The checks of /readyz, pure and clock-injected: `eventhub_check`, `StoreReadiness`,
+`partitions_check`, `shutdown_check` (what each means: consumer/app.py's docstring); the shell feeds
+them and registers them with `consumer.http.Health`.
+
+Most of this module is whether Event Hubs answers this replica (`EventHubsReadiness`, behind the
+`eventhub` check).
 
 The receive loop existing says nothing: with a refused port, a wrong hub name, consumer group or key
 it runs forever and receives nothing. What counts is what Event Hubs answered, from two sources:
@@ -94,3 +99,57 @@ def _failure(outcome: _Outcome, now: float, what: str) -> str:
     """`<kind>: <what>, last error N s ago: <reason>` — the kind first, for a glance and for a grep."""
     text = f"{outcome.kind}: {what}, last error {now - outcome.at:.0f} s ago"
     return f"{text}: {outcome.reason}" if outcome.reason else text
+
+
+#: A readiness check's answer: whether it passes, and the detail /readyz shows.
+Check = tuple[bool, str]
+
+
+def eventhub_check(receiving: bool, starting: str | None, readiness: EventHubsReadiness) -> Check:
+    """The `eventhub` check: what Event Hubs answers, once the receive loop runs (before, the detail
+    says what start-up waits for, and what the hub's probe answers meanwhile)."""
+    if receiving:
+        return readiness.check()
+    if starting:
+        return False, f"not receiving yet (start-up: {starting}); Event Hubs: {readiness.check()[1]}"
+    return False, "not receiving"
+
+
+class StoreReadiness:
+    """The `checkpoint_store` check: the checkpoint storage account answered a request (a checkpoint
+    write or the periodic probe) within `max_age` seconds."""
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self.clock = clock
+        self.answered_at: float | None = None
+
+    def answered(self) -> None:
+        self.answered_at = self.clock()
+
+    def check(self, starting: str | None = None) -> Check:
+        if self.answered_at is None:
+            waiting = f" (start-up: {starting})" if starting else ""
+            return False, f"checkpoint store has not answered yet{waiting}"
+        age = self.clock() - self.answered_at
+        if age > self.max_age:
+            return False, f"checkpoint store last answered {age:.0f} s ago (limit {self.max_age:.0f} s)"
+        return True, f"checkpoint store answered {age:.0f} s ago"
+
+
+def partitions_check(stalled: dict[str, float], limit: float) -> Check:
+    """The `partitions` check: no owned partition (`stalled`: each one's seconds without progress
+    while events wait) has been stalled for longer than `limit` seconds."""
+    over = {partition: seconds for partition, seconds in stalled.items() if seconds > limit}
+    if over:
+        names = ", ".join(f"{partition} ({seconds:.0f} s)" for partition, seconds in sorted(over.items()))
+        return False, f"no progress while events wait on partition {names} (limit {limit:.0f} s)"
+    return True, f"{len(stalled)} owned partitions progressing or idle"
+
+
+def shutdown_check(shutting_down: bool) -> Check:
+    """The `shutdown` check: fails from SIGTERM on, so the Service stops routing to this replica while
+    `/metrics` is still served."""
+    if shutting_down:
+        return False, "shutting down: /metrics is served until the final counts are scraped"
+    return True, "not shutting down"

@@ -206,21 +206,21 @@ def test_the_checkpoint_is_held_back_while_a_dead_letter_is_pending(azurite, blo
             gate.open.clear()
             await receiver._on_batch(context, [hub_event(GOOD, 0), hub_event(b"not json", 1), hub_event(GOOD, 2),
                                                hub_event(GOOD, 3)])
-            await receiver._checkpointing["0"]
+            await receiver.owned["0"].checkpoint
             held = list(context.checkpoints)
             assert progress.unsaved_events == 3  # still due: retried at the next batch
             await receiver._on_batch(context, [hub_event(GOOD, 4)])
-            await receiver._checkpointing["0"]
+            await receiver.owned["0"].checkpoint
             still_held = list(context.checkpoints)
             gate.open.set()
             assert await writer.settled("0", 10)
             await receiver._on_batch(context, [hub_event(GOOD, 5)])
-            await receiver._checkpointing["0"]
+            await receiver.owned["0"].checkpoint
             passed = list(context.checkpoints)
             # At close: a pending letter is waited for before the final checkpoint.
             gate.open.clear()
             await receiver._on_batch(context, [hub_event(b"[]", 6), hub_event(GOOD, 7)])
-            await receiver._checkpointing["0"]
+            await receiver.owned["0"].checkpoint
             before_close = list(context.checkpoints)
             asyncio.get_running_loop().call_later(0.3, gate.open.set)
             from azure.eventhub import CloseReason
@@ -255,7 +255,7 @@ def test_a_checkpoint_is_not_written_when_the_first_event_is_pending(azurite, bl
             context = FakeContext("0", last_enqueued=1)
             await receiver._on_initialize(context)
             await receiver._on_batch(context, [hub_event(b"nope", 0), hub_event(GOOD, 1)])
-            await receiver._checkpointing["0"]
+            await receiver.owned["0"].checkpoint
             from azure.eventhub import CloseReason
             await receiver._on_close(context, CloseReason.SHUTDOWN)  # waits 0.25 s for the letter, in vain
             pending = [p.letter.sequence_number for p in writer.pending("0")]

@@ -159,19 +159,19 @@ def test_stalled_seconds_grow_only_while_events_wait_without_progress():
 
     async def scenario():
         await receiver._on_initialize(context)
-        start = receiver._advanced_at["1"]
+        start = receiver.owned["1"].stall.advanced_at
         assert receiver.stalled(start + 100) == {"1": 0.0}  # nothing known to wait yet
         await receiver._on_batch(context, [hub_event(GOOD, 0)])
-        moved = receiver._advanced_at["1"]
+        moved = receiver.owned["1"].stall.advanced_at
         assert moved >= start
         assert receiver.stalled(moved + 7) == {"1": pytest.approx(7.0)}  # events 1..5 wait, none processed since
         await receiver._on_batch(context, [hub_event(GOOD, n) for n in range(1, 6)])  # caught up with 5
         await receiver._on_batch(context, [])  # nothing waits: refreshed
-        assert receiver.stalled(receiver._advanced_at["1"] + 50) == {"1": 0.0}
+        assert receiver.stalled(receiver.owned["1"].stall.advanced_at + 50) == {"1": 0.0}
         # A batch in hand that does not finish: stalled from the last progress on.
         never = asyncio.get_running_loop().create_future()
-        receiver._inflight["1"] = never
-        since = receiver._advanced_at["1"]
+        receiver.owned["1"].batch = never
+        since = receiver.owned["1"].stall.advanced_at
         assert receiver.stalled(since + 30) == {"1": pytest.approx(30.0)}
         samples = {s.labels["partition"]: s.value for f in metrics.registry.collect()
                    if f.name == "acs_consumer_partition_stalled_seconds" for s in f.samples}
@@ -190,19 +190,19 @@ def test_a_partition_closed_by_an_error_and_claimed_again_stays_stalled():
     async def scenario():
         await receiver._on_initialize(context)
         await receiver._on_batch(context, [hub_event(GOOD, 0)])
-        since = receiver._advanced_at["2"]
+        since = receiver.owned["2"].stall.advanced_at
         await receiver._on_error(context, RuntimeError("handler failed"))
         await receiver._on_close(context, CloseReason.OWNERSHIP_LOST)
         assert "2" not in receiver.partitions and receiver.stalled() == {}
         await receiver._on_initialize(context)  # the SDK claims it again at once
-        assert receiver._advanced_at["2"] == since
-        receiver._inflight["2"] = asyncio.get_running_loop().create_future()  # the replay, in hand
+        assert receiver.owned["2"].stall.advanced_at == since
+        receiver.owned["2"].batch = asyncio.get_running_loop().create_future()  # the replay, in hand
         assert receiver.stalled(since + 60) == {"2": pytest.approx(60.0)}
         # A close without an error (shutdown, rebalancing) forgets it: a later claim starts afresh.
-        receiver._inflight["2"].cancel()
+        receiver.owned["2"].batch.cancel()
         await receiver._on_close(context, CloseReason.SHUTDOWN)
         await receiver._on_initialize(context)
-        assert receiver._advanced_at["2"] > since
+        assert receiver.owned["2"].stall.advanced_at > since
 
     asyncio.run(scenario())
 
@@ -319,16 +319,16 @@ def test_the_hubs_last_enqueued_event_makes_a_partition_without_batches_stalled(
         await receiver._on_initialize(busy)
         await receiver._on_initialize(fresh)
         await receiver._on_batch(busy, [hub_event(GOOD, 0)])  # caught up with what its batches show
-        since = receiver._advanced_at["1"]
+        since = receiver.owned["1"].stall.advanced_at
         assert receiver.stalled(since + 60) == {"1": 0.0, "2": 0.0}
         await receiver._read_last_enqueued()
         assert asked == ["1"]  # "2" has processed nothing
         assert receiver.stalled(since + 60) == {"1": pytest.approx(60.0), "2": 0.0}
         hub["1"] = 3  # an older answer never moves the mark back
         await receiver._read_last_enqueued()
-        assert receiver.last_enqueued["1"] == 9
+        assert receiver.owned["1"].stall.last_enqueued == 9
         await receiver._on_batch(busy, [])  # nor does a batch whose properties are older (0)
-        assert receiver.last_enqueued["1"] == 9
+        assert receiver.owned["1"].stall.last_enqueued == 9
         assert receiver.stalled(since + 60) == {"1": pytest.approx(60.0), "2": 0.0}
 
     asyncio.run(scenario())

@@ -424,6 +424,7 @@ def test_run_refuses_to_start_without_its_token_file(tmp_path: Path) -> None:
 
     config = tmp_path / "config.yaml"
     config.write_text("eventhub:\n  fully_qualified_namespace: x.servicebus.windows.net\n  name: hub\n"
+                      "  consumer_group: acs-sms-consumer\n"
                       "checkpoint_store:\n  account_url: https://x.blob.core.windows.net\n"
                       f"http:\n  bearer_token_path: {tmp_path / 'missing'}\n")
     proc = subprocess.run([sys.executable, "-m", "consumer", "run", "--config", str(config)],
