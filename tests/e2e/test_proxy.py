@@ -140,7 +140,8 @@ async def test_azure_ad_token_requests_go_through_the_proxy(tmp_path: Path, monk
     monkeypatch.setenv("AZURE_AUTHORITY_HOST", f"https://{HUB_HOST}:{authority_port}")
     with Tinyproxy(tmp_path, connect_ports=[]) as proxy:  # no ConnectPort line: every port allowed
         settings = Settings.model_validate({
-            "eventhub": {"fully_qualified_namespace": "ns.servicebus.windows.net", "name": "hub", "transport": "websocket"},
+            "eventhub": {"fully_qualified_namespace": "ns.servicebus.windows.net", "name": "hub", "transport": "websocket",
+                         "consumer_group": "acs-sms-consumer"},
             "checkpoint_store": {"account_url": "https://account.blob.core.windows.net"},
             "network": {"proxy": {"host": HUB_HOST, "port": proxy.port}},
         })
