@@ -1,6 +1,6 @@
-r"""The metric contract as the README states it ("## Metric reference"), parsed for the tests.
+r"""The metric contract as docs/metrics.md states it ("## Metric reference"), parsed for the tests.
 
-The README's tables are the contract users read; tests compare the code with them, so the two cannot
+That page's tables are the contract users read; tests compare the code with them, so the two cannot
 drift. Each row is `| \`family\` | type | labels | meaning |`; `—` stands for no labels.
 """
 
@@ -9,17 +9,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+METRICS_DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 _ROW = re.compile(r"^\|\s*`(?P<family>[a-z_:][a-z0-9_:]*)`\s*\|\s*(?P<type>counter|gauge|histogram|summary)\s*"
                   r"\|\s*(?P<labels>[^|]*)\|")
 
 
-def readme_families(readme: Path = README) -> dict[str, tuple[str, frozenset[str]]]:
-    """{family as exposed (counters with `_total`): (type, label names)} from the Metric reference."""
-    text = readme.read_text(encoding="utf-8")
+def metric_reference(doc: Path = METRICS_DOC) -> str:
+    """The "## Metric reference" section of the metrics page, up to the next section."""
+    text = doc.read_text(encoding="utf-8")
     start = text.index("\n## Metric reference")
     end = text.find("\n## ", start + 1)
-    section = text[start:] if end < 0 else text[start:end]
+    return text[start:] if end < 0 else text[start:end]
+
+
+def readme_families(doc: Path = METRICS_DOC) -> dict[str, tuple[str, frozenset[str]]]:
+    """{family as exposed (counters with `_total`): (type, label names)} from the Metric reference."""
+    section = metric_reference(doc)
     families: dict[str, tuple[str, frozenset[str]]] = {}
     for line in section.splitlines():
         match = _ROW.match(line.strip())
@@ -29,22 +34,20 @@ def readme_families(readme: Path = README) -> dict[str, tuple[str, frozenset[str
         labels = frozenset() if raw in {"", "—", "-"} else frozenset(x.strip() for x in raw.split(","))
         family = match["family"]
         if family in families:
-            raise AssertionError(f"README metric reference lists {family} twice")
+            raise AssertionError(f"{doc.name}: the metric reference lists {family} twice")
         families[family] = (match["type"], labels)
     if not families:
-        raise AssertionError("README has no metric table under '## Metric reference'")
+        raise AssertionError(f"{doc.name} has no metric table under '## Metric reference'")
     return families
 
 
 _SET = re.compile(r"`(?P<label>[a-z_]+)`\s*∈\s*\{(?P<values>[^}]*)\}")
 
 
-def readme_vocabularies(readme: Path = README) -> dict[str, frozenset[str]]:
+def readme_vocabularies(doc: Path = METRICS_DOC) -> dict[str, frozenset[str]]:
     """{label: values} of the closed vocabularies the Metric reference states as `label` ∈ {a, b, ...}."""
-    text = readme.read_text(encoding="utf-8")
-    section = text[text.index("\n## Metric reference"):]
-    section = " ".join(section.split())  # the sets wrap over lines
+    section = " ".join(metric_reference(doc).split())  # the sets wrap over lines
     found = {m["label"]: frozenset(v.strip() for v in m["values"].split(",")) for m in _SET.finditer(section)}
     if not found:
-        raise AssertionError("README's metric reference states no `label` ∈ {...} vocabulary")
+        raise AssertionError(f"{doc.name}: the metric reference states no `label` ∈ {{...}} vocabulary")
     return found

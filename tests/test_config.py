@@ -344,9 +344,10 @@ def test_every_value_of_the_example_is_the_default():
             assert value == info.get_default(call_default_factory=True), name
 
 
-def test_the_defaults_the_readme_states():
-    """The README quotes these defaults in prose; both sides are pinned so neither drifts alone."""
-    readme = " ".join((EXAMPLE.parent / "README.md").read_text(encoding="utf-8").split())
+def test_the_defaults_the_docs_state():
+    """docs/ quotes these defaults in prose; both sides are pinned so neither drifts alone."""
+    pages = ("metrics.md", "reliability.md", "operations.md")
+    readme = " ".join(" ".join((EXAMPLE.parent / "docs" / page).read_text(encoding="utf-8").split()) for page in pages)
     pipeline, checkpoint = PipelineSettings(), CheckpointSettings()
     assert (pipeline.correlation_max_entries, pipeline.correlation_max_age_seconds) == (200_000, 7200)
     assert (pipeline.duplicates_max_entries, pipeline.duplicates_max_age_seconds) == (200_000, 7200)

@@ -238,7 +238,7 @@ def test_names_never_admit_personal_data():
 
 
 def test_closed_vocabularies_are_the_readme_ones():
-    """The README's metric reference states each closed vocabulary; the code must use exactly it."""
+    """docs/metrics.md's metric reference states each closed vocabulary; the code must use exactly it."""
     from consumer.labels import NUMBER_TYPES, RESULTS, SMS_OPERATIONS
     from tests.contract import readme_vocabularies
 

@@ -1,4 +1,4 @@
-"""consumer.metrics: the exposition matches the contract, the README's metric reference."""
+"""consumer.metrics: the exposition matches the contract, docs/metrics.md's metric reference."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from consumer.pipeline import Pipeline
 
 from tests.contract import readme_families
 
-#: family as exposed → (type, label names): the README's metric reference is the contract.
+#: family as exposed → (type, label names): docs/metrics.md's metric reference is the contract.
 CONTRACT = readme_families()
 
 

@@ -1,5 +1,5 @@
 """Shared pieces of the hostile-input and PII end-to-end tests: batched publishing with the real SDK
-producer, and the label-contract check of a /metrics scrape (README.md, "Metric reference")."""
+producer, and the label-contract check of a /metrics scrape (docs/metrics.md, "Metric reference")."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def label_values(text: str) -> dict[str, dict[str, set[str]]]:
 def contract_violations(text: str, partitions: Iterable[str], *, result_signatures: int = 50, usage_types: int = 50,
                         unit_types: int = 50, categories: int = 20, resources: int = 10,
                         listed_resources: Iterable[str] = (), senders: Iterable[str] = ()) -> list[str]:
-    """Every label of every family checked against the contract (README.md, "Metric reference"); returns what breaks it."""
+    """Every label of every family checked against the contract (docs/metrics.md, "Metric reference"); returns what breaks it."""
     fixed: dict[str, set[str]] = {
         "operation": set(SMS_OPERATIONS) | {OTHER},
         "result": set(RESULTS) | {OTHER},

@@ -250,7 +250,7 @@ def test_a_replica_joins_and_one_leaves_under_traffic_nothing_lost_duplicates_bo
     replica joins two that share 4 partitions and takes its share from them (their receivers are
     stolen: ownership lost, final checkpoint at the last scrape), then one of the first two gets
     SIGTERM and hands its partitions over. Nothing is lost, by slice; what is counted twice is at
-    most what the README's reliability section allows per handover: one checkpoint interval plus one
+    most what docs/reliability.md allows per handover: one checkpoint interval plus one
     scrape interval of the partition's events (plus the batch in hand)."""
     endpoint = eventhubs_factory(partitions=4)
     expiry = 5.0

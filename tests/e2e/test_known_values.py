@@ -4,7 +4,7 @@ The other e2e tests compare `run` with the pure pipeline run in the test process
 the shell loses and doubles nothing but cannot catch a parsing rule that is wrong in both. Here the
 expected series are literals, derived in the comments from the records below (both record shapes,
 the field quirks of shared/reference/sms-logs.md, a duplicate, a skipped category, an invalid record,
-a repaired body and an undecodable one). The label vocabularies of the README's metric reference are
+a repaired body and an undecodable one). The label vocabularies of docs/metrics.md's metric reference are
 pinned in tests/test_metrics.py; the values used here must be in them.
 """
 

@@ -210,9 +210,8 @@ def test_three_replicas_seen_through_prometheus_sigterm_and_kill_9_mid_stream(
             wait_for(lambda: set().union(*(owned_partitions(r) for r in (killed, staying))) >= owned[0], 15,
                      "handover after SIGTERM", [killed, staying])
             # kill -9 the second once both survivors count what they were handed, mid-stream. Read
-            # through Prometheus, never from the replicas: any GET of /metrics is a scrape (README,
-            # "Reliability"), so a read by the test would let the replica checkpoint past counts that
-            # Prometheus has not read, and the kill -9 right after would take them away for good.
+            # through Prometheus, never from the replicas: what the test reads must be what Prometheus
+            # read, and a read of a replica would show counts Prometheus may never get (docs/reliability.md).
             before = {r.port: events_in_prometheus(prometheus, r) for r in (killed, staying)}
             wait_for(lambda: all(events_in_prometheus(prometheus, r) > before[r.port] for r in (killed, staying)),
                      15, "both survivors counting, in Prometheus", [killed, staying])

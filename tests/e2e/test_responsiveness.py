@@ -13,7 +13,7 @@ The consumer runs as in production, not in asyncio's debug mode: that mode captu
 every callback it schedules, which made each loop step several times slower and measured itself
 (2026-12-06, this 2-core VM: /healthz max 0.9-1.3 s with it, for the code of 2026-12-02 as for
 today's; 62-88 ms without it, p50 12-13 ms). How long one body holds the loop is measured by
-bench/bench_loop_hold.py instead (README, Benchmarks).
+bench/bench_loop_hold.py instead (docs/benchmarks.md).
 """
 
 from __future__ import annotations
