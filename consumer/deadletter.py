@@ -39,8 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumer.config import DeadLetterSettings
-from consumer.errors import classify, log_fields
-from consumer.errors import reason as error_reason
+from consumer.errors import classify, log_fields, reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import ConsumerMetrics
 
@@ -164,7 +163,8 @@ class DeadLetterWriter:
     def queued_bytes(self) -> int:
         return self._queued_bytes
 
-    async def settled(self, partition: str, timeout: float) -> bool:
+    # ASYNC109: expiry is an answer here (False), not an error a caller's asyncio.timeout() would raise.
+    async def settled(self, partition: str, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait (up to `timeout` seconds) until no letter of `partition` is pending; True if none is."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -205,7 +205,8 @@ class DeadLetterWriter:
     async def _write(self, pending: Pending) -> None:
         letter = pending.letter
         name = blob_name(self._namespace, self._eventhub, self._consumer_group, letter)
-        fields = event_fields(letter.partition, letter.sequence_number, offset=letter.offset, reason=letter.reason, blob=name)
+        fields = event_fields(letter.partition, letter.sequence_number, offset=letter.offset, reason=letter.reason,
+                              blob=name)
         size = letter.original_size
         metadata = blob_metadata(letter, size, size > len(letter.body))
         for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -226,7 +227,9 @@ class DeadLetterWriter:
         self._drop(letter, f"not written after {WRITE_ATTEMPTS} attempts")
         self._resolve(pending)
 
-    async def close(self, timeout: float) -> None:
+    # ASYNC109: on expiry close still logs what is left and stops the writer, which a caller's
+    # asyncio.timeout() would cancel instead.
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109
         """Write what is queued (within `timeout`), then stop. Letters still pending then are neither
         written nor dropped: no checkpoint passed their events, so the next owner submits them again."""
         if self._task is None:

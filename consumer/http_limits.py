@@ -39,7 +39,8 @@ class Guard(asyncio.Protocol):
         self._inner = inner
         self._transport: asyncio.Transport | None = None
         self._deadline: asyncio.TimerHandle | None = None  # the request's (header_timeout)
-        self._stalled: asyncio.TimerHandle | None = None  # the response's, while the client does not read (send_timeout)
+        # The response's, while the client does not read (send_timeout).
+        self._stalled: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
