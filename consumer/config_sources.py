@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -97,6 +98,7 @@ class Origin:
         return self.kind not in ("default", "file")
 
 
+
 DEFAULT = Origin("default")
 
 
@@ -140,7 +142,7 @@ def load_bounded_yaml(text: str) -> Any:
     return loaded
 
 
-def _count(value: Any, counted: dict[int, int], depth: int) -> int:
+def _count(value: object, counted: dict[int, int], depth: int) -> int:
     """How many values `value` stands for, aliases expanded (each shared value counted once, by id)."""
     if not isinstance(value, (dict, list)):
         return 1
@@ -311,7 +313,7 @@ class _EnvironmentLike(_SourceBase):
 
     values: dict[str, Any]
 
-    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         return _decode(value)
 
     def __call__(self) -> dict[str, Any]:
@@ -366,7 +368,7 @@ class _FileVariables(PydanticBaseSettingsSource):
             target[name] = text.strip()
             self._paths[key] = path
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ gives the values
 
     def __call__(self) -> dict[str, Any]:
@@ -434,6 +436,10 @@ class Loaded(Generic[S]):
         return _lookup(self.origins, key) or DEFAULT
 
 
+#: The sources a configuration is read from: each keeps the values it read and says where each came from.
+_Source = _Environment | _FileVariables | _SecretsDirectory | _YamlFile
+
+
 def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, str] | None = None,
          secrets_dir: str | Path | None = None) -> Loaded[S]:
     """Read the sources (see the module's docstring), validate. Raises ConfigError.
@@ -446,7 +452,8 @@ def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, s
     keys = secret_keys(settings_cls)
     skip = RESERVED_VARIABLES | {variable_of(key) + FILE_SUFFIX for key in keys}
     try:
-        sources: list[Any] = [_Environment(settings_cls, environ, skip), _FileVariables(settings_cls, environ, keys)]
+        sources: list[_Source] = [_Environment(settings_cls, environ, skip),
+                                  _FileVariables(settings_cls, environ, keys)]
         if secrets_dir is not None:
             directory = Path(secrets_dir)
             if not directory.is_dir():
@@ -472,7 +479,7 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
             yield prefix + str(name)
 
 
-def _origins(sources: list[Any]) -> dict[str, Origin]:
+def _origins(sources: list[_Source]) -> dict[str, Origin]:
     origins: dict[str, Origin] = {}
     for source in reversed(sources):  # lowest precedence first: higher ones overwrite
         for key in _leaves(source.values):

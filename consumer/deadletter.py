@@ -36,12 +36,15 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from consumer.config import DeadLetterSettings
 from consumer.errors import classify, log_fields, reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import ConsumerMetrics
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import ContainerClient
 
 log = logging.getLogger("consumer.deadletter")
 
@@ -73,7 +76,7 @@ class Pending:
     """A submitted letter that is neither written nor dropped yet."""
 
     letter: DeadLetter
-    hold: Any  # whatever the submitter attached (the receiver: where a checkpoint may stop meanwhile)
+    hold: object  # whatever the submitter attached (the receiver: where a checkpoint may stop meanwhile)
 
 
 def blob_name(namespace: str, eventhub: str, consumer_group: str, letter: DeadLetter) -> str:
@@ -99,9 +102,9 @@ def blob_metadata(letter: DeadLetter, size: int, truncated: bool) -> dict[str, s
 
 
 class DeadLetterWriter:
-    """Background writer. `container` is an `azure.storage.blob.aio.ContainerClient`."""
+    """Background writer of letters to `container`."""
 
-    def __init__(self, container: Any, settings: DeadLetterSettings, metrics: ConsumerMetrics,
+    def __init__(self, container: ContainerClient, settings: DeadLetterSettings, metrics: ConsumerMetrics,
                  namespace: str, eventhub: str, consumer_group: str) -> None:
         self._container = container
         self._namespace = namespace
@@ -122,7 +125,7 @@ class DeadLetterWriter:
 
     # --- submission -----------------------------------------------------------------------------
 
-    def submit(self, letter: DeadLetter, hold: Any = None) -> None:
+    def submit(self, letter: DeadLetter, hold: object = None) -> None:
         """Queue `letter` for writing, or count it `dropped` at once. `hold` is kept with it while it
         is pending (see `pending`)."""
         cap = self._settings.max_body_bytes

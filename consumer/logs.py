@@ -51,7 +51,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         clean = scrub_secrets if _own(record.name) else scrub
-        line: dict[str, Any] = {
+        line: dict[str, object] = {
             "time": _utc_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -69,7 +69,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def _scrubbed(value: Any, clean: Callable[[str], str], depth: int = 0) -> Any:
+def _scrubbed(value: object, clean: Callable[[str], str], depth: int = 0) -> object:
     """`value` (a field of a line) with `clean` applied to every string in it, nested in dicts, lists
     and tuples down to 8 levels (deeper is shown as its type only); other values as they are."""
     if isinstance(value, str):
