@@ -34,8 +34,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-# ConfigError is raised by the sources and re-exported here, with the loading functions.
-from consumer.config_sources import ENV_NESTING, ENV_PREFIX, ConfigError, Loaded, load  # noqa: F401
+# ConfigError, raised by the sources, is re-exported (the `as` form) for callers of the loading functions.
+from consumer.config_sources import ENV_NESTING, ENV_PREFIX, ConfigError as ConfigError, Loaded, load
 from consumer.connection_strings import (
     check_account_url,
     check_eventhub,
@@ -233,7 +233,8 @@ class EventHubSettings(_Section):
         try:
             parse_timestamp(value)
         except ValueError:
-            raise ValueError("must be 'latest', 'earliest' or an ISO 8601 timestamp such as 2026-01-31T00:00:00Z") from None
+            raise ValueError("must be 'latest', 'earliest' or an ISO 8601 timestamp such as "
+                             "2026-01-31T00:00:00Z") from None
         return value
 
     @model_validator(mode="after")
@@ -263,7 +264,7 @@ class EventHubSettings(_Section):
         readers use without asking, they disconnect every other reader of the group. A local development
         endpoint (the demo's, the tests') has no other reader."""
         if (self.consumer_group.strip().lower() == "$default" and not self.allow_default_consumer_group
-                and not is_local_eventhub(self.connection_string and self.connection_string.get_secret_value(),
+                and not is_local_eventhub(self.connection_string.get_secret_value() if self.connection_string else None,
                                           self.fully_qualified_namespace)):
             raise ValueError(
                 "eventhub.consumer_group is $Default (also the default when none is given), refused: with a "
@@ -504,19 +505,24 @@ def redact_url(url: str) -> str:
     return redacted_url + "?***" if query_sep else redacted_url
 
 
-def redacted(settings: Settings) -> dict[str, Any]:
+def redacted(settings: Settings) -> dict[str, object]:
     """The effective configuration as plain data with every secret replaced by `***` (connection
     strings whole, URLs their query and user information: see `redact_url`; also a URL without a
     scheme, which the storage SDK takes as https)."""
-    def walk(value: Any) -> Any:
-        if isinstance(value, SecretStr):
-            return "***"
-        if isinstance(value, str) and ("://" in value or "?" in value or "@" in value):
-            return redact_url(value)
-        if isinstance(value, BaseModel):
-            return {name: walk(getattr(value, name)) for name in type(value).model_fields}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
+    return _redacted_model(settings)
 
-    return walk(settings)
+
+def _redacted_model(model: BaseModel) -> dict[str, object]:
+    return {name: _redacted_value(getattr(model, name)) for name in type(model).model_fields}
+
+
+def _redacted_value(value: object) -> object:
+    if isinstance(value, SecretStr):
+        return "***"
+    if isinstance(value, str) and ("://" in value or "?" in value or "@" in value):
+        return redact_url(value)
+    if isinstance(value, BaseModel):
+        return _redacted_model(value)
+    if isinstance(value, list):
+        return [_redacted_value(v) for v in value]
+    return value

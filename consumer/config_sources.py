@@ -31,19 +31,23 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     YamlConfigSettingsSource,
 )
 from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.types import ConfigFileSourceType
 
 ENV_PREFIX = "ACS_SMS_CONSUMER_"
 ENV_NESTING = "__"
@@ -94,6 +98,7 @@ class Origin:
         return self.kind not in ("default", "file")
 
 
+
 DEFAULT = Origin("default")
 
 
@@ -137,7 +142,7 @@ def load_bounded_yaml(text: str) -> Any:
     return loaded
 
 
-def _count(value: Any, counted: dict[int, int], depth: int) -> int:
+def _count(value: object, counted: dict[int, int], depth: int) -> int:
     """How many values `value` stands for, aliases expanded (each shared value counted once, by id)."""
     if not isinstance(value, (dict, list)):
         return 1
@@ -227,10 +232,11 @@ class _YamlFile(YamlConfigSettingsSource):
         super().__init__(settings_cls, yaml_file=path)
         self.values: dict[str, Any] = {}
 
-    def _existing_files(self, files: Any) -> list[Path]:  # type: ignore[override]
+    # override: the base declares a staticmethod (called through self); this one needs the source's path.
+    def _existing_files(self, files: ConfigFileSourceType | None) -> list[Path | Traversable]:  # type: ignore[override]
         return [self._path]  # a missing file is an error, not an empty configuration
 
-    def _read_file(self, file_path: Any) -> dict[str, Any]:
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
         return read_yaml_mapping(self._path)
 
     def __call__(self) -> dict[str, Any]:
@@ -292,20 +298,26 @@ def _unknown_top_level(settings_cls: type[BaseModel], names: Mapping[str, str | 
     return unknown
 
 
-class _EnvironmentLike:
+# The mixin below calls the environment source's __call__ through super(): mypy checks that call
+# against EnvSettingsSource, the base of both classes that use it; at run time it adds no base of its own.
+if TYPE_CHECKING:
+    _SourceBase = EnvSettingsSource
+else:
+    _SourceBase = object
+
+
+class _EnvironmentLike(_SourceBase):
     """What the environment and the secrets directory share (both are pydantic-settings'
     `EnvSettingsSource`s): values decoded as this service decodes them, unknown top-level names kept
     so that validation names them, and the values read kept for `origin`."""
 
-    settings_cls: type[BaseSettings]
-    env_vars: Mapping[str, str | None]
     values: dict[str, Any]
 
-    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         return _decode(value)
 
     def __call__(self) -> dict[str, Any]:
-        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}  # type: ignore[misc]
+        self.values = {**_unknown_top_level(self.settings_cls, self.env_vars), **super().__call__()}
         return self.values
 
 
@@ -356,7 +368,7 @@ class _FileVariables(PydanticBaseSettingsSource):
             target[name] = text.strip()
             self._paths[key] = path
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ gives the values
 
     def __call__(self) -> dict[str, Any]:
@@ -371,10 +383,11 @@ class _SecretsDirectory(_EnvironmentLike, NestedSecretsSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], directory: Path) -> None:
         self._files: dict[str, Path] = {}
-        super().__init__(settings_cls, secrets_dir=directory, secrets_dir_missing="error",
+        super().__init__(SecretsSettingsSource(settings_cls), secrets_dir=directory, secrets_dir_missing="error",
                          secrets_case_sensitive=False, secrets_prefix=ENV_PREFIX, secrets_nested_delimiter=ENV_NESTING)
         self.values: dict[str, Any] = {}
 
+    # override: the base declares a classmethod (called through self); this one records each value's file.
     def load_secrets(self, path: Path) -> dict[str, str]:  # type: ignore[override]
         try:
             secrets = super().load_secrets(path)
@@ -423,6 +436,10 @@ class Loaded(Generic[S]):
         return _lookup(self.origins, key) or DEFAULT
 
 
+#: The sources a configuration is read from: each keeps the values it read and says where each came from.
+_Source = _Environment | _FileVariables | _SecretsDirectory | _YamlFile
+
+
 def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, str] | None = None,
          secrets_dir: str | Path | None = None) -> Loaded[S]:
     """Read the sources (see the module's docstring), validate. Raises ConfigError.
@@ -435,7 +452,8 @@ def load(settings_cls: type[S], path: str | Path | None, environ: Mapping[str, s
     keys = secret_keys(settings_cls)
     skip = RESERVED_VARIABLES | {variable_of(key) + FILE_SUFFIX for key in keys}
     try:
-        sources: list[Any] = [_Environment(settings_cls, environ, skip), _FileVariables(settings_cls, environ, keys)]
+        sources: list[_Source] = [_Environment(settings_cls, environ, skip),
+                                  _FileVariables(settings_cls, environ, keys)]
         if secrets_dir is not None:
             directory = Path(secrets_dir)
             if not directory.is_dir():
@@ -461,7 +479,7 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
             yield prefix + str(name)
 
 
-def _origins(sources: list[Any]) -> dict[str, Origin]:
+def _origins(sources: list[_Source]) -> dict[str, Origin]:
     origins: dict[str, Origin] = {}
     for source in reversed(sources):  # lowest precedence first: higher ones overwrite
         for key in _leaves(source.values):

@@ -126,8 +126,9 @@ def is_local_eventhub(connection_string: str | None, namespace: str | None) -> b
 def check_account_url(value: str, key: str = "checkpoint_store.account_url") -> None:
     """Raise ValueError naming `key` unless `value` is the https URL of a storage account (blob endpoint)
     with nothing after the host: no path (the container is a key of its own), no query (a SAS token is a
-    secret; user information is refused as a secret by every plain setting). http:// is accepted for a local host only (Azurite), which may carry
-    the account as its one path segment (`http://127.0.0.1:10000/devstoreaccount1`)."""
+    secret; user information is refused as a secret by every plain setting). http:// is accepted for a
+    local host only (Azurite), which may carry the account as its one path segment
+    (`http://127.0.0.1:10000/devstoreaccount1`)."""
     url = urlparse(value.strip())
     example = "e.g. https://mystorageaccount.blob.core.windows.net"
     if url.scheme.lower() not in ("https", "http") or not url.hostname:
@@ -153,7 +154,8 @@ def check_storage(value: str, key: str = "checkpoint_store.connection_string") -
     if not parts.keys() & _STORAGE_KEYS and parts.keys() & _EVENTHUB_KEYS:
         raise ValueError(f"{key} is an Event Hubs connection string (it has "
                          f"{_named(parts.keys() & _EVENTHUB_KEYS)}); it needs the storage account's: "
-                         "DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...;EndpointSuffix=core.windows.net "
+                         "DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...;"
+                         "EndpointSuffix=core.windows.net "
                          "(portal: the storage account > Access keys)")
     if parts.get("usedevelopmentstorage", "").lower() == "true":
         return parts
@@ -181,9 +183,10 @@ def check_storage(value: str, key: str = "checkpoint_store.connection_string") -
 
 
 def _named(keys: set[str]) -> str:
-    names = {"accountname": "AccountName", "accountkey": "AccountKey", "defaultendpointsprotocol": "DefaultEndpointsProtocol",
-             "endpointsuffix": "EndpointSuffix", "blobendpoint": "BlobEndpoint", "queueendpoint": "QueueEndpoint",
-             "tableendpoint": "TableEndpoint", "fileendpoint": "FileEndpoint", "usedevelopmentstorage": "UseDevelopmentStorage",
+    names = {"accountname": "AccountName", "accountkey": "AccountKey",
+             "defaultendpointsprotocol": "DefaultEndpointsProtocol", "endpointsuffix": "EndpointSuffix",
+             "blobendpoint": "BlobEndpoint", "queueendpoint": "QueueEndpoint", "tableendpoint": "TableEndpoint",
+             "fileendpoint": "FileEndpoint", "usedevelopmentstorage": "UseDevelopmentStorage",
              "endpoint": "Endpoint", "sharedaccesskeyname": "SharedAccessKeyName", "sharedaccesskey": "SharedAccessKey",
              "entitypath": "EntityPath", "usedevelopmentemulator": "UseDevelopmentEmulator"}
     return ", ".join(sorted(names[k] for k in keys))

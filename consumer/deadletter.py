@@ -36,13 +36,15 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from consumer.config import DeadLetterSettings
-from consumer.errors import classify, log_fields
-from consumer.errors import reason as error_reason
+from consumer.errors import classify, log_fields, reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import ConsumerMetrics
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import ContainerClient
 
 log = logging.getLogger("consumer.deadletter")
 
@@ -74,7 +76,7 @@ class Pending:
     """A submitted letter that is neither written nor dropped yet."""
 
     letter: DeadLetter
-    hold: Any  # whatever the submitter attached (the receiver: where a checkpoint may stop meanwhile)
+    hold: object  # whatever the submitter attached (the receiver: where a checkpoint may stop meanwhile)
 
 
 def blob_name(namespace: str, eventhub: str, consumer_group: str, letter: DeadLetter) -> str:
@@ -100,9 +102,9 @@ def blob_metadata(letter: DeadLetter, size: int, truncated: bool) -> dict[str, s
 
 
 class DeadLetterWriter:
-    """Background writer. `container` is an `azure.storage.blob.aio.ContainerClient`."""
+    """Background writer of letters to `container`."""
 
-    def __init__(self, container: Any, settings: DeadLetterSettings, metrics: ConsumerMetrics,
+    def __init__(self, container: ContainerClient, settings: DeadLetterSettings, metrics: ConsumerMetrics,
                  namespace: str, eventhub: str, consumer_group: str) -> None:
         self._container = container
         self._namespace = namespace
@@ -123,7 +125,7 @@ class DeadLetterWriter:
 
     # --- submission -----------------------------------------------------------------------------
 
-    def submit(self, letter: DeadLetter, hold: Any = None) -> None:
+    def submit(self, letter: DeadLetter, hold: object = None) -> None:
         """Queue `letter` for writing, or count it `dropped` at once. `hold` is kept with it while it
         is pending (see `pending`)."""
         cap = self._settings.max_body_bytes
@@ -164,7 +166,8 @@ class DeadLetterWriter:
     def queued_bytes(self) -> int:
         return self._queued_bytes
 
-    async def settled(self, partition: str, timeout: float) -> bool:
+    # ASYNC109: expiry is an answer here (False), not an error a caller's asyncio.timeout() would raise.
+    async def settled(self, partition: str, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait (up to `timeout` seconds) until no letter of `partition` is pending; True if none is."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -205,7 +208,8 @@ class DeadLetterWriter:
     async def _write(self, pending: Pending) -> None:
         letter = pending.letter
         name = blob_name(self._namespace, self._eventhub, self._consumer_group, letter)
-        fields = event_fields(letter.partition, letter.sequence_number, offset=letter.offset, reason=letter.reason, blob=name)
+        fields = event_fields(letter.partition, letter.sequence_number, offset=letter.offset, reason=letter.reason,
+                              blob=name)
         size = letter.original_size
         metadata = blob_metadata(letter, size, size > len(letter.body))
         for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -226,7 +230,9 @@ class DeadLetterWriter:
         self._drop(letter, f"not written after {WRITE_ATTEMPTS} attempts")
         self._resolve(pending)
 
-    async def close(self, timeout: float) -> None:
+    # ASYNC109: on expiry close still logs what is left and stops the writer, which a caller's
+    # asyncio.timeout() would cancel instead.
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109
         """Write what is queued (within `timeout`), then stop. Letters still pending then are neither
         written nor dropped: no checkpoint passed their events, so the next owner submits them again."""
         if self._task is None:

@@ -4,22 +4,28 @@
 condition it carries), of the storage SDK (the HTTP status) or of the network to one kind of a small,
 fixed vocabulary — the `kind` label of `acs_consumer_errors_total`, the readiness detail and the log
 field — so that a stolen partition (normal during a rebalance) is not mistaken for a lost connection,
-and a wrong key or hub name is named as such:
+and a wrong key or hub name is named as such (each kind, its cause, and what to do):
 
-| kind | cause | what to do |
-|---|---|---|
-| `partition_stolen` | `amqp:link:stolen` (a receiver with a higher owner level took the partition) or the checkpoint store saw the ownership lost | nothing: rebalancing between replicas |
-| `connection_lost` | an open connection or link dropped (`ConnectionLostError`, a `ConnectError` after a reset, `detach-forced`, timeouts) | nothing if rare: the SDK reconnects |
-| `unreachable` | no connection could be made: refused, no route, DNS, TLS, connect timed out; or the HTTP proxy (`network.proxy`) is unreachable or refuses the tunnel (the reason then starts with `HTTP proxy`) | network, firewall, namespace host and port; the proxy's allow list (docs/networks.md) |
-| `unauthorized` | the key, SAS or identity is refused (`AuthenticationError`, `amqp:unauthorized-access`) | key / role assignment |
-| `entity_not_found` | `amqp:not-found`: the hub or the consumer group does not exist | `eventhub.name`, `eventhub.consumer_group` |
-| `throttled` | `amqp:resource-limit-exceeded`, `server-busy` | throughput units, receivers per partition |
-| `storage_unauthorized` | storage 401/403, or the request could not be signed | the storage key or role assignment |
-| `storage_4xx` | another storage 4xx (404 container gone, 409, 412) | the container, the account |
-| `storage_5xx` | storage 5xx (503 is also its throttling) | Azure status; transient |
-| `storage_unreachable` | no answer from storage: refused, DNS, reset | network, the account URL |
-| `storage_timeout` | a checkpoint write that did not finish within its timeout | storage latency |
-| `other` | anything else | the log line's `error_type` and `error_reason` |
+- `partition_stolen`: `amqp:link:stolen` (a receiver with a higher owner level took the partition) or the
+  checkpoint store saw the ownership lost. To do: nothing: rebalancing between replicas.
+- `connection_lost`: an open connection or link dropped (`ConnectionLostError`, a `ConnectError` after a
+  reset, `detach-forced`, timeouts). To do: nothing if rare: the SDK reconnects.
+- `unreachable`: no connection could be made: refused, no route, DNS, TLS, connect timed out; or the HTTP
+  proxy (`network.proxy`) is unreachable or refuses the tunnel (the reason then starts with `HTTP proxy`).
+  To do: network, firewall, namespace host and port; the proxy's allow list (docs/networks.md).
+- `unauthorized`: the key, SAS or identity is refused (`AuthenticationError`, `amqp:unauthorized-access`).
+  To do: key / role assignment.
+- `entity_not_found`: `amqp:not-found`: the hub or the consumer group does not exist. To do: `eventhub.name`,
+  `eventhub.consumer_group`.
+- `throttled`: `amqp:resource-limit-exceeded`, `server-busy`. To do: throughput units, receivers per
+  partition.
+- `storage_unauthorized`: storage 401/403, or the request could not be signed. To do: the storage key or role
+  assignment.
+- `storage_4xx`: another storage 4xx (404 container gone, 409, 412). To do: the container, the account.
+- `storage_5xx`: storage 5xx (503 is also its throttling). To do: Azure status; transient.
+- `storage_unreachable`: no answer from storage: refused, DNS, reset. To do: network, the account URL.
+- `storage_timeout`: a checkpoint write that did not finish within its timeout. To do: storage latency.
+- `other`: anything else. To do: the log line's `error_type` and `error_reason`.
 
 Pure: no I/O, no logging; `log_fields` builds what a log line says about an error, scrubbed of
 secrets and phone numbers.
@@ -155,9 +161,10 @@ def _never_connected(error: BaseException) -> bool:
 #: URL-encoded `sig%3D`), a header (`Authorization: `), a dict's repr (`'AccountKey': '...'`) or JSON.
 _SECRET_NAMES = ("SharedAccessKey|SharedAccessSignature|AccountKey|sig|password|passwd|pwd|client_secret|secret|"
                  "access_token|refresh_token|id_token|token|api_key|apikey|authorization|x-api-key")
-#: The name (after anything but a letter, `_` or `-`: a digit may end `%26`, a URL-encoded `&`), then its separator (`=`, `:`, `%3D`, with optional quotes around the name's end and the
-#: value's start), then the value up to the next separator. Each part is a single greedy run after a
-#: fixed prefix, so a failed attempt never rescans: linear time on any input.
+#: The name (after anything but a letter, `_` or `-`: a digit may end `%26`, a URL-encoded `&`), then its
+#: separator (`=`, `:`, `%3D`, with optional quotes around the name's end and the value's start), then the
+#: value up to the next separator. Each part is a single greedy run after a fixed prefix, so a failed
+#: attempt never rescans: linear time on any input.
 _SECRET_PAIR = re.compile(
     rf"(?i)(?<![a-z_-])({_SECRET_NAMES})(['\"]?[ \t]*(?:[=:]|%3D)[ \t]*['\"]?)"
     r"(?:(?:Bearer|Basic|SharedAccessSignature)[ \t]+)?[^\s;&,'\"<>(){}\[\]]+")

@@ -126,7 +126,8 @@ def application(metrics: Metrics, health: Health, scrapes: ScrapeObserver | None
 
     async def readyz(_: web.Request) -> web.Response:
         ok, report = health.ready()
-        return web.json_response({"status": "ready" if ok else "not ready", "checks": report}, status=200 if ok else 503)
+        return web.json_response({"status": "ready" if ok else "not ready", "checks": report},
+                                 status=200 if ok else 503)
 
     @web.middleware
     async def arrived(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]

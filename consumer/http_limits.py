@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import web
 
@@ -39,7 +39,8 @@ class Guard(asyncio.Protocol):
         self._inner = inner
         self._transport: asyncio.Transport | None = None
         self._deadline: asyncio.TimerHandle | None = None  # the request's (header_timeout)
-        self._stalled: asyncio.TimerHandle | None = None  # the response's, while the client does not read (send_timeout)
+        # The response's, while the client does not read (send_timeout).
+        self._stalled: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
@@ -145,9 +146,9 @@ class ConnectionLimits:
         if left > 0:
             self._per_client[client] = left
 
-    def request_arrived(self, transport: Any) -> None:
+    def request_arrived(self, transport: asyncio.BaseTransport | None) -> None:
         """The application received a request on `transport` (`web.Request.transport`)."""
-        guard = self._open.get(transport)
+        guard = None if transport is None else self._open.get(transport)
         if guard is not None:
             guard.request_arrived()
 

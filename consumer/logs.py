@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -41,13 +41,18 @@ def _own(logger: str) -> bool:
     return logger.startswith("consumer.") or logger == "consumer"
 
 
+def _utc_time(created: float) -> str:
+    """A record's time as ISO 8601 in UTC to the millisecond, with `Z`."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line."""
 
     def format(self, record: logging.LogRecord) -> str:
         clean = scrub_secrets if _own(record.name) else scrub
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        line: dict[str, object] = {
+            "time": _utc_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": clean(record.getMessage()),
@@ -64,7 +69,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def _scrubbed(value: Any, clean: Callable[[str], str], depth: int = 0) -> Any:
+def _scrubbed(value: object, clean: Callable[[str], str], depth: int = 0) -> object:
     """`value` (a field of a line) with `clean` applied to every string in it, nested in dicts, lists
     and tuples down to 8 levels (deeper is shown as its type only); other values as they are."""
     if isinstance(value, str):

@@ -70,7 +70,7 @@ def _azure_core_options(settings: Settings, schemes: tuple[str, ...]) -> dict[st
     options: dict[str, Any] = {}
     if network.proxy.enabled:
         url = proxy_url(network.proxy)
-        options["proxies"] = {scheme: url for scheme in schemes}
+        options["proxies"] = dict.fromkeys(schemes, url)
     if network.ca_bundle:
         options["connection_verify"] = network.ca_bundle
     return options
