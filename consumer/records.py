@@ -44,7 +44,7 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from consumer.decode import _json_type, loads, repair_json
+from consumer.decode import json_type, loads
 from consumer.fields import (
     FIELDS,
     IGNORED,
@@ -57,6 +57,7 @@ from consumer.fields import (
     spellings,
 )
 from consumer.labels import SMS_OPERATIONAL, USAGE
+from consumer.repair import repair_json
 
 
 Duration = Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
@@ -168,7 +169,7 @@ def _validate(raw: Any) -> tuple[Outcome, Any]:
         if isinstance(raw, dict):  # a dict subclass: treat it as a record all the same
             raw = dict(raw)
         else:
-            return Invalid(None, f"record is a JSON {_json_type(raw)}, not an object"), _MISSING
+            return Invalid(None, f"record is a JSON {json_type(raw)}, not an object"), _MISSING
     flat: dict[str, Any] = {}
     properties: Any = None
     spelling = _SPELLINGS.get
@@ -198,7 +199,7 @@ def _validate(raw: Any) -> tuple[Outcome, Any]:
     if category is None:
         return Invalid(None, "category is missing and cannot be inferred"), _MISSING
     if type(category) is not str:
-        return Invalid(None, f"category is a JSON {_json_type(category)}, not a string"), _MISSING
+        return Invalid(None, f"category is a JSON {json_type(category)}, not a string"), _MISSING
     canonical = _CATEGORIES.get(category) or _CATEGORIES.get(category.strip().lower())
     if canonical is None:
         return Skipped(category.strip()), _MISSING
@@ -229,7 +230,7 @@ def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
             except orjson.JSONDecodeError:
                 return "properties is a string that is not a JSON object"
     if type(properties) is not dict:
-        return f"properties is a JSON {_json_type(properties)}, not an object"
+        return f"properties is a JSON {json_type(properties)}, not an object"
     spelling = _SPELLINGS.get
     for key, value in properties.items():
         name = spelling(key)
@@ -271,7 +272,7 @@ TIME_OUT_OF_RANGE = "time is out of range: before 2015 or after 2099"
 def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
     """Parse a record time to an aware UTC datetime, or give the problem."""
     if type(value) is not str:
-        return None, f"time is a JSON {_json_type(value)}, not a string"
+        return None, f"time is a JSON {json_type(value)}, not a string"
     text = value.strip()
     if len(text) > MAX_TIME_LENGTH:
         return None, f"time is longer than {MAX_TIME_LENGTH} characters"
