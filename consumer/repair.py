@@ -353,28 +353,8 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
     singles = _bits(rev, _SINGLE_BITS) if b"'" in data else 0
     live_doubles = doubles if double else 0
     live_singles = singles if single else 0
-    if b"\\" in data:  # the bytes after an odd run of backslashes are escaped (inside strings)
-        backslash = _bits(rev, _BACKSLASH_BITS)
-        even = int.from_bytes(b"\x55" * (n // 8 + 2), "little") & ((full << 1) | 1)
-        starts = backslash & ~(backslash << 1)
-        even_starts = starts & even
-        odd_starts = starts ^ even_starts
-        escaped = ((((backslash + even_starts) & ~backslash) & ~even)
-                   | (((backslash + odd_starts) & ~backslash) & even)) & full
-    else:
-        backslash = escaped = 0
-    live = live_doubles | live_singles
-    in_double, in_single = _states_by_sums(live_doubles & ~escaped, live_singles & ~escaped, n, full)
-    counted = (backslash & ~(in_double | in_single)) << 1 & escaped & live
-    if counted:
-        # A backslash outside strings right before a quote escapes nothing: that quote counts. Read
-        # again with those quotes counted; if then exactly the escaped quotes after a backslash
-        # outside strings are counted, that reading is the one (each quote was taken as it should
-        # be, given the states before it); else compose the states, which is exact in one reading.
-        in_double, in_single = _states_by_sums(live_doubles & ~(escaped ^ counted),
-                                               live_singles & ~(escaped ^ counted), n, full)
-        if (backslash & ~(in_double | in_single)) << 1 & escaped & live != counted:
-            in_double, in_single = _states_by_composition(live_doubles, live_singles, escaped, n, full)
+    backslash, escaped = _escapes(data, rev, n, full)
+    in_double, in_single = _string_states(live_doubles, live_singles, backslash, escaped, n, full)
     before = ((in_double | in_single) << 1) & full  # in a string before the byte
     first_double = live_doubles & in_double & ~before
     first_single = live_singles & in_single & ~before
@@ -391,34 +371,93 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
         codes[1] = (first_single | (live_singles & (in_single << 1) & ~in_single)) & keep
         codes[2] = doubles & inner_single
         codes[3] = (singles & inner_single) >> 1
-    escape_all = False  # escape the control characters of the text as a whole
-    if data.translate(None, _NOT_CONTROL):
-        controls = _bits(rev, _CONTROL_BITS) & keep
-        inside_controls, outside_controls = controls & inside, controls & ~inside
-        if inside_controls:
-            if outside_controls and inside_controls.bit_count() <= outside_controls.bit_count():
-                codes[_INSIDE_CONTROL] = inside_controls
-            else:
-                codes[_OUTSIDE_CONTROL] = outside_controls
-                escape_all = True
+    escape_all = _mark_controls(codes, data, rev, inside, keep)
     nonfinite = b"NaN" in data or b"Infinity" in data
     if nonfinite:
         codes[7] = _bits(rev, _N_BITS) & inside
         codes[8] = _bits(rev, _I_BITS) & inside
     codes = {code: mask for code, mask in codes.items() if mask}
-    if codes:  # one hex digit per byte (its code), made into one xor over the whole text
-        planes = [0, 0, 0, 0]
-        for code, mask in codes.items():
-            for bit in range(4):
-                if code >> bit & 1:
-                    planes[bit] |= mask
-        digits = 0
-        for bit, plane in enumerate(planes):
-            if plane:
-                digits |= int(format(plane, "b"), 16) << bit
-        xor = int.from_bytes(format(digits, f"0{n}x")[::-1].encode("ascii").translate(_XOR), "little")
-        data = (int.from_bytes(data, "little") ^ xor).to_bytes(n, "little")
-    repaired = (data[:end] if end >= 0 else data).decode("utf-8", "surrogateescape")
+    if codes:
+        data = _xor_codes(data, codes, n)
+    repaired = _restore((data[:end] if end >= 0 else data).decode("utf-8", "surrogateescape"), codes,
+                        nonfinite, escape_all)
+    if end < 0:
+        return repaired, "", ""
+    return repaired, chr(data[end]), data[end + 1 :].decode("utf-8")
+
+
+def _escapes(data: bytes, rev: bytes, n: int, full: int) -> tuple[int, int]:
+    """(the backslashes, the bytes they escape inside strings): the bytes after an odd run of
+    backslashes, as simdjson finds them."""
+    if b"\\" not in data:
+        return 0, 0
+    backslash = _bits(rev, _BACKSLASH_BITS)
+    even = int.from_bytes(b"\x55" * (n // 8 + 2), "little") & ((full << 1) | 1)
+    starts = backslash & ~(backslash << 1)
+    even_starts = starts & even
+    odd_starts = starts ^ even_starts
+    escaped = ((((backslash + even_starts) & ~backslash) & ~even)
+               | (((backslash + odd_starts) & ~backslash) & even)) & full
+    return backslash, escaped
+
+
+def _string_states(live_doubles: int, live_singles: int, backslash: int, escaped: int, n: int,
+                   full: int) -> tuple[int, int]:
+    """The state after each byte (bits: in a "-string, in a '-string), the quotes that may open a
+    string being `live_doubles` and `live_singles`.
+
+    A backslash outside strings right before a quote escapes nothing: that quote counts. Read again
+    with those quotes counted; if then exactly the escaped quotes after a backslash outside strings
+    are counted, that reading is the one (each quote was taken as it should be, given the states
+    before it); else compose the states, which is exact in one reading."""
+    live = live_doubles | live_singles
+    in_double, in_single = _states_by_sums(live_doubles & ~escaped, live_singles & ~escaped, n, full)
+    counted = (backslash & ~(in_double | in_single)) << 1 & escaped & live
+    if not counted:
+        return in_double, in_single
+    in_double, in_single = _states_by_sums(live_doubles & ~(escaped ^ counted),
+                                           live_singles & ~(escaped ^ counted), n, full)
+    if (backslash & ~(in_double | in_single)) << 1 & escaped & live != counted:
+        in_double, in_single = _states_by_composition(live_doubles, live_singles, escaped, n, full)
+    return in_double, in_single
+
+
+def _mark_controls(codes: dict[int, int], data: bytes, rev: bytes, inside: int, keep: int) -> bool:
+    """Mark the control characters of the text in `codes`: those inside strings or those outside,
+    whichever are fewer. True when the others must be escaped in the text as a whole (those marked
+    being the ones outside, restored as they were)."""
+    if not data.translate(None, _NOT_CONTROL):
+        return False
+    controls = _bits(rev, _CONTROL_BITS) & keep
+    inside_controls, outside_controls = controls & inside, controls & ~inside
+    if not inside_controls:
+        return False
+    if outside_controls and inside_controls.bit_count() <= outside_controls.bit_count():
+        codes[_INSIDE_CONTROL] = inside_controls
+        return False
+    codes[_OUTSIDE_CONTROL] = outside_controls
+    return True
+
+
+def _xor_codes(data: bytes, codes: dict[int, int], n: int) -> bytes:
+    """`data` with each byte that a code marks turned into its placeholder byte: one hex digit per byte
+    (its code), made into one xor over the whole text."""
+    planes = [0, 0, 0, 0]
+    for code, mask in codes.items():
+        for bit in range(4):
+            if code >> bit & 1:
+                planes[bit] |= mask
+    digits = 0
+    for bit, plane in enumerate(planes):
+        if plane:
+            digits |= int(format(plane, "b"), 16) << bit
+    xor = int.from_bytes(format(digits, f"0{n}x")[::-1].encode("ascii").translate(_XOR), "little")
+    return (int.from_bytes(data, "little") ^ xor).to_bytes(n, "little")
+
+
+def _restore(repaired: str, codes: dict[int, int], nonfinite: bool, escape_all: bool) -> str:
+    """The text read back with its placeholders: NaN/Infinity outside strings replaced, the control
+    characters escaped when `escape_all`, then every placeholder turned into what it stands for."""
     if nonfinite:
         repaired = _replace_non_finite(repaired)
     if escape_all:
@@ -431,9 +470,7 @@ def _repair_bits(text: str, double: bool, single: bool) -> tuple[str, str, str] 
         else:
             placeholder, final = _RESTORE[code]
             repaired = repaired.replace(placeholder, final)
-    if end < 0:
-        return repaired, "", ""
-    return repaired, chr(data[end]), data[end + 1 :].decode("utf-8")
+    return repaired
 
 
 def _replace_non_finite(text: str) -> str:
