@@ -19,15 +19,14 @@ from typing import Any
 
 import orjson
 
+from consumer.fields import FIELDS, spellings
 from consumer.repair import repair_json
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _OTHER_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16/32: Azure never writes these
 
 # Keys that mark a lone JSON object as one record (compared lower-cased).
-_RECORD_MARKERS = frozenset(
-    {"category", "operationname", "time", "timegenerated", "timestamp", "resultType".lower()}
-)
+_RECORD_MARKERS = frozenset(spelling.lower() for field in FIELDS if field.marks_record for spelling in spellings(field))
 
 
 class DecodeError(StrEnum):

@@ -38,34 +38,22 @@ import re
 from dataclasses import dataclass
 from operator import attrgetter
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from consumer.decode import json_type, loads
-from consumer.fields import (
-    FIELDS,
-    IGNORED,
-    MAX_COUNT,
-    MAX_DURATION_MS,
-    MAX_QUANTITY,
-    NESTED_PROPERTIES,
-    PROPERTIES,
-    Kind,
-    spellings,
-)
+from consumer.fields import FIELDS, IGNORED, NESTED_PROPERTIES, NUMBERS, PROPERTIES, Kind, spellings
+from consumer.fields import Field as TableField
 from consumer.labels import SMS_OPERATIONAL, USAGE
 from consumer.repair import repair_json
 
 
-Duration = Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
-Quantity = Annotated[float, Field(ge=0, le=MAX_QUANTITY)]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-
-
 class _Record(BaseModel):
+    """The fields of every record (`_model`)."""
+
     model_config = ConfigDict(
         str_strip_whitespace=True,
         coerce_numbers_to_str=True,  # "ResultSignature": 202 and "202" are the same
@@ -73,36 +61,43 @@ class _Record(BaseModel):
         extra="ignore",
     )
 
-    time: datetime | None = None
-    time_problem: str | None = None
-    operation_name: str
-    category: str
-    result_type: str | None = None
-    result_signature: str | None = None
-    resource_id: str | None = None  # the ARM id of the ACS resource (its name is the `resource` label)
+
+#: The pydantic type of each kind of field (`consumer.fields`): numbers bounded as the table says.
+_MODEL_TYPES: dict[Kind, Any] = {"text": str, "time": datetime, "signature": str} | {
+    kind: Annotated[bounds.type, Field(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()
+}
 
 
-class SmsOperational(_Record):
+def _definition(field: TableField) -> tuple[Any, Any]:
+    """The pydantic (type, default) of a table field: optional but for required ones, and a personal
+    one out of repr and dumps."""
+    annotation = _MODEL_TYPES[field.kind]
+    default = ... if field.required else None
+    if not field.required:
+        annotation = annotation | None
+    if field.pii:
+        return annotation, Field(default=default, repr=False, exclude=True)
+    return annotation, default
+
+
+def _model(category: Literal["sms", "usage"]) -> type[_Record]:
+    """The validated model of a category's records: the table's common fields, then the category's;
+    `time_problem` (why `time` is None) after `time`."""
+    definitions: dict[str, Any] = {}
+    for field in FIELDS:
+        if field.category in ("common", category):
+            definitions[field.name] = _definition(field)
+            if field.kind == "time":
+                definitions["time_problem"] = (str | None, None)
+    return create_model(f"_{category}_fields", __base__=_Record, __module__=__name__, **definitions)
+
+
+class SmsOperational(_model("sms")):  # type: ignore[misc]  # its fields come from the table
     """One SMSOperational log line: a send, a delivery report, an incoming message, an opt-in/out."""
 
-    duration_ms: Duration | None = None
-    number_type: str | None = None
-    country: str | None = None
-    message_id: str | None = None
-    #: `PhoneNumber`: out of repr and dumps (`consumer.fields`: a label only when the operator lists it)
-    sender: str | None = Field(default=None, repr=False, exclude=True)
-    delivery_attempts: Count | None = None
-    outgoing_message_length: Count | None = None
-    incoming_message_length: Count | None = None
 
-
-class Usage(_Record):
+class Usage(_model("usage")):  # type: ignore[misc]  # its fields come from the table
     """One Usage (billing) log line."""
-
-    record_id: str | None = None
-    usage_type: str | None = None
-    unit_type: str | None = None
-    quantity: Quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +165,17 @@ def _validate(raw: Any) -> tuple[Outcome, Any]:
             raw = dict(raw)
         else:
             return Invalid(None, f"record is a JSON {json_type(raw)}, not an object"), _MISSING
+    flat, properties = _top_level(raw)
+    if properties is not None:
+        problem = _merge_properties(flat, properties)
+        if problem:
+            return Invalid(_category_name(_category_of(flat)), problem), _MISSING
+    return _typed(flat)
+
+
+def _top_level(raw: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The record's top-level fields by model field name (null spellings left out; of two spellings
+    of one field, the later) and its `properties` value (None when it has none)."""
     flat: dict[str, Any] = {}
     properties: Any = None
     spelling = _SPELLINGS.get
@@ -190,11 +196,11 @@ def _validate(raw: Any) -> tuple[Outcome, Any]:
         if value is None or (type(value) is str and value in _NULLS):
             continue
         flat[name] = value
-    if properties is not None:
-        problem = _merge_properties(flat, properties)
-        if problem:
-            return Invalid(_category_name(_category_of(flat)), problem), _MISSING
+    return flat, properties
 
+
+def _typed(flat: dict[str, Any]) -> tuple[Outcome, Any]:
+    """`_validate` of a record's fields (`_top_level`, properties merged)."""
     category = _category_of(flat)
     if category is None:
         return Invalid(None, "category is missing and cannot be inferred"), _MISSING
@@ -331,21 +337,20 @@ def _describe(exc: ValidationError) -> str:
 #   which resolves precedence);
 # - keys no metric uses are typed too (`str | None`), because msgspec does not check what it skips
 #   as orjson does (invalid UTF-8, 1e400);
-# - numbers are numbers (no strings), counts are ints and amounts floats within the models' bounds
-#   (`MAX_COUNT`, `MAX_DURATION_MS`, `MAX_QUANTITY`: a body with a value beyond them takes the general
+# - numbers are numbers (no strings), counts are ints and amounts floats within the table's bounds
+#   (`consumer.fields.NUMBERS`, as the models: a body with a value beyond them takes the general
 #   decoder, which makes its record invalid); NaN/Infinity, control characters, lone surrogates, single
 #   quotes, trailing commas and BOMs are refused by msgspec as by orjson.
 # What the types cannot say — null spellings ("null", "", ...), padded strings, categories spelled
 # otherwise — the pipeline checks per value (`clean`) and has the general decoder convert that record.
 
+#: The msgspec type of each kind of field (`consumer.fields`): numbers bounded as the table says; a
+#: signature an integer msgspec can hold (int64) or a string.
 _KINDS: dict[Kind, Any] = {
     "text": str,
     "time": str,
     "signature": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str,
-    "count": Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)],
-    "duration": Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)],
-    "quantity": Annotated[float, msgspec.Meta(ge=0, le=MAX_QUANTITY)],
-}
+} | {kind: Annotated[bounds.type, msgspec.Meta(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()}
 
 
 def _struct(name: str, doc: str, fields: list[tuple[str, Any, bool]]) -> type[msgspec.Struct]:
