@@ -6,8 +6,7 @@ applies comes from one of them:
 - the canonical decoder, `decode_canonical`: a whole body in the exact shape Azure Monitor writes, in
   one typed pass (the hot path);
 - the general decoder, `convert`: one raw record of any shape, validated by the pydantic models below
-  (`normalise` gives the validated model itself, with its time parsed) and converted into a
-  `CanonicalRecord`.
+  (`validate` gives the validated model itself) and converted into a `CanonicalRecord`.
 tests/test_decoder_equality.py proves that both give the same records and metrics.
 
 Two shapes arrive and must give the same result:
@@ -127,19 +126,11 @@ _SPELLINGS: dict[str, str] = {spelling: field.name for field in FIELDS for spell
 _SPELLINGS |= {spelling: _SKIP for ignored in IGNORED for spelling in spellings(ignored)}
 _SPELLINGS |= {PROPERTIES: _PROPERTIES, NESTED_PROPERTIES: _PROPERTIES}
 _FIELDS: dict[str, str] = {spelling.lower(): field.name for field in FIELDS for spelling in spellings(field)}
-_CATEGORIES = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
-_NULLS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
-
-
-def normalise(raw: Any) -> Outcome:
-    """Turn one raw record into a validated model, or say why not. Never raises."""
-    outcome, time = _validate(raw)
-    if type(outcome) is SmsOperational or type(outcome) is Usage:
-        if time is _MISSING:
-            outcome.time_problem = "time is missing"
-        else:
-            outcome.time, outcome.time_problem = _parse_time(time)
-    return outcome
+#: The categories this service reads, by their lower-cased spelling.
+CATEGORY_SPELLINGS = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
+#: String values the general decoder takes as no value.
+NULL_SPELLINGS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
+_CATEGORIES, _NULLS = CATEGORY_SPELLINGS, NULL_SPELLINGS  # the names consumer/pipeline.py imports
 
 
 def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
@@ -147,29 +138,27 @@ def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
     string `properties`, null spellings, numbers as strings, inferred categories) → the typed record
     the canonical decoder gives for it, or why it gives none. Never raises. Its values are the
     model's (validated, stripped, without null spellings); its time is the raw string, which the
-    pipeline parses as `normalise` would (`time_stamp`)."""
-    outcome, time = _validate(raw)
+    pipeline parses with `time_stamp`."""
+    outcome, time = validate(raw)
     if type(outcome) is SmsOperational or type(outcome) is Usage:
         return _canonical(outcome, time if type(time) is str else None)
     return outcome  # type: ignore[return-value]
 
 
-_MISSING: Any = object()  # `_validate`'s time of a record without one
-
-
-def _validate(raw: Any) -> tuple[Outcome, Any]:
-    """The general decoder's work but the time: the outcome (its time not parsed yet) and the raw
-    time value (`_MISSING` when there is none)."""
+def validate(raw: Any) -> tuple[Outcome, Any]:
+    """The general decoder's validation of one raw record: the validated model (its `time` not parsed:
+    None; `parse_time` parses the raw value) or why there is none, and the record's raw time value
+    (None when it has none, or there is no model). Never raises."""
     if type(raw) is not dict:
         if isinstance(raw, dict):  # a dict subclass: treat it as a record all the same
             raw = dict(raw)
         else:
-            return Invalid(None, f"record is a JSON {json_type(raw)}, not an object"), _MISSING
+            return Invalid(None, f"record is a JSON {json_type(raw)}, not an object"), None
     flat, properties = _top_level(raw)
     if properties is not None:
         problem = _merge_properties(flat, properties)
         if problem:
-            return Invalid(_category_name(_category_of(flat)), problem), _MISSING
+            return Invalid(_category_name(_category_of(flat)), problem), None
     return _typed(flat)
 
 
@@ -193,30 +182,30 @@ def _top_level(raw: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         elif name is _PROPERTIES:
             properties = value
             continue
-        if value is None or (type(value) is str and value in _NULLS):
+        if value is None or (type(value) is str and value in NULL_SPELLINGS):
             continue
         flat[name] = value
     return flat, properties
 
 
 def _typed(flat: dict[str, Any]) -> tuple[Outcome, Any]:
-    """`_validate` of a record's fields (`_top_level`, properties merged)."""
+    """`validate` of a record's fields (`_top_level`, properties merged)."""
     category = _category_of(flat)
     if category is None:
-        return Invalid(None, "category is missing and cannot be inferred"), _MISSING
+        return Invalid(None, "category is missing and cannot be inferred"), None
     if type(category) is not str:
-        return Invalid(None, f"category is a JSON {json_type(category)}, not a string"), _MISSING
-    canonical = _CATEGORIES.get(category) or _CATEGORIES.get(category.strip().lower())
+        return Invalid(None, f"category is a JSON {json_type(category)}, not a string"), None
+    canonical = CATEGORY_SPELLINGS.get(category) or CATEGORY_SPELLINGS.get(category.strip().lower())
     if canonical is None:
-        return Skipped(category.strip()), _MISSING
+        return Skipped(category.strip()), None
     flat["category"] = canonical
-    time = flat.pop("time", _MISSING)
+    time = flat.pop("time", None)
 
     model = SmsOperational if canonical == SMS_OPERATIONAL else Usage
     try:
         return model.model_validate(flat), time
     except ValidationError as exc:
-        return Invalid(canonical, _describe(exc)), _MISSING
+        return Invalid(canonical, _describe(exc)), None
 
 
 def _category_name(category: Any) -> str | None:
@@ -226,7 +215,7 @@ def _category_name(category: Any) -> str | None:
 def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
     if isinstance(properties, str):
         text = properties.strip()
-        if not text or text in _NULLS:
+        if not text or text in NULL_SPELLINGS:
             return None
         try:
             properties = loads(text)
@@ -246,7 +235,7 @@ def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
                 continue
         elif name is _SKIP or name is _PROPERTIES:
             continue
-        if name not in flat and not (value is None or (type(value) is str and value in _NULLS)):
+        if name not in flat and not (value is None or (type(value) is str and value in NULL_SPELLINGS)):
             flat[name] = value
     return None
 
@@ -275,7 +264,7 @@ LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 TIME_OUT_OF_RANGE = "time is out of range: before 2015 or after 2099"
 
 
-def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
+def parse_time(value: Any) -> tuple[datetime | None, str | None]:
     """Parse a record time to an aware UTC datetime, or give the problem."""
     if type(value) is not str:
         return None, f"time is a JSON {json_type(value)}, not a string"
@@ -419,7 +408,7 @@ def clean(value: str | None) -> str | None:
     """What the general decoder makes of a string value: None for a null spelling, the value
     itself when it has nothing to strip; UNUSUAL when it has (pydantic strips a subset of what
     `str.strip` does, so a value `str.strip` leaves alone is left alone by both)."""
-    if value is None or value in _NULLS:
+    if value is None or value in NULL_SPELLINGS:
         return None
     if value.strip() is not value:
         return UNUSUAL
@@ -433,11 +422,11 @@ _whole_seconds: dict[str, int | None] = {}  # `YYYY-MM-DDThh:mm:ss` → µs sinc
 
 
 def time_stamp(value: str | None) -> tuple[float | None, int | None]:
-    """(`time.timestamp()`, `time.microsecond`) of the time `normalise` makes of a string `time`
-    value (None, None when it has none). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
+    """(`time.timestamp()`, `time.microsecond`) of the time `parse_time` makes of a record's raw `time`
+    string (None, None when it has none: a null spelling, or a value `parse_time` refuses). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
     from a cache of whole seconds: `datetime.fromisoformat` truncates the fraction to 6 digits and
     `timestamp()` of an aware datetime is its µs since the epoch / 10**6 (one correctly rounded int
-    division), which is what this computes; anything else goes through `_parse_time` itself.
+    division), which is what this computes; anything else goes through `parse_time` itself.
     Azure's form is tested first, with no step it does not need: the pipeline calls this for every
     record (no value of 28 characters is a null spelling)."""
     if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
@@ -448,9 +437,9 @@ def time_stamp(value: str | None) -> tuple[float | None, int | None]:
         if base is not None and fraction.isascii() and fraction.isdigit():  # the cache holds validated prefixes
             microsecond = int(fraction) // 10  # truncated to 6 digits
             return (base + microsecond) / 1_000_000, microsecond
-    elif value is None or value in _NULLS:
+    elif value is None or value in NULL_SPELLINGS:
         return None, None
-    parsed, _ = _parse_time(value)
+    parsed, _ = parse_time(value)
     if parsed is None:
         return None, None
     return parsed.timestamp(), parsed.microsecond
@@ -463,7 +452,7 @@ def _whole_second(prefix: str) -> int | None:
         return _whole_seconds[prefix]
     base = None
     if _SECOND_PREFIX.fullmatch(prefix):
-        parsed, _ = _parse_time(prefix + "Z")
+        parsed, _ = parse_time(prefix + "Z")
         if parsed is not None:
             base = (parsed - _EPOCH) // _ONE_MICROSECOND
     if len(_whole_seconds) >= 4096:

@@ -19,7 +19,15 @@ import pytest
 from consumer.decode import DecodeError, decode_body
 from consumer.fields import FIELDS, IGNORED, NESTED_PROPERTIES, NUMBERS, PROPERTIES, Field, spellings
 from consumer.labels import SMS_OPERATIONAL, USAGE
-from consumer.records import CanonicalProperties, CanonicalRecord, Invalid, SmsOperational, Usage, convert, decode_canonical
+from consumer.records import (
+    CanonicalProperties,
+    CanonicalRecord,
+    Invalid,
+    SmsOperational,
+    Usage,
+    convert,
+    decode_canonical,
+)
 
 TIME = "2026-11-02T10:00:00.0000000Z"
 REQUIRED = {SMS_OPERATIONAL: {}, USAGE: {"Quantity": 1}}  # the fields each category needs in `properties`
@@ -110,7 +118,8 @@ def test_a_bound_changed_in_the_table_is_the_bound_of_both_decoders() -> None:
 
 def test_both_decoders_have_exactly_the_fields_of_the_table() -> None:
     for model, category in ((SmsOperational, "sms"), (Usage, "usage")):
-        assert set(model.model_fields) - {"time_problem"} == {f.name for f in FIELDS if f.category in ("common", category)}
+        table = {f.name for f in FIELDS if f.category in ("common", category)}
+        assert set(model.model_fields) - {"time_problem"} == table
     top = {f.event_hubs for f in [*FIELDS, *IGNORED] if not f.nested and f.event_hubs is not None}
     nested = {f.event_hubs for f in [*FIELDS, *IGNORED] if f.nested and f.event_hubs is not None}
     assert set(CanonicalRecord.__struct_fields__) == top | {PROPERTIES}
