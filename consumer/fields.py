@@ -29,8 +29,8 @@ MAX_QUANTITY = 1_000_000_000  # Quantity: units billed in one usage record
 MAX_COUNT = 1_000_000  # DeliveryAttempts, OutgoingMessageLength, IncomingMessageLength
 
 #: text: a string (numbers become their text in the general decoder); time: a date-time string;
-#: signature: a string or an integer (as Azure writes `resultSignature`); count: an integer in
-#: [0, MAX_COUNT]; duration: milliseconds in [0, MAX_DURATION_MS]; quantity: in [0, MAX_QUANTITY].
+#: signature: a string or an integer (as Azure writes `resultSignature`); count (an integer),
+#: duration (milliseconds) and quantity: numbers of the type and within the bounds `NUMBERS` gives.
 Kind = Literal["text", "time", "signature", "count", "duration", "quantity"]
 
 
@@ -49,6 +49,7 @@ NUMBERS: dict[Kind, Bounds] = {
     "duration": Bounds(float, 0, MAX_DURATION_MS),
     "quantity": Bounds(float, 0, MAX_QUANTITY),
 }
+
 #: Which records hold a field: every record, SMSOperational ones, Usage ones.
 Category = Literal["common", "sms", "usage"]
 
