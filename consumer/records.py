@@ -159,7 +159,23 @@ def validate(raw: Any) -> tuple[Outcome, Any]:
         problem = _merge_properties(flat, properties)
         if problem:
             return Invalid(_category_name(_category_of(flat)), problem), None
-    return _typed(flat)
+
+    category = _category_of(flat)
+    if category is None:
+        return Invalid(None, "category is missing and cannot be inferred"), None
+    if type(category) is not str:
+        return Invalid(None, f"category is a JSON {json_type(category)}, not a string"), None
+    canonical = CATEGORY_SPELLINGS.get(category) or CATEGORY_SPELLINGS.get(category.strip().lower())
+    if canonical is None:
+        return Skipped(category.strip()), None
+    flat["category"] = canonical
+    time = flat.pop("time", None)
+
+    model = SmsOperational if canonical == SMS_OPERATIONAL else Usage
+    try:
+        return model.model_validate(flat), time
+    except ValidationError as exc:
+        return Invalid(canonical, _describe(exc)), None
 
 
 def _top_level(raw: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -186,26 +202,6 @@ def _top_level(raw: dict[str, Any]) -> tuple[dict[str, Any], Any]:
             continue
         flat[name] = value
     return flat, properties
-
-
-def _typed(flat: dict[str, Any]) -> tuple[Outcome, Any]:
-    """`validate` of a record's fields (`_top_level`, properties merged)."""
-    category = _category_of(flat)
-    if category is None:
-        return Invalid(None, "category is missing and cannot be inferred"), None
-    if type(category) is not str:
-        return Invalid(None, f"category is a JSON {json_type(category)}, not a string"), None
-    canonical = CATEGORY_SPELLINGS.get(category) or CATEGORY_SPELLINGS.get(category.strip().lower())
-    if canonical is None:
-        return Skipped(category.strip()), None
-    flat["category"] = canonical
-    time = flat.pop("time", None)
-
-    model = SmsOperational if canonical == SMS_OPERATIONAL else Usage
-    try:
-        return model.model_validate(flat), time
-    except ValidationError as exc:
-        return Invalid(canonical, _describe(exc)), None
 
 
 def _category_name(category: Any) -> str | None:
