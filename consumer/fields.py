@@ -85,6 +85,7 @@ FIELDS: tuple[Field, ...] = (
     Field("category", "category", False, "text", "common", ("Category",), required=True, marks_record=True),
     Field("result_type", "resultType", False, "text", "common", ("ResultType",), marks_record=True),
     Field("result_signature", "resultSignature", False, "signature", "common", ("ResultSignature",)),
+    # the ARM id of the ACS resource (its name is the `resource` label)
     Field("resource_id", "resourceId", False, "text", "common", ("_ResourceId",)),
     Field("duration_ms", "durationMs", False, "duration", "sms", ("DurationMs",)),
     Field("number_type", "NumberType", True, "text", "sms"),

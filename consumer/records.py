@@ -51,7 +51,7 @@ from consumer.repair import repair_json
 
 
 class _Record(BaseModel):
-    """The fields of every record (`_model`)."""
+    """What every record model validates alike; `_model` gives it the table's fields."""
 
     model_config = ConfigDict(
         str_strip_whitespace=True,
