@@ -62,9 +62,8 @@ class _Record(BaseModel):
 
 
 #: The pydantic type of each kind of field (`consumer.fields`): numbers bounded as the table says.
-_MODEL_TYPES: dict[Kind, Any] = {"text": str, "time": datetime, "signature": str} | {
-    kind: Annotated[bounds.type, Field(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()
-}
+_MODEL_TYPES: dict[Kind, Any] = {"text": str, "time": datetime, "signature": str}
+_MODEL_TYPES |= {kind: Annotated[bounds.type, Field(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()}
 
 
 def _definition(field: TableField) -> tuple[Any, Any]:
@@ -335,7 +334,10 @@ _KINDS: dict[Kind, Any] = {
     "text": str,
     "time": str,
     "signature": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str,
-} | {kind: Annotated[bounds.type, msgspec.Meta(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()}
+}
+_KINDS |= {
+    kind: Annotated[bounds.type, msgspec.Meta(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()
+}
 
 
 def _struct(name: str, doc: str, fields: list[tuple[str, Any, bool]]) -> type[msgspec.Struct]:
@@ -419,12 +421,13 @@ _whole_seconds: dict[str, int | None] = {}  # `YYYY-MM-DDThh:mm:ss` → µs sinc
 
 def time_stamp(value: str | None) -> tuple[float | None, int | None]:
     """(`time.timestamp()`, `time.microsecond`) of the time `parse_time` makes of a record's raw `time`
-    string (None, None when it has none: a null spelling, or a value `parse_time` refuses). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
-    from a cache of whole seconds: `datetime.fromisoformat` truncates the fraction to 6 digits and
-    `timestamp()` of an aware datetime is its µs since the epoch / 10**6 (one correctly rounded int
-    division), which is what this computes; anything else goes through `parse_time` itself.
-    Azure's form is tested first, with no step it does not need: the pipeline calls this for every
-    record (no value of 28 characters is a null spelling)."""
+    string (None, None when it has none: a null spelling, or a value `parse_time` refuses).
+
+    Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed from a cache of whole seconds:
+    `datetime.fromisoformat` truncates the fraction to 6 digits and `timestamp()` of an aware datetime
+    is its µs since the epoch / 10**6 (one correctly rounded int division), which is what this
+    computes; anything else goes through `parse_time` itself. Azure's form is tested first, with no
+    step it does not need: the pipeline calls this for every record (no value of 28 characters is a null spelling)."""
     if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
         fraction = value[20:27]
         base = _whole_seconds.get(value[:19])
