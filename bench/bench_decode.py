@@ -32,8 +32,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from consumer.decode import decode_body  # noqa: E402
-from consumer.records import normalise  # noqa: E402
 from tests.crafted import MAX_EVENT_BYTES, SHAPES  # noqa: E402
+from tests.models import normalise  # noqa: E402
 
 GOAL_MB_PER_S = 20.0
 

@@ -19,7 +19,7 @@ big-integer operators, which the repair's 64 KiB steps bound).
 
 A worker thread gives the loop the GIL between Python bytecodes (every 5 ms at most), but not inside
 one C call: the longest hold is that of the longest single C call made on the body. The decoder
-repairs in steps of at most 64 KiB (`consumer.decode.STEP`), so what is left is orjson building all
+repairs in steps of at most 64 KiB (`consumer.repair.STEP`), so what is left is orjson building all
 the values of a body in one call (with the collector paused) and the collections that follow it.
 Shapes a decoder under test takes hours on (quadratic) can be left out with `--skip`.
 """

@@ -6,8 +6,7 @@ applies comes from one of them:
 - the canonical decoder, `decode_canonical`: a whole body in the exact shape Azure Monitor writes, in
   one typed pass (the hot path);
 - the general decoder, `convert`: one raw record of any shape, validated by the pydantic models below
-  (`normalise` gives the validated model itself, with its time parsed) and converted into a
-  `CanonicalRecord`.
+  (`validate` gives the validated model itself) and converted into a `CanonicalRecord`.
 tests/test_decoder_equality.py proves that both give the same records and metrics.
 
 Two shapes arrive and must give the same result:
@@ -38,33 +37,22 @@ import re
 from dataclasses import dataclass
 from operator import attrgetter
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from consumer.decode import _json_type, loads, repair_json
-from consumer.fields import (
-    FIELDS,
-    IGNORED,
-    MAX_COUNT,
-    MAX_DURATION_MS,
-    MAX_QUANTITY,
-    NESTED_PROPERTIES,
-    PROPERTIES,
-    Kind,
-    spellings,
-)
+from consumer.decode import json_type, loads
+from consumer.fields import FIELDS, IGNORED, NESTED_PROPERTIES, NUMBERS, PROPERTIES, Kind, spellings
+from consumer.fields import Field as TableField
 from consumer.labels import SMS_OPERATIONAL, USAGE
-
-
-Duration = Annotated[float, Field(ge=0, le=MAX_DURATION_MS)]
-Quantity = Annotated[float, Field(ge=0, le=MAX_QUANTITY)]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+from consumer.repair import repair_json
 
 
 class _Record(BaseModel):
+    """What every record model validates alike; `_model` gives it the table's fields."""
+
     model_config = ConfigDict(
         str_strip_whitespace=True,
         coerce_numbers_to_str=True,  # "ResultSignature": 202 and "202" are the same
@@ -72,36 +60,42 @@ class _Record(BaseModel):
         extra="ignore",
     )
 
-    time: datetime | None = None
-    time_problem: str | None = None
-    operation_name: str
-    category: str
-    result_type: str | None = None
-    result_signature: str | None = None
-    resource_id: str | None = None  # the ARM id of the ACS resource (its name is the `resource` label)
+
+#: The pydantic type of each kind of field (`consumer.fields`): numbers bounded as the table says.
+_MODEL_TYPES: dict[Kind, Any] = {"text": str, "time": datetime, "signature": str}
+_MODEL_TYPES |= {kind: Annotated[bounds.type, Field(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()}
 
 
-class SmsOperational(_Record):
+def _definition(field: TableField) -> tuple[Any, Any]:
+    """The pydantic (type, default) of a table field: optional but for required ones, and a personal
+    one out of repr and dumps."""
+    annotation = _MODEL_TYPES[field.kind]
+    default = ... if field.required else None
+    if not field.required:
+        annotation = annotation | None
+    if field.pii:
+        return annotation, Field(default=default, repr=False, exclude=True)
+    return annotation, default
+
+
+def _model(category: Literal["sms", "usage"]) -> type[_Record]:
+    """The validated model of a category's records: the table's common fields, then the category's;
+    `time_problem` (why `time` is None) after `time`."""
+    definitions: dict[str, Any] = {}
+    for field in FIELDS:
+        if field.category in ("common", category):
+            definitions[field.name] = _definition(field)
+            if field.kind == "time":
+                definitions["time_problem"] = (str | None, None)
+    return create_model(f"_{category}_fields", __base__=_Record, __module__=__name__, **definitions)
+
+
+class SmsOperational(_model("sms")):  # type: ignore[misc]  # its fields come from the table
     """One SMSOperational log line: a send, a delivery report, an incoming message, an opt-in/out."""
 
-    duration_ms: Duration | None = None
-    number_type: str | None = None
-    country: str | None = None
-    message_id: str | None = None
-    #: `PhoneNumber`: out of repr and dumps (`consumer.fields`: a label only when the operator lists it)
-    sender: str | None = Field(default=None, repr=False, exclude=True)
-    delivery_attempts: Count | None = None
-    outgoing_message_length: Count | None = None
-    incoming_message_length: Count | None = None
 
-
-class Usage(_Record):
+class Usage(_model("usage")):  # type: ignore[misc]  # its fields come from the table
     """One Usage (billing) log line."""
-
-    record_id: str | None = None
-    usage_type: str | None = None
-    unit_type: str | None = None
-    quantity: Quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,19 +125,11 @@ _SPELLINGS: dict[str, str] = {spelling: field.name for field in FIELDS for spell
 _SPELLINGS |= {spelling: _SKIP for ignored in IGNORED for spelling in spellings(ignored)}
 _SPELLINGS |= {PROPERTIES: _PROPERTIES, NESTED_PROPERTIES: _PROPERTIES}
 _FIELDS: dict[str, str] = {spelling.lower(): field.name for field in FIELDS for spelling in spellings(field)}
-_CATEGORIES = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
-_NULLS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
-
-
-def normalise(raw: Any) -> Outcome:
-    """Turn one raw record into a validated model, or say why not. Never raises."""
-    outcome, time = _validate(raw)
-    if type(outcome) is SmsOperational or type(outcome) is Usage:
-        if time is _MISSING:
-            outcome.time_problem = "time is missing"
-        else:
-            outcome.time, outcome.time_problem = _parse_time(time)
-    return outcome
+#: The categories this service reads, by their lower-cased spelling.
+CATEGORY_SPELLINGS = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
+#: String values the general decoder takes as no value.
+NULL_SPELLINGS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
+_CATEGORIES, _NULLS = CATEGORY_SPELLINGS, NULL_SPELLINGS  # the names consumer/pipeline.py imports
 
 
 def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
@@ -151,24 +137,49 @@ def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
     string `properties`, null spellings, numbers as strings, inferred categories) → the typed record
     the canonical decoder gives for it, or why it gives none. Never raises. Its values are the
     model's (validated, stripped, without null spellings); its time is the raw string, which the
-    pipeline parses as `normalise` would (`time_stamp`)."""
-    outcome, time = _validate(raw)
+    pipeline parses with `time_stamp`."""
+    outcome, time = validate(raw)
     if type(outcome) is SmsOperational or type(outcome) is Usage:
         return _canonical(outcome, time if type(time) is str else None)
     return outcome  # type: ignore[return-value]
 
 
-_MISSING: Any = object()  # `_validate`'s time of a record without one
-
-
-def _validate(raw: Any) -> tuple[Outcome, Any]:
-    """The general decoder's work but the time: the outcome (its time not parsed yet) and the raw
-    time value (`_MISSING` when there is none)."""
+def validate(raw: Any) -> tuple[Outcome, Any]:
+    """The general decoder's validation of one raw record: the validated model (its `time` not parsed:
+    None; `parse_time` parses the raw value) or why there is none, and the record's raw time value
+    (None when it has none, or there is no model). Never raises."""
     if type(raw) is not dict:
         if isinstance(raw, dict):  # a dict subclass: treat it as a record all the same
             raw = dict(raw)
         else:
-            return Invalid(None, f"record is a JSON {_json_type(raw)}, not an object"), _MISSING
+            return Invalid(None, f"record is a JSON {json_type(raw)}, not an object"), None
+    flat, properties = _top_level(raw)
+    if properties is not None:
+        problem = _merge_properties(flat, properties)
+        if problem:
+            return Invalid(_category_name(_category_of(flat)), problem), None
+
+    category = _category_of(flat)
+    if category is None:
+        return Invalid(None, "category is missing and cannot be inferred"), None
+    if type(category) is not str:
+        return Invalid(None, f"category is a JSON {json_type(category)}, not a string"), None
+    canonical = CATEGORY_SPELLINGS.get(category) or CATEGORY_SPELLINGS.get(category.strip().lower())
+    if canonical is None:
+        return Skipped(category.strip()), None
+    flat["category"] = canonical
+    time = flat.pop("time", None)
+
+    model = SmsOperational if canonical == SMS_OPERATIONAL else Usage
+    try:
+        return model.model_validate(flat), time
+    except ValidationError as exc:
+        return Invalid(canonical, _describe(exc)), None
+
+
+def _top_level(raw: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The record's top-level fields by model field name (null spellings left out; of two spellings
+    of one field, the later) and its `properties` value (None when it has none)."""
     flat: dict[str, Any] = {}
     properties: Any = None
     spelling = _SPELLINGS.get
@@ -186,30 +197,10 @@ def _validate(raw: Any) -> tuple[Outcome, Any]:
         elif name is _PROPERTIES:
             properties = value
             continue
-        if value is None or (type(value) is str and value in _NULLS):
+        if value is None or (type(value) is str and value in NULL_SPELLINGS):
             continue
         flat[name] = value
-    if properties is not None:
-        problem = _merge_properties(flat, properties)
-        if problem:
-            return Invalid(_category_name(_category_of(flat)), problem), _MISSING
-
-    category = _category_of(flat)
-    if category is None:
-        return Invalid(None, "category is missing and cannot be inferred"), _MISSING
-    if type(category) is not str:
-        return Invalid(None, f"category is a JSON {_json_type(category)}, not a string"), _MISSING
-    canonical = _CATEGORIES.get(category) or _CATEGORIES.get(category.strip().lower())
-    if canonical is None:
-        return Skipped(category.strip()), _MISSING
-    flat["category"] = canonical
-    time = flat.pop("time", _MISSING)
-
-    model = SmsOperational if canonical == SMS_OPERATIONAL else Usage
-    try:
-        return model.model_validate(flat), time
-    except ValidationError as exc:
-        return Invalid(canonical, _describe(exc)), _MISSING
+    return flat, properties
 
 
 def _category_name(category: Any) -> str | None:
@@ -219,7 +210,7 @@ def _category_name(category: Any) -> str | None:
 def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
     if isinstance(properties, str):
         text = properties.strip()
-        if not text or text in _NULLS:
+        if not text or text in NULL_SPELLINGS:
             return None
         try:
             properties = loads(text)
@@ -229,7 +220,7 @@ def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
             except orjson.JSONDecodeError:
                 return "properties is a string that is not a JSON object"
     if type(properties) is not dict:
-        return f"properties is a JSON {_json_type(properties)}, not an object"
+        return f"properties is a JSON {json_type(properties)}, not an object"
     spelling = _SPELLINGS.get
     for key, value in properties.items():
         name = spelling(key)
@@ -239,7 +230,7 @@ def _merge_properties(flat: dict[str, Any], properties: Any) -> str | None:
                 continue
         elif name is _SKIP or name is _PROPERTIES:
             continue
-        if name not in flat and not (value is None or (type(value) is str and value in _NULLS)):
+        if name not in flat and not (value is None or (type(value) is str and value in NULL_SPELLINGS)):
             flat[name] = value
     return None
 
@@ -268,10 +259,10 @@ LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 TIME_OUT_OF_RANGE = "time is out of range: before 2015 or after 2099"
 
 
-def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
+def parse_time(value: Any) -> tuple[datetime | None, str | None]:
     """Parse a record time to an aware UTC datetime, or give the problem."""
     if type(value) is not str:
-        return None, f"time is a JSON {_json_type(value)}, not a string"
+        return None, f"time is a JSON {json_type(value)}, not a string"
     text = value.strip()
     if len(text) > MAX_TIME_LENGTH:
         return None, f"time is longer than {MAX_TIME_LENGTH} characters"
@@ -330,20 +321,22 @@ def _describe(exc: ValidationError) -> str:
 #   which resolves precedence);
 # - keys no metric uses are typed too (`str | None`), because msgspec does not check what it skips
 #   as orjson does (invalid UTF-8, 1e400);
-# - numbers are numbers (no strings), counts are ints and amounts floats within the models' bounds
-#   (`MAX_COUNT`, `MAX_DURATION_MS`, `MAX_QUANTITY`: a body with a value beyond them takes the general
+# - numbers are numbers (no strings), counts are ints and amounts floats within the table's bounds
+#   (`consumer.fields.NUMBERS`, as the models: a body with a value beyond them takes the general
 #   decoder, which makes its record invalid); NaN/Infinity, control characters, lone surrogates, single
 #   quotes, trailing commas and BOMs are refused by msgspec as by orjson.
 # What the types cannot say — null spellings ("null", "", ...), padded strings, categories spelled
 # otherwise — the pipeline checks per value (`clean`) and has the general decoder convert that record.
 
+#: The msgspec type of each kind of field (`consumer.fields`): numbers bounded as the table says; a
+#: signature an integer msgspec can hold (int64) or a string.
 _KINDS: dict[Kind, Any] = {
     "text": str,
     "time": str,
     "signature": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str,
-    "count": Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)],
-    "duration": Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)],
-    "quantity": Annotated[float, msgspec.Meta(ge=0, le=MAX_QUANTITY)],
+}
+_KINDS |= {
+    kind: Annotated[bounds.type, msgspec.Meta(ge=bounds.low, le=bounds.high)] for kind, bounds in NUMBERS.items()
 }
 
 
@@ -413,7 +406,7 @@ def clean(value: str | None) -> str | None:
     """What the general decoder makes of a string value: None for a null spelling, the value
     itself when it has nothing to strip; UNUSUAL when it has (pydantic strips a subset of what
     `str.strip` does, so a value `str.strip` leaves alone is left alone by both)."""
-    if value is None or value in _NULLS:
+    if value is None or value in NULL_SPELLINGS:
         return None
     if value.strip() is not value:
         return UNUSUAL
@@ -427,13 +420,14 @@ _whole_seconds: dict[str, int | None] = {}  # `YYYY-MM-DDThh:mm:ss` → µs sinc
 
 
 def time_stamp(value: str | None) -> tuple[float | None, int | None]:
-    """(`time.timestamp()`, `time.microsecond`) of the time `normalise` makes of a string `time`
-    value (None, None when it has none). Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed
-    from a cache of whole seconds: `datetime.fromisoformat` truncates the fraction to 6 digits and
-    `timestamp()` of an aware datetime is its µs since the epoch / 10**6 (one correctly rounded int
-    division), which is what this computes; anything else goes through `_parse_time` itself.
-    Azure's form is tested first, with no step it does not need: the pipeline calls this for every
-    record (no value of 28 characters is a null spelling)."""
+    """(`time.timestamp()`, `time.microsecond`) of the time `parse_time` makes of a record's raw `time`
+    string (None, None when it has none: a null spelling, or a value `parse_time` refuses).
+
+    Azure's own form, `YYYY-MM-DDThh:mm:ss.fffffffZ`, is computed from a cache of whole seconds:
+    `datetime.fromisoformat` truncates the fraction to 6 digits and `timestamp()` of an aware datetime
+    is its µs since the epoch / 10**6 (one correctly rounded int division), which is what this
+    computes; anything else goes through `parse_time` itself. Azure's form is tested first, with no
+    step it does not need: the pipeline calls this for every record (no value of 28 characters is a null spelling)."""
     if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
         fraction = value[20:27]
         base = _whole_seconds.get(value[:19])
@@ -442,9 +436,9 @@ def time_stamp(value: str | None) -> tuple[float | None, int | None]:
         if base is not None and fraction.isascii() and fraction.isdigit():  # the cache holds validated prefixes
             microsecond = int(fraction) // 10  # truncated to 6 digits
             return (base + microsecond) / 1_000_000, microsecond
-    elif value is None or value in _NULLS:
+    elif value is None or value in NULL_SPELLINGS:
         return None, None
-    parsed, _ = _parse_time(value)
+    parsed, _ = parse_time(value)
     if parsed is None:
         return None, None
     return parsed.timestamp(), parsed.microsecond
@@ -457,7 +451,7 @@ def _whole_second(prefix: str) -> int | None:
         return _whole_seconds[prefix]
     base = None
     if _SECOND_PREFIX.fullmatch(prefix):
-        parsed, _ = _parse_time(prefix + "Z")
+        parsed, _ = parse_time(prefix + "Z")
         if parsed is not None:
             base = (parsed - _EPOCH) // _ONE_MICROSECOND
     if len(_whole_seconds) >= 4096:

@@ -181,7 +181,7 @@ from unittest import mock  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from consumer import decode  # noqa: E402
+from consumer import decode, repair  # noqa: E402
 from tests.crafted import SHAPES  # noqa: E402
 
 # The repair as it was (a backtracking regex: quadratic in the worst case, see tests/test_linear_time.py):
@@ -216,7 +216,7 @@ NEAR_JSON = st.lists(st.sampled_from(['"', "'", "\\", '\\"', "\\'", "\\\\", "NaN
 
 # Texts are read as bit masks from `BITS_FROM` characters on, the regex way below: both readings are
 # held to the old repair, on short texts (BITS_FROM set to 0 for the bit reading).
-READINGS = pytest.mark.parametrize("bits_from", [0, decode.BITS_FROM], ids=["bits", "regex"])
+READINGS = pytest.mark.parametrize("bits_from", [0, repair.BITS_FROM], ids=["bits", "regex"])
 
 # Like NEAR_JSON, made of whole strings more often, so that the bit reading applies (a backslash
 # outside strings sends a text the regex way).
@@ -230,7 +230,7 @@ NEAR_JSON_STRINGS = st.lists(st.sampled_from(['"a\\"b"', "'x\\'y'", '"\n"', "NaN
 @settings(max_examples=2000, deadline=None)
 @given(st.one_of(NEAR_JSON, NEAR_JSON_STRINGS))
 def test_repair_is_the_old_repair(bits_from, text):
-    with mock.patch.object(decode, "BITS_FROM", bits_from):
+    with mock.patch.object(repair, "BITS_FROM", bits_from):
         assert repair_json(text) == old_repair(text)
 
 
@@ -241,7 +241,7 @@ def test_repair_of_crafted_shapes_is_the_old_repair(bits_from, shape, size, befo
     if shape == "escaped_quote_run":
         size = min(size, 64)  # the old repair is quadratic here
     text = before + SHAPES[shape](size).decode() + after
-    with mock.patch.object(decode, "BITS_FROM", bits_from):
+    with mock.patch.object(repair, "BITS_FROM", bits_from):
         assert repair_json(text) == old_repair(text)
 
 
@@ -249,7 +249,7 @@ def test_repair_of_crafted_shapes_is_the_old_repair(bits_from, shape, size, befo
 def test_every_crafted_shape_of_event_size_is_read_as_bits(shape):
     text = SHAPES[shape](64 * 1024).decode()
     if '"' in text or "'" in text:
-        assert decode._repair_bits(text, '"' in text, "'" in text) is not None
+        assert repair._repair_bits(text, '"' in text, "'" in text) is not None
 
 
 @pytest.mark.parametrize(
@@ -262,21 +262,21 @@ def test_every_crafted_shape_of_event_size_is_read_as_bits(shape):
     ],
 )
 def test_odd_texts_read_as_bits_are_repaired_as_before(text):
-    assert decode._repair_bits(text, True, True) is not None
-    with mock.patch.object(decode, "BITS_FROM", 0):
+    assert repair._repair_bits(text, True, True) is not None
+    with mock.patch.object(repair, "BITS_FROM", 0):
         assert repair_json(text) == old_repair(text)
 
 
 def test_a_text_with_lone_surrogates_is_read_the_regex_way():
     text = "['\udc80', NaN]"
-    assert decode._repair_bits(text, True, True) is None
-    with mock.patch.object(decode, "BITS_FROM", 0):
+    assert repair._repair_bits(text, True, True) is None
+    with mock.patch.object(repair, "BITS_FROM", 0):
         assert repair_json(text) == old_repair(text) == '["\udc80", null]'
 
 
 def test_a_backslash_outside_strings_before_no_quote_is_read_as_bits():
     text = "[\\x, 'a', \\\\ \"b\"]"
-    assert decode._repair_bits(text, True, True) == ('[\\x, "a", \\\\ "b"]', "", "")
+    assert repair._repair_bits(text, True, True) == ('[\\x, "a", \\\\ "b"]', "", "")
     assert old_repair(text) == '[\\x, "a", \\\\ "b"]'
 
 
@@ -291,11 +291,11 @@ def test_a_backslash_outside_strings_before_no_quote_is_read_as_bits():
     ],
 )
 def test_a_backslash_before_a_quote_outside_strings(text, composed):
-    with mock.patch.object(decode, "_states_by_composition", wraps=decode._states_by_composition) as composition:
-        read = decode._repair_bits(text, True, True)
+    with mock.patch.object(repair, "_states_by_composition", wraps=repair._states_by_composition) as composition:
+        read = repair._repair_bits(text, True, True)
     assert read is not None
     assert composition.called is composed
-    with mock.patch.object(decode, "BITS_FROM", 0):
+    with mock.patch.object(repair, "BITS_FROM", 0):
         assert repair_json(text) == old_repair(text)
 
 
@@ -315,7 +315,7 @@ WORDY = st.lists(st.sampled_from(["NaN", "Infinity", "-", "a", "N", "aN", "_", "
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(NEAR_JSON, NEAR_JSON_STRINGS, WORDY))
 def test_repair_in_steps_is_the_old_repair(bits_from, step, tail, text):
-    with mock.patch.multiple(decode, BITS_FROM=bits_from, STEP=step, _STEP_TAIL=tail):
+    with mock.patch.multiple(repair, BITS_FROM=bits_from, STEP=step, _STEP_TAIL=tail):
         assert repair_json(text) == old_repair(text)
 
 
@@ -327,7 +327,7 @@ def test_repair_of_crafted_shapes_in_steps_is_the_old_repair(bits_from, step, ta
     if shape == "escaped_quote_run":
         size = min(size, 64)  # the old repair is quadratic here
     text = before + SHAPES[shape](size).decode() + after
-    with mock.patch.multiple(decode, BITS_FROM=bits_from, STEP=step, _STEP_TAIL=tail):
+    with mock.patch.multiple(repair, BITS_FROM=bits_from, STEP=step, _STEP_TAIL=tail):
         assert repair_json(text) == old_repair(text)
 
 
@@ -341,20 +341,20 @@ def test_every_step_of_a_crafted_body_is_bounded(shape):
         "minus_run": lambda: ("-" * 5000 + "NaN ") * (size // 5004),
     }.get(shape, lambda: SHAPES[shape](size).decode())()
     chunks: list[str] = []
-    real = decode._repair_chunk
+    real = repair._repair_chunk
 
     def recording(chunk, *args):
         chunks.append(chunk)
         return real(chunk, *args)
 
-    with mock.patch.object(decode, "_repair_chunk", recording):
+    with mock.patch.object(repair, "_repair_chunk", recording):
         stepped = repair_json(text)
     assert len(chunks) > 1
-    with mock.patch.object(decode, "STEP", 2 * size):
+    with mock.patch.object(repair, "STEP", 2 * size):
         assert stepped == repair_json(text)  # in one step
     for chunk in chunks:
-        if len(chunk) > decode.STEP:
-            assert chunk[0] in "\"'" and decode._closing(chunk, 0) == len(chunk) - 1, (shape, len(chunk))
+        if len(chunk) > repair.STEP:
+            assert chunk[0] in "\"'" and repair._closing(chunk, 0) == len(chunk) - 1, (shape, len(chunk))
 
 
 # --- large texts parsed with the garbage collector paused ------------------------------------------
@@ -405,13 +405,13 @@ def test_the_collector_runs_again_when_the_parse_fails():
 
 def test_where_a_step_is_cut():
     # before the last non-word character of the step's tail
-    assert decode._cut("NaN,NaN,NaN", 0, 9) == 7
+    assert repair._cut("NaN,NaN,NaN", 0, 9) == 7
     # in 64 word characters: the middle (no NaN/Infinity can be a run of 9 or more of them)
     text = "[" + "N" * 200 + "]"
-    assert decode._cut(text, 0, 150) == 150 - decode._STEP_TAIL // 2
+    assert repair._cut(text, 0, 150) == 150 - repair._STEP_TAIL // 2
     # neither: a step that is all word characters but shorter than the tail grows
-    assert decode._cut("NaNaNaNaN", 0, 8) is None
-    with mock.patch.object(decode, "STEP", 32):
+    assert repair._cut("NaNaNaNaN", 0, 8) is None
+    with mock.patch.object(repair, "STEP", 32):
         for text in ("[" + "N" * 200 + "aN]", "-" * 100 + "Infinity", "x" * 70 + "NaN" + "N" * 70 + " NaN"):
             assert repair_json(text) == old_repair(text)
 
@@ -433,8 +433,8 @@ def test_where_a_step_is_cut():
     ],
 )
 def test_where_a_string_closes(step, text, closing):
-    with mock.patch.object(decode, "STEP", step):
-        assert decode._closing(text, 0) == closing
+    with mock.patch.object(repair, "STEP", step):
+        assert repair._closing(text, 0) == closing
 
 
 _OLD_NON_FINITE = re.compile(r"-?\b(?:NaN|Infinity)\b")
@@ -445,12 +445,12 @@ NON_FINITE_TEXT = st.lists(st.sampled_from(["NaN", "Infinity", "-", "N", "aN", "
 @settings(max_examples=3000, deadline=None)
 @given(NON_FINITE_TEXT)
 def test_non_finite_words_are_replaced_as_by_the_one_regex(text):
-    assert decode._replace_non_finite(text) == _OLD_NON_FINITE.sub("null", text)
+    assert repair._replace_non_finite(text) == _OLD_NON_FINITE.sub("null", text)
 
 
 def test_non_finite_examples():
-    assert decode._replace_non_finite("-Infinity-NaN,NaN-Infinity") == "nullnull,nullnull"
-    assert decode._replace_non_finite("Infinity_-Infinity-NaN") == "Infinity_nullnull"
-    assert decode._replace_non_finite("--NaN xNaN NaNx -NaN_") == "-null xNaN NaNx -NaN_"
+    assert repair._replace_non_finite("-Infinity-NaN,NaN-Infinity") == "nullnull,nullnull"
+    assert repair._replace_non_finite("Infinity_-Infinity-NaN") == "Infinity_nullnull"
+    assert repair._replace_non_finite("--NaN xNaN NaNx -NaN_") == "-null xNaN NaNx -NaN_"
     text = "N" * 100
-    assert decode._replace_non_finite(text) is text
+    assert repair._replace_non_finite(text) is text

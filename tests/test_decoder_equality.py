@@ -35,16 +35,16 @@ from consumer.records import (
     Skipped,
     SmsOperational,
     Usage,
-    _CATEGORIES,
-    _NULLS,
-    _parse_time,
+    CATEGORY_SPELLINGS,
+    NULL_SPELLINGS,
     clean,
     convert,
     decode_canonical,
-    normalise,
+    parse_time,
     time_stamp,
 )
 from tests.examples import EVENTHUBS_SMS
+from tests.models import normalise
 
 SAMPLES = Path(__file__).resolve().parent.parent / "consumer" / "samples"
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
@@ -127,10 +127,10 @@ def _read(record: CanonicalRecord, canonical: bool) -> dict[str, Any] | Skipped 
     Quantity, a category spelled otherwise)."""
     category = record.category
     if category not in _READ:
-        if canonical and (category in _NULLS or category.strip() is not category or category.lower() in _CATEGORIES):
+        if canonical and (category in NULL_SPELLINGS or category.strip() is not category or category.lower() in CATEGORY_SPELLINGS):
             return None
         return Skipped(category)
-    if canonical and (record.operationName in _NULLS
+    if canonical and (record.operationName in NULL_SPELLINGS
                       or (category == SMS_OPERATIONAL and record.operationName.strip() is not record.operationName)):
         return None
     properties = record.properties or NO_PROPERTIES
@@ -488,7 +488,7 @@ def _times(draw: st.DrawFn) -> Any:
 @given(_times())
 @settings(max_examples=500, deadline=None)
 def test_time_stamp_is_parse_time(text: str) -> None:
-    parsed, _ = _parse_time(text)
+    parsed, _ = parse_time(text)
     if parsed is None:
         assert time_stamp(text) == (None, None)
     else:
@@ -505,7 +505,7 @@ def test_time_stamp_of_azure_times_is_parse_time() -> None:
         span = (-62135596800 + 86400, 253402214400) if n % 2 else (1262304000, 4260211200)
         moment = datetime.fromtimestamp(rng.uniform(*span), UTC)
         text = moment.isoformat(timespec="seconds")[:19] + f".{rng.randrange(10**7):07d}Z"
-        parsed, _ = _parse_time(text)
+        parsed, _ = parse_time(text)
         believed += parsed is not None
         assert time_stamp(text) == ((None, None) if parsed is None else (parsed.timestamp(), parsed.microsecond))
     assert 8_000 < believed < 12_000, believed  # both sides of the range were reached

@@ -28,8 +28,8 @@ from consumer.config import PipelineSettings
 from consumer.decode import decode_body
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline
-from consumer.records import normalise
 from tests.crafted import MAX_EVENT_BYTES, SHAPES
+from tests.models import normalise
 
 SIZES = [64 * 1024 * 2**k for k in range(5)]  # 64 KiB .. 1 MiB
 assert SIZES[-1] == MAX_EVENT_BYTES

@@ -27,8 +27,9 @@ from consumer.labels import (
 )
 from consumer.metrics import Metrics
 from consumer.pipeline import EventContext, Pipeline
-from consumer.records import Invalid, Skipped, SmsOperational, Usage, normalise
+from consumer.records import Invalid, Skipped, SmsOperational, Usage
 from tests.crafted import SHAPES
+from tests.models import normalise
 
 NOW = 1_800_000_000.0
 LIMIT = 64 * 1024

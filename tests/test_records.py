@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.records import TIME_OUT_OF_RANGE, Invalid, Skipped, SmsOperational, Usage, normalise, time_stamp
+from consumer.records import TIME_OUT_OF_RANGE, Invalid, Skipped, SmsOperational, Usage, time_stamp
 from tests.examples import EVENTHUBS_SMS, MESSAGE_ID, PHONE
+from tests.models import normalise
 
 SAMPLES = Path(__file__).resolve().parent.parent / "consumer" / "samples"
 
