@@ -31,7 +31,8 @@ EXIT_CODES = {
 }
 
 
-def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             help: str) -> argparse.ArgumentParser:  # noqa: A002
     return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=EXIT_CODES[name],
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -47,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = _command(sub, "replay", "run captured event bodies through the pipeline and print the metrics")
     replay.add_argument("inputs", nargs="+", metavar="FILE",
-                        help="a body per file, a body per line of a .jsonl file, a body per file of a directory, or - for stdin")
+                        help="a body per file, a body per line of a .jsonl file, a body per file of a directory, "
+                             "or - for stdin")
     replay.add_argument("--config", help="take the pipeline section (limits, buckets) from this config file")
 
     run = _command(sub, "run", "consume the Event Hub and serve /metrics")
@@ -66,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("emulator", help="run a local Event Hubs endpoint (development tool)", add_help=False)
     sub.add_parser("simulate", help="publish synthetic ACS SMS diagnostic logs to an Event Hub", add_help=False)
-    sub.add_parser("demo", help="local endpoint + checkpoint store + traffic + consumer, no Azure needed", add_help=False)
+    sub.add_parser("demo", help="local endpoint + checkpoint store + traffic + consumer, no Azure needed",
+                   add_help=False)
     return parser
 
 

@@ -51,18 +51,17 @@ from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
 
 from consumer.checkpoints import (
     CheckpointPolicy,
-    Position,
     PartitionProgress,
+    Position,
     Scrapes,
     ScrapeSnapshot,
     awaiting_scrape,
 )
-from consumer.config import Settings
+from consumer.config import ConfigError, Settings
 from consumer.connection_strings import connection_string_parts
 from consumer.deadletter import DeadLetter, DeadLetterWriter
 from consumer.decode import DecodeError
-from consumer.errors import EVENTHUB_KINDS, STORAGE_KINDS, STORAGE_TIMEOUT, classify, log_fields
-from consumer.errors import reason as error_reason
+from consumer.errors import EVENTHUB_KINDS, STORAGE_KINDS, STORAGE_TIMEOUT, classify, log_fields, reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import Metrics
 from consumer.network import eventhub_options
@@ -168,8 +167,9 @@ class Receiver:
         self.readiness = readiness or EventHubsReadiness(settings.readiness_eventhub_max_age_seconds)
         checkpoint = settings.checkpoint
         self.scrapes = Scrapes(ticks())
-        self.policy = CheckpointPolicy(checkpoint.interval_seconds, checkpoint.every_events,
-                                       self.scrapes if checkpoint.scrape_aligned else None, checkpoint.no_scrape_seconds)
+        scrapes = self.scrapes if checkpoint.scrape_aligned else None
+        self.policy = CheckpointPolicy(checkpoint.interval_seconds, checkpoint.every_events, scrapes,
+                                       checkpoint.no_scrape_seconds)
         self.draining = False  # the shutdown's lame duck: batches are no longer counted
         self._scraped = asyncio.Event()  # set at every completed scrape (the lame duck waits for one)
         self.owned: dict[str, OwnedPartition] = {}
@@ -206,6 +206,8 @@ class Receiver:
         }
         if hub.connection_string is not None:
             return EventHubConsumerClient.from_connection_string(hub.connection_string.get_secret_value(), **options)
+        if hub.fully_qualified_namespace is None:  # EventHubSettings requires it without a connection string
+            raise ConfigError("eventhub: set connection_string or fully_qualified_namespace")
         return EventHubConsumerClient(hub.fully_qualified_namespace, credential=credential, **options)
 
     async def run(self) -> None:
@@ -449,7 +451,7 @@ class Receiver:
                     elif result.invalid:
                         log.warning("invalid records: %d of %d", result.invalid, result.records,
                                     extra=event_fields(partition, sequence_number, reasons=result.invalid_reasons))
-                except Exception as error:  # the shell's own part of this event failed: the event fails, not the partition
+                except Exception as error:  # the shell's part of this event failed: the event fails, not the partition
                     await self._failed(event, progress, error)
                 else:
                     if enqueued_ts is not None:

@@ -25,12 +25,14 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from azure.eventhub.aio import CheckpointStore
+
 
 class OwnershipStore:
     """A checkpoint store (the SDK's `CheckpointStore` protocol) whose ownership claims never race
     their own releases."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: CheckpointStore) -> None:
         self.store = store
         self._held: dict[str, str | None] = {}  # partition → etag of our latest successful claim
         self._claims_in_flight = 0
