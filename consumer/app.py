@@ -19,17 +19,11 @@ Readiness (`/readyz`, the checks in consumer/readiness.py) passes when all of th
 While storage is unreachable the consumer keeps processing (checkpoints are retried), but reports not
 ready so the outage is visible. Liveness (`/healthz`) only needs the event loop to answer.
 
-Shutdown on SIGTERM/SIGINT, in two bounded phases:
-1. the lame duck, at most `shutdown_final_scrape_wait_seconds`: `/readyz` answers 503 (check
-   `shutdown`), no new event is counted, `/metrics` is served as before, until a scrape that started
-   after the last count has completed (at once when every count was already scraped or checkpointed);
-2. finish the batch in hand, wait for each partition's dead letters to be written (at most a quarter
-   of the timeout), write final checkpoints (scrape-aligned: after the lame duck's scrape they name
-   every counted event; without it they stop at the last scrape and the next owner replays the rest,
-   so a scrape that never comes loses nothing; and never past an event whose dead letter is still
-   waiting, which the next owner then submits again), close the client (which releases partition
-   ownership so another replica takes over at once), flush dead letters, exit 0 — within
-   `shutdown_timeout_seconds`, else exit 1.
+Shutdown on SIGTERM/SIGINT, in two bounded phases (the protocol and why: docs/reliability.md):
+1. the lame duck, at most `shutdown_final_scrape_wait_seconds`: `/readyz` 503, nothing new counted,
+   `/metrics` served until a scrape has read the last counts;
+2. finish the batch in hand, settle dead letters, write the final (scrape-aligned) checkpoints, close
+   the client (releasing ownership), exit 0 — within `shutdown_timeout_seconds`, else exit 1.
 A second signal exits at once.
 """
 

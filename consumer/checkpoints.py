@@ -1,14 +1,9 @@
 """When to write a checkpoint, and which event it names: the policy, pure and clock-injected.
 
-At least once *into Prometheus*. Counts are real for their users once a `/metrics` scrape has read
-them; what a replica counted after its last scrape is invisible if it dies (kill -9, OOM, node loss)
-unless the next owner of the partition counts it again. So a checkpoint names only an event whose
-counts a completed scrape has rendered (scrape-aligned): each `/metrics` render snapshots, when it
-starts, the last event each partition had processed (`Scrapes.started`); when the response has been
-written completely, those become the partitions' scraped marks (`Scrapes.completed`); a checkpoint
-names at most the scraped mark. After any death, the next owner replays from a point Prometheus had
-seen, so nothing it had not seen is skipped. Duplicates: at most one checkpoint interval plus one
-scrape interval of events per partition.
+Checkpoints are scrape-aligned, so that counts reach Prometheus at least once (the protocol and why:
+docs/reliability.md): each `/metrics` render snapshots, when it starts, the last event each partition
+had processed (`Scrapes.started`); when the response has been written completely, those become the
+partitions' scraped marks (`Scrapes.completed`); a checkpoint names at most the scraped mark.
 
 When no scrape has completed for `no_scrape_seconds` (Prometheus down), waiting for one would grow the
 replay without bound: checkpoints then name the last processed event again, as without alignment,

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     run = _command(sub, "run", "consume the Event Hub and serve /metrics")
     run.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                      help="event loop: the standard library's (default) or uvloop (pip install "
-                     "'acs-sms-consumer[uvloop]'; see README, Benchmarks)")
+                     "'acs-sms-consumer[uvloop]'; see docs/benchmarks.md)")
     check = _command(sub, "check-config", "validate a configuration and print it with secrets redacted and "
                                           "where each value came from")
     for command in (run, check):

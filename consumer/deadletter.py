@@ -23,7 +23,7 @@ Until then the letter is *pending*: `pending(partition)` lists them, with what t
 (`hold`), so that the receiver never checkpoints past an event whose dead letter is neither written
 nor dropped (see `Receiver._dead_letter_limit`), and `settled()` waits for a partition's letters
 before its final checkpoint. After a crash, the events of pending letters are replayed by the next
-owner and their letters submitted again.
+owner and their letters submitted again (docs/reliability.md).
 
 Read them back with `acs-sms-consumer replay <local download folder>`.
 """

@@ -14,8 +14,8 @@ the SDK's other consumers read them). For each received batch:
    checkpoint waits (bounded) for its dead letters first;
 3. only then is a checkpoint considered (`CheckpointPolicy`), and it names at most the last event
    whose counts a completed `/metrics` scrape has read (`scrape_started`/`scrape_completed`, called
-   by the HTTP handler), so a checkpoint never skips counts Prometheus has not seen (at least once
-   into Prometheus; see consumer/checkpoints.py). The write runs as a task beside the receiving (at
+   by the HTTP handler), so a checkpoint never skips counts Prometheus has not seen (the protocol:
+   docs/reliability.md). The write runs as a task beside the receiving (at
    most one per partition in flight), so a slow or unavailable storage account delays checkpoints,
    never the counting;
 4. lag comes from `last_enqueued_event_properties` (`track_last_enqueued_event_properties=True`) and
