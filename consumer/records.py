@@ -35,17 +35,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from operator import attrgetter
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from consumer.decode import json_type, loads
-from consumer.fields import FIELDS, IGNORED, NESTED_PROPERTIES, NUMBERS, PROPERTIES, Kind, spellings
-from consumer.fields import Field as TableField
+from consumer.fields import (
+    FIELDS,
+    IGNORED,
+    NESTED_PROPERTIES,
+    NUMBERS,
+    PROPERTIES,
+    Field as TableField,
+    Kind,
+    spellings,
+)
 from consumer.labels import SMS_OPERATIONAL, USAGE
 from consumer.repair import repair_json
 
@@ -141,7 +149,7 @@ def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
     outcome, time = validate(raw)
     if type(outcome) is SmsOperational or type(outcome) is Usage:
         return _canonical(outcome, time if type(time) is str else None)
-    return outcome  # type: ignore[return-value]
+    return outcome
 
 
 def validate(raw: Any) -> tuple[Outcome, Any]:
@@ -271,7 +279,7 @@ def parse_time(value: Any) -> tuple[datetime | None, str | None]:
     except ValueError:
         for fmt in _US_FORMATS:
             try:
-                parsed = datetime.strptime(text, fmt)
+                parsed = datetime.strptime(text, fmt).replace(tzinfo=UTC)  # no offset: taken as UTC
                 break
             except ValueError:
                 continue
@@ -349,18 +357,61 @@ def _struct(name: str, doc: str, fields: list[tuple[str, Any, bool]]) -> type[ms
     return struct
 
 
-CanonicalProperties = _struct(
-    "CanonicalProperties", "`properties` of the Event Hubs shape, as Azure spells it (`consumer.fields`).",
-    [(f.event_hubs, _KINDS[f.kind], False) for f in FIELDS if f.nested]
-    + [(i.event_hubs, str, False) for i in IGNORED if i.nested and i.event_hubs is not None]
-    + [(NESTED_PROPERTIES, str, False)],
-)
-CanonicalRecord = _struct(
-    "CanonicalRecord", "One record of the Event Hubs shape, as Azure spells it (`consumer.fields`).",
-    [(f.event_hubs, _KINDS[f.kind], f.required) for f in FIELDS if not f.nested]
-    + [(PROPERTIES, CanonicalProperties, False)]
-    + [(i.event_hubs, str, False) for i in IGNORED if not i.nested and i.event_hubs is not None],
-)
+if TYPE_CHECKING:
+    # What mypy sees of the Structs built from the table below (mypy cannot see a class built at run
+    # time): their fields, in their order, with plain types; the bounds are the built Structs' alone.
+    # tests/test_record_types.py checks that both agree.
+
+    class CanonicalProperties(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+        NumberType: str | None = None
+        Country: str | None = None
+        MessageId: str | None = None
+        PhoneNumber: str | None = None
+        DeliveryAttempts: int | None = None
+        OutgoingMessageLength: int | None = None
+        IncomingMessageLength: int | None = None
+        RecordId: str | None = None
+        UsageType: str | None = None
+        UnitType: str | None = None
+        Quantity: float | None = None
+        SdkType: str | None = None
+        PlatformType: str | None = None
+        Method: str | None = None
+        URI: str | None = None
+        ChatThreadId: str | None = None
+        Properties: str | None = None
+
+    class CanonicalRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+        operationName: str
+        category: str
+        time: str | None = None
+        resultType: str | None = None
+        resultSignature: int | str | None = None
+        resourceId: str | None = None
+        durationMs: float | None = None
+        properties: CanonicalProperties | None = None
+        operationVersion: str | None = None
+        resultDescription: str | None = None
+        callerIpAddress: str | None = None
+        correlationId: str | None = None
+        level: str | None = None
+        location: str | None = None
+
+else:
+    CanonicalProperties = _struct(
+        "CanonicalProperties", "`properties` of the Event Hubs shape, as Azure spells it (`consumer.fields`).",
+        [(f.event_hubs, _KINDS[f.kind], False) for f in FIELDS if f.nested]
+        + [(i.event_hubs, str, False) for i in IGNORED if i.nested and i.event_hubs is not None]
+        + [(NESTED_PROPERTIES, str, False)],
+    )
+    CanonicalRecord = _struct(
+        "CanonicalRecord", "One record of the Event Hubs shape, as Azure spells it (`consumer.fields`).",
+        [(f.event_hubs, _KINDS[f.kind], f.required) for f in FIELDS if not f.nested]
+        + [(PROPERTIES, CanonicalProperties, False)]
+        + [(i.event_hubs, str, False) for i in IGNORED if not i.nested and i.event_hubs is not None],
+    )
+
+
 NO_PROPERTIES = CanonicalProperties()
 
 
@@ -378,13 +429,12 @@ _CONVERTERS = {SmsOperational: _converter(SmsOperational), Usage: _converter(Usa
 def _canonical(record: SmsOperational | Usage, time: str | None) -> CanonicalRecord:
     """The typed record of a validated model (its fields; `time` raw)."""
     top, top_spellings, nested, nested_spellings = _CONVERTERS[type(record)]
-    properties = CanonicalProperties(**dict(zip(nested_spellings, nested(record))))
-    return CanonicalRecord(time=time, properties=properties,  # type: ignore[call-arg]
-                           **dict(zip(top_spellings, top(record))))
+    properties = CanonicalProperties(**dict(zip(nested_spellings, nested(record), strict=True)))
+    return CanonicalRecord(time=time, properties=properties, **dict(zip(top_spellings, top(record), strict=True)))
 
 
 class _CanonicalBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    records: list[CanonicalRecord]  # type: ignore[valid-type]
+    records: list[CanonicalRecord]
 
 
 _CANONICAL = msgspec.json.Decoder(_CanonicalBody).decode

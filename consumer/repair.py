@@ -230,7 +230,7 @@ def _repair_chunk(text: str, double: bool, single: bool, separator: str, final: 
             done.append(_repair_split(parts, separator))
             break
         # The last string runs to the end.
-        opening = len(rest) - 1 - len(parts[-3])  # type: ignore[arg-type]
+        opening = len(rest) - 1 - len(parts[-3])
         done.append(_repair_split(parts[:-4], separator))
         if not final:
             return "".join(done), len(text) - len(rest) + opening
@@ -512,28 +512,29 @@ def _repair_one_kind(text: str, quote: str, separator: str) -> str:
 
 def _repair_split(parts: list[str | None], separator: str) -> str:
     """Repair a split of `_STRINGS` in which every string closes: [outside, kind, inside, closing
-    quote, outside, ...]; each kind of piece in bulk."""
-    outside = separator.join(parts[0::4])  # type: ignore[arg-type]
+    quote, outside, ...]; each kind of piece in bulk. Only kinds can be None (a `'` string), so the
+    outsides and insides are strings, and so is every piece once each kind is `"`."""
+    outside = separator.join(parts[0::4])  # type: ignore[arg-type]  # outsides: never None
     fixed_outside = _replace_non_finite(outside)
     if fixed_outside is not outside:
         parts[0::4] = fixed_outside.split(separator)
     if len(parts) > 1:
         kinds = parts[1::4]
         insides = parts[2::4]
-        double = separator.join(compress(insides, kinds))  # type: ignore[arg-type]
+        double = separator.join(compress(insides, kinds))  # type: ignore[arg-type]  # insides: never None
         fixed_double = _escape_control(double)
         singles = list(compress(insides, map(not_, kinds)))
         if singles or fixed_double is not double:
-            single = separator.join(singles)  # type: ignore[arg-type]
+            single = separator.join(singles)  # type: ignore[arg-type]  # insides: never None
             if "\\'" in single:
                 single = single.replace("\\'", "'")
             if '"' in single:
                 single = single.replace('"', '\\"')
             single = _escape_control(single)
-            pick = {'"': iter(fixed_double.split(separator)), None: iter(single.split(separator))}.get
+            pick = {'"': iter(fixed_double.split(separator)), None: iter(single.split(separator))}.__getitem__
             parts[2::4] = list(map(next, map(pick, kinds)))
             parts[1::4] = parts[3::4] = ['"'] * len(kinds)
-    return "".join(parts)  # type: ignore[arg-type]
+    return "".join(parts)  # type: ignore[arg-type]  # every kind is `"` here: no piece is None
 
 
 def _escape_control(text: str) -> str:
