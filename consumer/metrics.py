@@ -103,7 +103,8 @@ def key_of(labelnames: Sequence[str], values: dict[str, str]) -> LabelKey:
 
 
 class CounterChild:
-    """One series of a `FastCounter` (what `FastCounter.labels` returns): keep it and `inc` it."""
+    """One series of a `FastCounter` (what `FastCounter.labels` returns): keep it, and update it with
+    `inc(amount)` or, on hot paths, `value += amount` (the same update without a call)."""
 
     __slots__ = ("value",)
 
@@ -115,18 +116,23 @@ class CounterChild:
 
 
 class _FoldedCounterChild(CounterChild):
-    """A combination past the family's budget: its updates go to the folded series, each counted."""
+    """A combination past the family's budget: its updates go to the folded series (`value` reads and
+    writes that series'), each update counted in `folded`."""
 
     __slots__ = ("_target", "_folded")
 
     def __init__(self, target: CounterChild, folded: CounterChild | None) -> None:
-        super().__init__()
         self._target, self._folded = target, folded
 
-    def inc(self, amount: float = 1.0) -> None:
-        self._target.inc(amount)
+    @property  # type: ignore[override]  # a property over the slot: a folded child holds no value of its own
+    def value(self) -> float:
+        return self._target.value
+
+    @value.setter
+    def value(self, value: float) -> None:
+        self._target.value = value
         if self._folded is not None:
-            self._folded.inc()
+            self._folded.value += 1.0
 
 
 class HistogramChild:

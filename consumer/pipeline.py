@@ -29,6 +29,7 @@ Which records count where:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,12 +151,13 @@ class _SmsSeries(_Bound):
     clean result type, and the children of the families they label."""
 
     __slots__ = ("_metrics", "operation", "result", "number_type", "country", "resource", "result_type",
-                 "operations", "api_duration", "delivery_attempts", "unmatched_reports")
+                 "correlates", "operations", "api_duration", "delivery_attempts", "unmatched_reports")
 
     def __init__(self, metrics: DomainMetrics, labels: tuple[str, str, str, str, str], result_type: str | None) -> None:
         self._metrics = metrics
         self.operation, self.result, self.number_type, self.country, self.resource = labels
         self.result_type = result_type
+        self.correlates = self.operation in (DELIVERY_REPORT, SENT)  # see `Pipeline._correlate`
 
     def _bind(self, name: str) -> CounterChild | HistogramChild:
         m = self._metrics
@@ -172,15 +174,19 @@ class _SmsSeries(_Bound):
 
 
 class _UsageSeries(_Bound):
-    """The bounded labels of one raw (UsageType, UnitType, resourceId) and the children they label."""
+    """One raw (UsageType, UnitType, resourceId), its bounded labels and the children they label. The
+    labels are worked out on first use, when a record of it is counted (not for a duplicate), so that
+    first-seen label values are admitted in the order records are counted."""
 
-    __slots__ = ("_metrics", "labels", "usage_records", "usage_quantity")
+    __slots__ = ("_metrics", "_raw", "_resolve", "labels", "usage_records", "usage_quantity")
 
-    def __init__(self, metrics: DomainMetrics, labels: dict[str, str]) -> None:
-        self._metrics = metrics
-        self.labels = labels
+    def __init__(self, metrics: DomainMetrics, raw: tuple[str | None, ...],
+                 resolve: Callable[[tuple[str | None, ...]], dict[str, str]]) -> None:
+        self._metrics, self._raw, self._resolve = metrics, raw, resolve
 
-    def _bind(self, name: str) -> CounterChild:
+    def _bind(self, name: str) -> dict[str, str] | CounterChild:
+        if name == "labels":
+            return self._resolve(self._raw)
         family = self._metrics.usage_records if name == "usage_records" else self._metrics.usage_quantity
         return family.labels(**self.labels)
 
@@ -205,6 +211,7 @@ class Pipeline:
         self._category = Names(limits.categories, known=CATEGORIES)
         self._resource = Resources(limits.resources_first_seen, limits.resources)
         self._senders = Senders(limits.senders)
+        self._senders_listed = bool(self._senders)  # else no phone number is read
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
         metrics.limit_series(limits.series_per_family, limits.resources)
         # Label memos: raw values → their series. The labels are a pure function of the values
@@ -269,57 +276,69 @@ class Pipeline:
         general decoder's conversion of it (from `body`: orjson accepts every body msgspec accepts with
         these types, with the same values); a category this service does not parse, spelled as it is,
         becomes `Skipped`."""
-        series: list[_Series] = []
-        recent = _RecentStrings()
+        recent: list[str | None] = [None, None]
+        series: list[_Series] = [self._plain_series(record, recent) for record in records]
+        if None not in series:
+            return records, series
         general: list[Any] | None = None
-        for index, record in enumerate(records):
-            bound = self._plain_series(record, recent)
-            if bound is None:
-                if _unparsed(record.category):
-                    record = Skipped(record.category)
-                else:
-                    if general is None:
-                        general = decode_body(body, self.settings.max_body_bytes).records
-                    record = convert(general[index])
-                    bound = self._series(record, recent)
-                records[index] = record
-            series.append(bound)
+        for index, bound in enumerate(series):
+            if bound is not None:
+                continue
+            record = records[index]
+            if _unparsed(record.category):
+                records[index] = Skipped(record.category)
+                continue
+            if general is None:
+                general = decode_body(body, self.settings.max_body_bytes).records
+            records[index] = record = convert(general[index])
+            series[index] = self._series(record)
         return records, series
 
     def _bind_converted(self, outcomes: list[Any]) -> tuple[list[Any], list[_Series]]:
         """The general decoder's outcomes and their series."""
-        recent = _RecentStrings()
-        return outcomes, [self._series(outcome, recent) for outcome in outcomes]
+        return outcomes, [self._series(outcome) for outcome in outcomes]
 
-    def _plain_series(self, record: CanonicalRecord, recent: _RecentStrings) -> _Series:
-        """The series of a record of the canonical decoder whose values are plain, else None."""
+    def _plain_series(self, record: CanonicalRecord, recent: list[str | None]) -> _Series:
+        """The series of a record of the canonical decoder whose values are plain, else None.
+
+        `recent` holds the last two distinct resourceIds of the body: an equal one is replaced by that
+        object, whose hash is cached, so that the memo lookup does not hash a fresh ~150-character id
+        per record (an equality test is ~15 ns, a hash ~90 ns); a body holds one or two resources'."""
+        resource_id = record.resourceId
+        if resource_id is not None:
+            if resource_id == recent[0]:
+                resource_id = recent[0]
+            elif resource_id == recent[1]:
+                resource_id = recent[1]
+            else:
+                recent[0], recent[1] = resource_id, recent[0]
         category = record.category
         properties = record.properties or NO_PROPERTIES
         if category == SMS_OPERATIONAL:
             sms = self._plain_sms[(record.operationName, record.resultType, properties.NumberType,
-                                   properties.Country, recent(record.resourceId))]
+                                   properties.Country, resource_id)]
             signature = record.resultSignature
             if (sms is None or not (type(signature) is int or _plain(signature)) or not _plain(properties.MessageId)
-                    or (self._senders and not _plain(properties.PhoneNumber))):
+                    or (self._senders_listed and not _plain(properties.PhoneNumber))):
                 return None
             return sms
         if category == USAGE:
-            usage = self._plain_usage[(properties.UsageType, properties.UnitType, recent(record.resourceId))]
+            usage = self._plain_usage[(properties.UsageType, properties.UnitType, resource_id)]
             if (usage is None or properties.Quantity is None or record.operationName in _NULLS
                     or not _plain(properties.RecordId)):
                 return None
             return usage
         return None
 
-    def _series(self, outcome: CanonicalRecord | Skipped | Invalid, recent: _RecentStrings) -> _Series:
+    def _series(self, outcome: CanonicalRecord | Skipped | Invalid) -> _Series:
         """The series of a record of the general decoder (its values final), None for no record."""
         if type(outcome) is not CanonicalRecord:
             return None
         properties = outcome.properties or NO_PROPERTIES
         if outcome.category == SMS_OPERATIONAL:
             return self._sms[(outcome.operationName, outcome.resultType, properties.NumberType, properties.Country,
-                              recent(outcome.resourceId))]
-        return self._usage[(properties.UsageType, properties.UnitType, recent(outcome.resourceId))]
+                              outcome.resourceId)]
+        return self._usage[(properties.UsageType, properties.UnitType, outcome.resourceId)]
 
     def _resolve_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries:
         """The series of raw (operationName, resultType, NumberType, Country, resourceId)."""
@@ -330,10 +349,12 @@ class Pipeline:
 
     def _resolve_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries:
         """The series of raw (UsageType, UnitType, resourceId)."""
+        return _UsageSeries(self.metrics, raw, self._usage_labels)
+
+    def _usage_labels(self, raw: tuple[str | None, ...]) -> dict[str, str]:
         usage_type, unit_type, resource_id = raw
-        return _UsageSeries(self.metrics, {"usage_type": self._usage_type(usage_type),
-                                           "unit_type": self._unit_type(unit_type),
-                                           "resource": self._resource(resource_id)})
+        return {"usage_type": self._usage_type(usage_type), "unit_type": self._unit_type(unit_type),
+                "resource": self._resource(resource_id)}
 
     def _resolve_plain_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries | None:
         return self._sms[raw] if all(map(_plain, raw)) else None
@@ -370,7 +391,8 @@ class Pipeline:
                 self._reject(record, result)  # type: ignore[arg-type]
 
     def _apply_sms(self, record: CanonicalRecord, sms: _SmsSeries, now: float, result: BodyResult) -> None:
-        """An SMSOperational record: duplicates, age, counts, then delivery correlation.
+        """An SMSOperational record: duplicates and age (`_admit`); operations, sender, failures, API
+        duration, message lengths; delivery correlation (`_correlate`).
 
         Its duplicate key holds the time as (stamp, microsecond): equal for equal times and different
         for different ones (two instants whose float stamps coincide are less than a second apart, so
@@ -383,46 +405,10 @@ class Pipeline:
             signature = str(signature)
         key = None if message_id is None else hash((record.operationName, message_id, stamp, microsecond,
                                                     sms.result_type, signature, properties.DeliveryAttempts))
-        categories = self._categories
-        if not self._first_seen(key, "sms_duplicate", now, result):
+        if not self._admit(key, stamp, now, result, SMS_OPERATIONAL):
             return
-        if stamp is not None:
-            _observe_age(categories.sms_age, now, stamp)
-        self._count_sms(record, properties, sms, signature)
-        if sms.operation == DELIVERY_REPORT or sms.operation == SENT:
-            self._correlate(properties, sms, message_id, stamp, now)
-        categories.sms_processed.inc()
-        result.processed += 1
-
-    def _apply_usage(self, record: CanonicalRecord, usage: _UsageSeries, now: float, result: BodyResult) -> None:
-        """A Usage record: duplicates, age, counts."""
-        properties = record.properties or NO_PROPERTIES
-        stamp, _ = time_stamp(record.time)
-        record_id, quantity = properties.RecordId, properties.Quantity
-        key = None if record_id is None else hash((USAGE, record_id, properties.UsageType, quantity))
-        categories = self._categories
-        if not self._first_seen(key, "usage_duplicate", now, result):
-            return
-        if stamp is not None:
-            _observe_age(categories.usage_age, now, stamp)
-        usage.usage_records.inc()
-        usage.usage_quantity.inc(quantity)
-        categories.usage_processed.inc()
-        result.processed += 1
-
-    def _first_seen(self, key: int | None, duplicate: str, now: float, result: BodyResult) -> bool:
-        """Whether a record with duplicate key `key` (None: no key) is not a duplicate within the window;
-        a duplicate is counted in the `_Categories` child named `duplicate`."""
-        if key is None or self._seen.add(key, None, now):
-            return True
-        getattr(self._categories, duplicate).inc()
-        result.duplicate += 1
-        return False
-
-    def _count_sms(self, record: CanonicalRecord, properties: Any, sms: _SmsSeries, signature: str | None) -> None:
-        """The counts of an SMS record: operations, sender, failures, API duration, message lengths."""
-        sms.operations.inc()
-        if self._senders:  # only when the operator lists sender numbers: else no phone number is read
+        sms.operations.value += 1.0
+        if self._senders_listed:
             self._senders_of[(sms, properties.PhoneNumber)].inc()
         if sms.result_type is not None and sms.result != SUCCEEDED:
             self._failures[(sms, signature)].inc()
@@ -431,10 +417,42 @@ class Pipeline:
             sms.api_duration.observe(duration / 1000.0)
         length = properties.OutgoingMessageLength
         if length:
-            self._categories.outgoing.inc(length)
+            self._categories.outgoing.value += length
         length = properties.IncomingMessageLength
         if length:
-            self._categories.incoming.inc(length)
+            self._categories.incoming.value += length
+        if sms.correlates:
+            self._correlate(properties, sms, message_id, stamp, now)
+        self._categories.sms_processed.value += 1.0
+        result.processed += 1
+
+    def _apply_usage(self, record: CanonicalRecord, usage: _UsageSeries, now: float, result: BodyResult) -> None:
+        """A Usage record: duplicates, age, counts."""
+        properties = record.properties or NO_PROPERTIES
+        stamp, _ = time_stamp(record.time)
+        record_id, quantity = properties.RecordId, properties.Quantity
+        key = None if record_id is None else hash((USAGE, record_id, properties.UsageType, quantity))
+        if not self._admit(key, stamp, now, result, USAGE):
+            return
+        usage.usage_records.value += 1.0
+        usage.usage_quantity.value += quantity
+        self._categories.usage_processed.value += 1.0
+        result.processed += 1
+
+    def _admit(self, key: int | None, stamp: float | None, now: float, result: BodyResult, category: str) -> bool:
+        """Whether a record of `category` with duplicate key `key` (None: no key) is not a duplicate
+        within the window; a duplicate is counted, an admitted record's age (time `stamp`) observed:
+        processing time minus record time, at least 0 (-0.0 and NaN included)."""
+        categories = self._categories
+        if key is not None and not self._seen.add(key, None, now):
+            (categories.sms_duplicate if category is SMS_OPERATIONAL else categories.usage_duplicate).value += 1.0
+            result.duplicate += 1
+            return False
+        if stamp is not None:
+            age = now - stamp
+            (categories.sms_age if category is SMS_OPERATIONAL else categories.usage_age).observe(
+                age if age > 0.0 else 0.0)
+        return True
 
     def _correlate(self, properties: Any, sms: _SmsSeries, message_id: str | None, stamp: float | None,
                    now: float) -> None:
@@ -489,32 +507,6 @@ class Pipeline:
                 m.unmatched_reports.labels(result=waiting.result, resource=waiting.resource).inc()
 
 
-def _observe_age(child: HistogramChild, now: float, stamp: float) -> None:
-    """Observe processing time minus record time, at least 0 (-0.0 and NaN included)."""
-    age = now - stamp
-    child.observe(age if age > 0.0 else 0.0)
-
-
 def _unparsed(category: str) -> bool:
     """Whether `category` names a category this service does not parse, spelled as it is."""
     return _plain(category) and category.lower() not in _CATEGORIES
-
-
-class _RecentStrings:
-    """The last two distinct strings seen: an equal string is replaced by that object, whose hash is
-    cached, so that memo lookups do not hash a fresh ~150-character resourceId per record (an
-    equality test is ~15 ns, a hash ~90 ns); a body holds one or two resources' records."""
-
-    __slots__ = ("a", "b")
-
-    def __init__(self) -> None:
-        self.a: str | None = None
-        self.b: str | None = None
-
-    def __call__(self, value: str | None) -> str | None:
-        if value is None or value == self.a:
-            return self.a if value is not None else None
-        if value == self.b:
-            return self.b
-        self.a, self.b = value, self.a
-        return value
