@@ -29,7 +29,7 @@ Which records count where:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,8 @@ class BodyResult:
 class _Bound:
     """Metric children of one label combination, each bound on its first use: a slot stays unset
     until then (`__getattr__` runs only for an unset slot), so that a series is created when it is
-    first updated, as `FastCounter.labels` would be called there, and an update is one call."""
+    first updated, as `FastCounter.labels` would be called there, and an update is one call or one
+    attribute operation."""
 
     __slots__ = ()
 
@@ -153,9 +154,11 @@ class _SmsSeries(_Bound):
     __slots__ = ("_metrics", "operation", "result", "number_type", "country", "resource", "result_type",
                  "correlates", "operations", "api_duration", "delivery_attempts", "unmatched_reports")
 
-    def __init__(self, metrics: DomainMetrics, labels: tuple[str, str, str, str, str], result_type: str | None) -> None:
+    def __init__(self, metrics: DomainMetrics, result_type: str | None, *, operation: str, result: str,
+                 number_type: str, country: str, resource: str) -> None:
         self._metrics = metrics
-        self.operation, self.result, self.number_type, self.country, self.resource = labels
+        self.operation, self.result, self.number_type, self.country = operation, result, number_type, country
+        self.resource = resource
         self.result_type = result_type
         self.correlates = self.operation in (DELIVERY_REPORT, SENT)  # see `Pipeline._correlate`
 
@@ -343,9 +346,9 @@ class Pipeline:
     def _resolve_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries:
         """The series of raw (operationName, resultType, NumberType, Country, resourceId)."""
         operation, result_type, number_type, where, resource_id = raw
-        labels = (self._operation(operation), self._result(result_type), self._number_type(number_type),
-                  country(where), self._resource(resource_id))
-        return _SmsSeries(self.metrics, labels, result_type)
+        return _SmsSeries(self.metrics, result_type, operation=self._operation(operation),
+                          result=self._result(result_type), number_type=self._number_type(number_type),
+                          country=country(where), resource=self._resource(resource_id))
 
     def _resolve_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries:
         """The series of raw (UsageType, UnitType, resourceId)."""
@@ -384,11 +387,11 @@ class Pipeline:
         """Reflect bound records in the metrics and in `result`, in order."""
         for record, bound in zip(records, series):
             if type(bound) is _SmsSeries:
-                self._apply_sms(record, bound, now, result)  # type: ignore[arg-type]
+                self._apply_sms(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             elif bound is not None:
-                self._apply_usage(record, bound, now, result)  # type: ignore[arg-type]
+                self._apply_usage(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             else:
-                self._reject(record, result)  # type: ignore[arg-type]
+                self._reject(record, result)  # type: ignore[arg-type]  # an unbound one is not
 
     def _apply_sms(self, record: CanonicalRecord, sms: _SmsSeries, now: float, result: BodyResult) -> None:
         """An SMSOperational record: duplicates and age (`_admit`); operations, sender, failures, API
@@ -499,7 +502,7 @@ class Pipeline:
         seen = self._seen.expire(now, limit)
         return limit is not None and (len(evicted) >= limit or len(seen) >= limit)
 
-    def _count_evictions(self, evicted: list[tuple[str, Waiting]]) -> None:
+    def _count_evictions(self, evicted: Sequence[tuple[str, Waiting]]) -> None:
         m = self.metrics
         for reason, waiting in evicted:
             m.correlation_evictions.labels(side=waiting.side, reason=reason).inc()
