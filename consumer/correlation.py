@@ -110,6 +110,10 @@ class ExpiringMap(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def oldest_within_age(self, now: float) -> bool:
+        """Whether the oldest entry (there is one) is at most `max_age` old at `now`."""
+        return next(iter(self._entries.values()))[0] >= now - self.max_age
+
     def pop(self, key: K) -> V | None:
         self._fresh_at = None
         entry = self._entries.pop(key, None)
@@ -123,7 +127,7 @@ class ExpiringMap(Generic[K, V]):
             self._fresh_at = None
         entries[key] = (now, value)
         # The common case, checked without the loops of `expire`: nothing is over age or capacity.
-        if len(entries) <= self.max_entries and next(iter(entries.values()))[0] >= now - self.max_age:
+        if len(entries) <= self.max_entries and self.oldest_within_age(now):
             return []
         return self.expire(now, EVICT_STEP)
 
@@ -139,7 +143,7 @@ class ExpiringMap(Generic[K, V]):
         if len(entries) > self.max_entries:
             self.expire(now, EVICT_STEP)
         elif now != self._fresh_at:  # the oldest entry is not known to be within the age at `now` yet
-            if next(iter(entries.values()))[0] < now - self.max_age:
+            if not self.oldest_within_age(now):
                 self.expire(now, EVICT_STEP)
             else:
                 self._fresh_at = now
@@ -286,7 +290,7 @@ class DeliveryCorrelator:
                 return (match, ()) if entry is None else (match, [("replaced", entry[1])])
         pending[side] += 1
         entries[key] = (now, _new_tuple(Waiting, (side, time, result, number_type, resource)))
-        if len(entries) <= waiting.max_entries and next(iter(entries.values()))[0] >= now - waiting.max_age:
+        if len(entries) <= waiting.max_entries and waiting.oldest_within_age(now):
             if entry is None:
                 return None, ()
             return None, [("replaced", entry[1])]

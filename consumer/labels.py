@@ -16,7 +16,11 @@ always their own value, on every replica, and take no first-N slot.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -220,13 +224,19 @@ class Resources(Names):
         return OTHER if name is None else super().__call__(name)
 
 
-_SENDER_PUNCTUATION = str.maketrans("", "", " -().")
+_SENDER_PUNCTUATION = str.maketrans("", "", "-().")
+
+
+def sender_digits(value: str) -> str:
+    """A sender number as listed, without white space (any) and `-().` (`+1 (844) 579-1704` is
+    `+18445791704`): the one rule of what a sender is, for the configuration and the label."""
+    return "".join(value.split()).translate(_SENDER_PUNCTUATION)
 
 
 def sender_key(value: str) -> str:
-    """How sender numbers are compared: without spaces, `-().`, upper-cased (`+1 (844) 579-1704` is
-    `+18445791704`; an alphanumeric sender ID matches in any case)."""
-    return value.translate(_SENDER_PUNCTUATION).upper()
+    """How sender numbers are compared: `sender_digits`, upper-cased (an alphanumeric sender ID
+    matches in any case)."""
+    return sender_digits(value).upper()
 
 
 class Senders:
@@ -238,7 +248,7 @@ class Senders:
     __slots__ = ("_by_key",)
 
     def __init__(self, listed: Iterable[str]) -> None:
-        self._by_key = {sender_key(value): value.translate(_SENDER_PUNCTUATION) for value in listed}
+        self._by_key = {sender_key(value): sender_digits(value) for value in listed}
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -286,3 +296,41 @@ def country(raw: str | None) -> str:
     if not value:
         return UNKNOWN
     return value if value in ISO_COUNTRIES else OTHER
+
+
+#: Raw values longer than this, or not ASCII, are never memo keys (`BoundedMemo.remember`): a str holds
+#: up to 4 bytes a character, so only ASCII keys this short bound a memo's memory whatever the input.
+MAX_MEMO_KEY_LENGTH = 256
+
+
+def memoisable(key: object) -> bool:
+    """Whether `key` (a value, or a tuple of values) may be a memo key: each string ASCII (O(1):
+    CPython keeps the flag) and at most `MAX_MEMO_KEY_LENGTH` long."""
+    for value in key if type(key) is tuple else (key,):
+        if type(value) is str and (len(value) > MAX_MEMO_KEY_LENGTH or not value.isascii()):
+            return False
+    return True
+
+
+class BoundedMemo(dict[K, V]):
+    """A memo of a pure `function`: `memo[key]` is `function(key)`, worked out on the first lookup (a
+    hit is one dict lookup). At most `size` entries: when full it is emptied, so that hostile input
+    cannot grow it (the function gives the same value again)."""
+
+    __slots__ = ("size", "function")
+
+    def __init__(self, function: Callable[[K], V], size: int = 4096) -> None:
+        super().__init__()
+        self.function = function
+        self.size = size
+
+    def __missing__(self, key: K) -> V:
+        return self.remember(key, self.function(key))
+
+    def remember(self, key: K, value: V) -> V:
+        """Keep `value` under `key` (unless `key` is not `memoisable`) and return it."""
+        if memoisable(key):
+            if len(self) >= self.size:
+                self.clear()
+            self[key] = value
+        return value

@@ -40,7 +40,7 @@ from prometheus_client.utils import floatToGoString
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from consumer.config import Buckets
+from consumer.config import Buckets, LabelLimits
 from consumer.errors import KINDS as ERROR_KINDS
 
 LabelKey = tuple[str, ...]
@@ -60,19 +60,15 @@ OPEN_LABELS = frozenset({"country", "result_signature", "usage_type", "unit_type
 RESOURCE_LABEL = "resource"
 FOLDED = "other"
 
-#: Default total series budget of one family (label combinations): `pipeline.labels.series_per_family`.
-DEFAULT_SERIES_BUDGET = 2000
-
-
 class _Budget:
     """What a family does with a new label combination once it has `budget` series: the combination
-    is folded (its open labels `other`, but listed resources), and `folded` counts the update."""
+    is folded (its open labels `other`, but listed resources), and `folded` counts each of its updates."""
 
     __slots__ = ("budget", "labelnames", "keep", "folded", "family")
 
     def __init__(self, family: str, labelnames: Sequence[str]) -> None:
         self.family = (family,)
-        self.budget = DEFAULT_SERIES_BUDGET
+        self.budget = LabelLimits.model_fields["series_per_family"].default
         self.labelnames = tuple(labelnames)
         self.keep: tuple[frozenset[str] | None, ...] = ()
         self.keep_resources(())
@@ -85,13 +81,89 @@ class _Budget:
         self.keep = tuple(None if name not in OPEN_LABELS else listed if name == RESOURCE_LABEL else frozenset()
                           for name in self.labelnames)
 
+    def full(self, series: int) -> bool:
+        """Whether a family with `series` series folds a new combination."""
+        return series >= self.budget
+
     def fold(self, key: LabelKey) -> LabelKey:
-        """`key` with its open labels `other` (but kept values); counted in `folded` unless it already was that."""
-        folded = tuple(value if keep is None or value in keep else FOLDED
-                       for keep, value in zip(self.keep, key, strict=True))
-        if folded != key and self.folded is not None:
-            self.folded.inc(self.family)
-        return folded
+        """`key` with its open labels `other` (but kept values)."""
+        return tuple(value if keep is None or value in keep else FOLDED
+                     for keep, value in zip(self.keep, key, strict=True))
+
+    def fold_counter(self) -> CounterChild | None:
+        """The child that counts the updates of a folded combination, None while unset."""
+        return None if self.folded is None else self.folded.child(self.family)
+
+
+def key_of(labelnames: Sequence[str], values: dict[str, str]) -> LabelKey:
+    """The label-value tuple of `values` (label name → value) in the order of `labelnames`; the names
+    must be exactly `labelnames`, so that a value can never land under another label."""
+    if len(values) != len(labelnames) or not all(name in values for name in labelnames):
+        raise ValueError(f"labels {sorted(values)} do not match the family's label names {list(labelnames)}")
+    return tuple(values[name] for name in labelnames)
+
+
+class CounterChild:
+    """One series of a `FastCounter` (what `FastCounter.labels` returns): keep it, and update it with
+    `inc(amount)` or, on hot paths, `value += amount` (the same update without a call)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _FoldedCounterChild(CounterChild):
+    """A combination past the family's budget: its updates go to the folded series (`value` reads and
+    writes that series'), each update counted in `folded`."""
+
+    __slots__ = ("_target", "_folded")
+
+    def __init__(self, target: CounterChild, folded: CounterChild | None) -> None:
+        self._target, self._folded = target, folded
+
+    @property  # type: ignore[override]  # a property over the slot: a folded child holds no value of its own
+    def value(self) -> float:
+        return self._target.value
+
+    @value.setter
+    def value(self, value: float) -> None:
+        self._target.value = value
+        if self._folded is not None:
+            self._folded.value += 1.0
+
+
+class HistogramChild:
+    """One series of a `FastHistogram` (what `FastHistogram.labels` returns): per-bucket counts (last
+    bucket `+Inf`) and the sum in `counts`; keep it and `observe` it."""
+
+    __slots__ = ("counts", "bounds")
+
+    def __init__(self, counts: list[float], bounds: tuple[float, ...]) -> None:
+        self.counts, self.bounds = counts, bounds
+
+    def observe(self, value: float) -> None:
+        counts = self.counts
+        counts[_bisect_left(self.bounds, value)] += 1
+        counts[-1] += value
+
+
+class _FoldedHistogramChild(HistogramChild):
+    """A combination past the family's budget: its observations go to the folded series, each counted."""
+
+    __slots__ = ("_folded",)
+
+    def __init__(self, target: HistogramChild, folded: CounterChild | None) -> None:
+        super().__init__(target.counts, target.bounds)
+        self._folded = folded
+
+    def observe(self, value: float) -> None:
+        super().observe(value)
+        if self._folded is not None:
+            self._folded.inc()
 
 
 def _escape_value(value: str) -> str:
@@ -125,34 +197,56 @@ class _Text:
 
 
 class FastCounter:
-    """A counter family whose children are dict entries keyed by label-value tuples, at most
+    """A counter family whose series are `CounterChild`ren keyed by label-value tuples, at most
     `budget` of them (plus the `other` series new combinations fold into once it is reached).
 
-    Hot paths may update `values[key]` in place for a key that is present (`inc`'s first lines); a key
-    that is not must go through `inc`, which applies the budget."""
+    `labels(name=value, ...)` returns the child of a combination, created on first call (the budget
+    applies then): keep it and `inc` it; `inc(key, amount)` is the same for one update."""
 
-    __slots__ = ("name", "documentation", "labelnames", "values", "_budget", "_text")
+    __slots__ = ("name", "documentation", "labelnames", "_children", "_budget", "_text")
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
         self.name = name  # without the `_total` suffix, as prometheus_client expects
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self.values: dict[LabelKey, float] = {}
+        self._children: dict[LabelKey, CounterChild] = {}
         self._budget = _Budget(name, self.labelnames)
         self._text = _Text(name, "counter", documentation, self.labelnames)
 
+    @property
+    def values(self) -> dict[LabelKey, float]:
+        """A snapshot: label-value tuple → value, in the order the series were created."""
+        return {key: child.value for key, child in list(self._children.items())}
+
+    def labels(self, **values: str) -> CounterChild:
+        """The child of the combination `values` (label name → value; exactly the family's names)."""
+        return self.child(key_of(self.labelnames, values))
+
+    def child(self, key: LabelKey) -> CounterChild:
+        """The child of `key` (label values in `labelnames` order): a present one, else a new one, or
+        past the budget one that updates the folded series."""
+        children = self._children
+        child = children.get(key)
+        if child is not None:
+            return child
+        if not self._budget.full(len(children)):
+            child = children[key] = CounterChild()
+            return child
+        folded = self._budget.fold(key)
+        target = children.get(folded)
+        if target is None:
+            target = children[folded] = CounterChild()
+        if folded == key:
+            return target
+        return _FoldedCounterChild(target, self._budget.fold_counter())
+
     def inc(self, key: LabelKey, amount: float = 1.0) -> None:
-        """Add `amount` under `key`: a present key in place (the fast path), a new one through the budget."""
-        values = self.values
-        value = values.get(key)
-        if value is None:
-            if len(values) >= self._budget.budget:
-                key = self._budget.fold(key)
-            value = values.get(key, 0.0)
-        values[key] = value + amount
+        """Add `amount` under `key` (label values in `labelnames` order)."""
+        self.child(key).inc(amount)
 
     def get(self, *key: str) -> float:
-        return self.values.get(tuple(key), 0.0)
+        child = self._children.get(tuple(key))
+        return 0.0 if child is None else child.value
 
     def collect(self) -> CounterMetricFamily:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -174,42 +268,54 @@ class FastCounter:
 
 
 class FastHistogram:
-    """A histogram family; each child is a list of per-bucket counts (last slot `+Inf`) and the sum.
-    At most `budget` children, as `FastCounter` (hot paths update present children in place, as the
-    first lines of `observe` do; a new one comes from `observe`)."""
+    """A histogram family; its series are `HistogramChild`ren, at most `budget` of them, as
+    `FastCounter` (`labels(...)` returns the child to keep; `observe(key, value)` for one update)."""
 
-    __slots__ = ("name", "documentation", "labelnames", "bounds", "children", "_budget", "_text", "_les")
+    __slots__ = ("name", "documentation", "labelnames", "bounds", "_children", "_budget", "_text", "_les")
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], bounds: Sequence[float]) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self.bounds = tuple(float(b) for b in bounds)
-        self.children: dict[LabelKey, list[float]] = {}
+        self._children: dict[LabelKey, HistogramChild] = {}
         self._budget = _Budget(name, self.labelnames)
         self._text = _Text(name, "histogram", documentation, self.labelnames)
         self._les = [*(_format_bound(b) for b in self.bounds), "+Inf"]
 
-    def observe(self, key: LabelKey, value: float) -> None:
-        """Count `value` under `key`: a present child in place (the fast path), a new key's through
-        `_new_child`."""
-        child = self.children.get(key)
-        if child is None:
-            child = self._new_child(key)
-        child[_bisect_left(self.bounds, value)] += 1
-        child[-1] += value
+    @property
+    def children(self) -> dict[LabelKey, list[float]]:
+        """Label-value tuple → per-bucket counts (last bucket `+Inf`) and the sum, in creation order."""
+        return {key: child.counts for key, child in list(self._children.items())}
 
-    def _new_child(self, key: LabelKey) -> list[float]:
-        """The child of a key that has none: a new one, or past the series budget the `other` one
-        (the update counted in `acs_consumer_series_folded_total`)."""
-        children = self.children
-        child = None
-        if len(children) >= self._budget.budget:
-            key = self._budget.fold(key)
-            child = children.get(key)
-        if child is None:
-            child = children[key] = [0.0] * (len(self.bounds) + 2)  # buckets…, +Inf, sum
-        return child
+    def labels(self, **values: str) -> HistogramChild:
+        """The child of the combination `values` (label name → value; exactly the family's names)."""
+        return self.child(key_of(self.labelnames, values))
+
+    def child(self, key: LabelKey) -> HistogramChild:
+        """The child of `key` (label values in `labelnames` order): a present one, else a new one, or
+        past the budget one that observes into the folded series."""
+        children = self._children
+        child = children.get(key)
+        if child is not None:
+            return child
+        if not self._budget.full(len(children)):
+            child = children[key] = self._new_child()
+            return child
+        folded = self._budget.fold(key)
+        target = children.get(folded)
+        if target is None:
+            target = children[folded] = self._new_child()
+        if folded == key:
+            return target
+        return _FoldedHistogramChild(target, self._budget.fold_counter())
+
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild([0.0] * (len(self.bounds) + 2), self.bounds)  # buckets…, +Inf, sum
+
+    def observe(self, key: LabelKey, value: float) -> None:
+        """Count `value` under `key` (label values in `labelnames` order)."""
+        self.child(key).observe(value)
 
     def count(self, *key: str) -> int:
         child = self.children.get(tuple(key))
@@ -378,7 +484,6 @@ class DomainMetrics:
             "'other' series (record labels 'other') because their label combination was new, by family.",
             ("family",),
         )
-        self.limit_series(DEFAULT_SERIES_BUDGET)
 
     def families(self) -> list[FastCounter | FastHistogram]:
         """Every per-record family."""

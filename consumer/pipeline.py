@@ -2,8 +2,11 @@
 
 Every body ends in the same typed records (`consumer.records.CanonicalRecord`): a body in the exact
 shape Azure Monitor writes through the canonical decoder, any other through the general decoder
-(`decode_body`, then `convert` per record); and every typed record passes through one apply loop,
-`Pipeline._apply`, where each rule below is written once.
+(`decode_body`, then `convert` per record). Before the apply loop each record is bound to its label
+series (`_SmsSeries`, `_UsageSeries`: the bound metric children of its labels, kept in a label memo);
+a canonical record whose values only the general decoder may interpret (a null spelling, padding) is
+converted by it there. The loop (`Pipeline._apply`) then has one step per category, each rule below
+written once.
 
 `Pipeline.process` is the only entry point, shared by `run` (live Event Hubs) and `replay` (files),
 so both make exactly the same metrics of the same bytes. It is synchronous and does no I/O and no
@@ -26,7 +29,7 @@ Which records count where:
 
 from __future__ import annotations
 
-from bisect import bisect_left as _bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +49,7 @@ from consumer.labels import (
     UNIT_TYPES,
     USAGE,
     USAGE_TYPES,
+    BoundedMemo,
     FirstSeen,
     KnownValues,
     Names,
@@ -54,16 +58,14 @@ from consumer.labels import (
     Senders,
     country,
 )
-from consumer.metrics import DomainMetrics
+from consumer.metrics import CounterChild, DomainMetrics, HistogramChild
 from consumer.records import (
     NO_PROPERTIES,
-    UNUSUAL,
     CanonicalRecord,
     Invalid,
     Skipped,
     _CATEGORIES,
     _NULLS,
-    clean,
     convert,
     decode_canonical,
     time_stamp,
@@ -72,33 +74,12 @@ from consumer.records import (
 #: How many invalid-record reasons a BodyResult keeps for the logs (the count is always exact).
 MAX_REASONS = 5
 
-#: How many distinct raw (operation, result type, number type, country, resource id) tuples keep their bounded
-#: label tuple memoised; when full the memo is emptied, so hostile input cannot grow it.
-LABEL_MEMO_SIZE = 4096
-#: Raw values longer than this, or not ASCII, are never memo keys (their labels are worked out every
-#: time, with the same result: no label value is longer than `labels.MAX_LABEL_LENGTH`, and Azure's
-#: values are ASCII). Not ASCII, because a str holds up to 4 bytes a character (one emoji makes it
-#: UCS-4): only so does a memo hold at most LABEL_MEMO_SIZE × (5 × 256) bytes of values (~5 MB for
-#: the largest) whatever the input, not 4× that.
-MAX_MEMO_KEY_LENGTH = 256
-
-
-def _memoisable_value(value: str) -> bool:
-    """Whether `value` may be (part of) a memo key: ASCII (O(1): CPython keeps the flag) and short."""
-    return len(value) <= MAX_MEMO_KEY_LENGTH and value.isascii()
-
-
-def _memoisable(raw: tuple[object, ...]) -> bool:
-    """Whether every string of `raw` may be part of a memo key (`_memoisable_value`)."""
-    for value in raw:
-        if type(value) is str and not _memoisable_value(value):
-            return False
-    return True
-
-_SMS_PROCESSED, _SMS_DUPLICATE = (SMS_OPERATIONAL, "processed"), (SMS_OPERATIONAL, "duplicate")
-_USAGE_PROCESSED, _USAGE_DUPLICATE = (USAGE, "processed"), (USAGE, "duplicate")
-_OUTGOING, _INCOMING = ("outgoing",), ("incoming",)
 _SENT, _REPORT = "sent", "delivery_report"  # the sides of `DeliveryCorrelator.arrive`
+
+
+def _plain(value: str | None) -> bool:
+    """Whether the general decoder leaves a string value as it is (as `records.clean`: no null spelling, no padding)."""
+    return value is None or (value not in _NULLS and value.strip() is value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +107,96 @@ class BodyResult:
     invalid_reasons: list[str] = field(default_factory=list)
 
 
+class _Bound:
+    """Metric children of one label combination, each bound on its first use: a slot stays unset
+    until then (`__getattr__` runs only for an unset slot), so that a series is created when it is
+    first updated, as `FastCounter.labels` would be called there, and an update is one call or one
+    attribute operation."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        child = self._bind(name)
+        setattr(self, name, child)
+        return child
+
+    def _bind(self, name: str) -> Any:
+        raise AttributeError(name)
+
+
+class _Categories(_Bound):
+    """The children every record of a category updates (`acs_consumer_records`, record age) and the
+    message-length counters."""
+
+    __slots__ = ("_metrics", "sms_processed", "sms_duplicate", "sms_age", "usage_processed", "usage_duplicate",
+                 "usage_age", "outgoing", "incoming")
+
+    def __init__(self, metrics: DomainMetrics) -> None:
+        self._metrics = metrics
+
+    def _bind(self, name: str) -> CounterChild | HistogramChild:
+        m = self._metrics
+        group, _, what = name.partition("_")
+        if group in ("outgoing", "incoming"):
+            return m.message_characters.labels(direction=group)
+        category = SMS_OPERATIONAL if group == "sms" else USAGE
+        if what == "age":
+            return m.record_age.labels(category=category)
+        return m.records.labels(category=category, outcome="processed" if what == "processed" else "duplicate")
+
+
+class _SmsSeries(_Bound):
+    """The bounded labels of one raw (operationName, resultType, NumberType, Country, resourceId), the
+    clean result type, and the children of the families they label."""
+
+    __slots__ = ("_metrics", "operation", "result", "number_type", "country", "resource", "result_type",
+                 "correlates", "operations", "api_duration", "delivery_attempts", "unmatched_reports")
+
+    def __init__(self, metrics: DomainMetrics, result_type: str | None, *, operation: str, result: str,
+                 number_type: str, country: str, resource: str) -> None:
+        self._metrics = metrics
+        self.operation, self.result, self.number_type, self.country = operation, result, number_type, country
+        self.resource = resource
+        self.result_type = result_type
+        self.correlates = self.operation in (DELIVERY_REPORT, SENT)  # see `Pipeline._correlate`
+
+    def _bind(self, name: str) -> CounterChild | HistogramChild:
+        m = self._metrics
+        if name == "operations":
+            return m.operations.labels(operation=self.operation, result=self.result, number_type=self.number_type,
+                                       country=self.country, resource=self.resource)
+        if name == "api_duration":
+            return m.api_duration.labels(operation=self.operation)
+        if name == "delivery_attempts":
+            return m.delivery_attempts.labels(result=self.result)
+        if name == "unmatched_reports":
+            return m.unmatched_reports.labels(result=self.result, resource=self.resource)
+        raise AttributeError(name)
+
+
+class _UsageSeries(_Bound):
+    """One raw (UsageType, UnitType, resourceId), its bounded labels and the children they label. The
+    labels are worked out on first use, when a record of it is counted (not for a duplicate), so that
+    first-seen label values are admitted in the order records are counted."""
+
+    __slots__ = ("_metrics", "_raw", "_resolve", "labels", "usage_records", "usage_quantity")
+
+    def __init__(self, metrics: DomainMetrics, raw: tuple[str | None, ...],
+                 resolve: Callable[[tuple[str | None, ...]], dict[str, str]]) -> None:
+        self._metrics, self._raw, self._resolve = metrics, raw, resolve
+
+    def _bind(self, name: str) -> dict[str, str] | CounterChild:
+        if name == "labels":
+            return self._resolve(self._raw)
+        family = self._metrics.usage_records if name == "usage_records" else self._metrics.usage_quantity
+        return family.labels(**self.labels)
+
+
+_Series = _SmsSeries | _UsageSeries | None  # None: a record with no series (skipped or invalid)
+
+
 class Pipeline:
     """Holds the state that outlives one body (metrics, correlation, duplicate window, label sets)."""
 
@@ -143,18 +214,22 @@ class Pipeline:
         self._category = Names(limits.categories, known=CATEGORIES)
         self._resource = Resources(limits.resources_first_seen, limits.resources)
         self._senders = Senders(limits.senders)
+        self._senders_listed = bool(self._senders)  # else no phone number is read
         self._partition = FirstSeen(1024)  # Event Hubs allows at most 1024 partitions
         metrics.limit_series(limits.series_per_family, limits.resources)
-        # raw (usage_type, unit_type, resourceId) → bounded labels; `FirstSeen` never forgets or changes a value it
-        # has mapped (admitted stays admitted, refused stays refused), so memoising it changes nothing
-        self._usage_labels: dict[tuple[str | None, str | None, str | None], tuple[str, str, str]] = {}
-        # raw (operationName, resultType, NumberType, Country) → (labels of acs_sms_operations, clean result
-        # type), or None when a value needs the general decoder: of the canonical decoder's records and of
-        # the general decoder's (final values), see `_resolve_sms`. The labels are a pure function of the
-        # values (`FirstSeen` never forgets or changes a value it has mapped), so memoising changes nothing.
-        self._canonical_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str, str], str | None] | None] = {}
-        self._final_sms: dict[tuple[str | None, ...], tuple[tuple[str, str, str, str, str], str | None] | None] = {}
-        self._signatures: dict[int | str | None, str | None] = {}  # raw resultSignature → clean (or UNUSUAL)
+        # Label memos: raw values → their series. The labels are a pure function of the values
+        # (`FirstSeen` never forgets or changes a value it has mapped), so memoising changes nothing.
+        self._categories = _Categories(metrics)
+        # raw values as the general decoder gives them → series; of the canonical decoder: None when
+        # a value is not plain (then the general decoder converts the record)
+        self._sms: BoundedMemo[tuple[str | None, ...], _SmsSeries] = BoundedMemo(self._resolve_sms)
+        self._usage: BoundedMemo[tuple[str | None, ...], _UsageSeries] = BoundedMemo(self._resolve_usage)
+        self._plain_sms: BoundedMemo[tuple[str | None, ...], _SmsSeries | None] = BoundedMemo(self._resolve_plain_sms)
+        self._plain_usage: BoundedMemo[tuple[str | None, ...], _UsageSeries | None] = BoundedMemo(
+            self._resolve_plain_usage)
+        self._failures: BoundedMemo[tuple[_SmsSeries, str | None], CounterChild] = BoundedMemo(self._bind_failure)
+        self._senders_of: BoundedMemo[tuple[_SmsSeries, str | None], CounterChild] = BoundedMemo(self._bind_sender)
+        self._latency: BoundedMemo[tuple[str, ...], HistogramChild] = BoundedMemo(self._bind_latency)
         #: Whether bodies in the canonical shape take the canonical decoder (`decode_canonical`); False
         #: sends every body through the general decoder (`convert`), for the decoder-equality tests.
         self.canonical = True
@@ -170,330 +245,254 @@ class Pipeline:
 
     def process(self, body: bytes, now: float, context: EventContext | None = None) -> BodyResult:
         """Decode one body and reflect every record in the metrics. Never raises on bad input."""
-        m = self.metrics
         if context is not None:
-            m.events.inc((self._partition(context.partition),))
-            if context.enqueued_time is not None:
-                m.event_age.observe((), max(0.0, now - context.enqueued_time))
-
+            self._count_event(context, now)
         if self.canonical and len(body) <= self.settings.max_body_bytes:
             records = decode_canonical(body)
             if records:  # an empty records array is a decode error: the general decoder says so
                 result = BodyResult(records=len(records))
-                self._apply(records, now, result, body)
+                self._apply(*self._bind(records, body), now, result)
                 return result
-
         decoded = decode_body(body, self.settings.max_body_bytes)
         result = BodyResult(records=len(decoded.records), repaired=decoded.repaired)
         if decoded.error is not None:
-            m.decode_errors.inc((decoded.error.value,))
+            self.metrics.decode_errors.labels(reason=decoded.error.value).inc()
             result.decode_error = decoded.error
             result.detail = decoded.detail
             return result
         if decoded.repaired:
-            m.repaired_bodies.inc(())
-        run: list[CanonicalRecord] = []  # converted records not applied yet (applied in order)
-        for raw in decoded.records:
-            outcome = convert(raw)
-            if type(outcome) is CanonicalRecord:
-                run.append(outcome)
-                continue
-            if run:
-                self._apply(run, now, result, None)
-                run = []
-            self._reject(outcome, result)  # type: ignore[arg-type]
-        if run:
-            self._apply(run, now, result, None)
+            self.metrics.repaired_bodies.labels().inc()
+        self._apply(*self._bind_converted([convert(raw) for raw in decoded.records]), now, result)
         return result
 
-    def _apply(self, records: list[CanonicalRecord], now: float, result: BodyResult, body: bytes | None) -> None:
-        """Reflect typed records in the metrics and in `result`: the one apply loop of every record.
-
-        `body` is the body the records were decoded from by the canonical decoder (`decode_canonical`),
-        None for records of the general decoder (`convert`), whose values are final. The canonical
-        decoder's values are checked here, inline (the hot path): a record with a value only the general
-        decoder may interpret (a null spelling, padding: see `clean`; a category spelled otherwise) is
-        converted by it from the body (orjson accepts every body msgspec accepts with these types, with
-        the same values) and applied in its place in the order.
-
-        The record time (`time_stamp`) and the duplicate window (`ExpiringMap.add`) are called, not
-        copied: each tests its common case first. The metric updates are inlined copies of the fast
-        path of `FastCounter.inc` and `FastHistogram.observe` (why: the comment below)."""
+    def _count_event(self, context: EventContext, now: float) -> None:
         m = self.metrics
-        final = body is None
-        # The updates a record makes in the metric families are the first lines of `FastCounter.inc`
-        # and `FastHistogram.observe` (their fast path: a present series updated in place), inlined:
-        # a call costs as much as the update, ~1% of bench_pipeline (b) for each update a record makes
-        # (callgrind, instructions per record: +2.9% with every counter update through `inc`, +2.5%
-        # with every histogram update through `observe`). A new series takes the method itself (which
-        # applies the family's series budget); so does an update few records make (a duplicate).
-        counts = m.records.values
-        operations = m.operations.values
-        usage_records, usage_quantity = m.usage_records.values, m.usage_quantity.values
-        api_duration = m.api_duration.observe
-        characters = m.message_characters.values
-        record_age = m.record_age.observe
-        first_seen = self._seen.add
-        api_children, api_bounds = m.api_duration.children, m.api_duration.bounds
-        age_children, age_bounds = m.record_age.children, m.record_age.bounds
-        memo = self._final_sms if final else self._canonical_sms
-        signatures = self._signatures
+        m.events.labels(partition=self._partition(context.partition)).inc()
+        if context.enqueued_time is not None:
+            m.event_age.labels().observe(max(0.0, now - context.enqueued_time))
+
+    # --- binding: every record to its series, before the loop ------------------------------------
+
+    def _bind(self, records: list[Any], body: bytes) -> tuple[list[CanonicalRecord | Skipped], list[_Series]]:
+        """The canonical decoder's records of `body` (changed in place) and their series. A record whose
+        values are not plain (`_plain`) or whose category is spelled otherwise is replaced by the
+        general decoder's conversion of it (from `body`: orjson accepts every body msgspec accepts with
+        these types, with the same values); a category this service does not parse, spelled as it is,
+        becomes `Skipped`."""
+        recent: list[str | None] = [None, None]
+        series: list[_Series] = [self._plain_series(record, recent) for record in records]
+        if None not in series:
+            return records, series
         general: list[Any] | None = None
-        sms_age, usage_age = (SMS_OPERATIONAL,), (USAGE,)
-        attempts_children, attempts_bounds = m.delivery_attempts.children, m.delivery_attempts.bounds
-        latency_children, latency_bounds = m.delivery_latency.children, m.delivery_latency.bounds
-        arrive = self.correlator.arrive
-        senders = self._senders if self._senders else None
-        # The last two distinct resourceIds: a record's equal one is replaced by that object, whose hash
-        # is cached, so that the memo lookups below do not hash a fresh ~150-character id per record
-        # (an equality test is ~15 ns, a hash ~90 ns); a body holds one or two resources' records.
-        resource_a = resource_b = None
-        for index, record in enumerate(records):
-            category = record.category
-            properties = record.properties or NO_PROPERTIES
-            resource_id = record.resourceId
-            if resource_id is not None:
-                if resource_id == resource_a:
-                    resource_id = resource_a
-                elif resource_id == resource_b:
-                    resource_id = resource_b
-                else:
-                    resource_a, resource_b = resource_id, resource_a
-            if category == SMS_OPERATIONAL:
-                sms = True
-                raw = (record.operationName, record.resultType, properties.NumberType, properties.Country,
-                       resource_id)
-                resolved = memo.get(raw, False)
-                if resolved is False:
-                    resolved = self._resolve_sms(raw, final)
-                signature = record.resultSignature
-                message_id = properties.MessageId
-                if not final:
-                    signature = signatures.get(signature, UNUSUAL) if signature is not None else None
-                    if signature is UNUSUAL:
-                        signature = self._resolve_signature(record.resultSignature)
-                    if message_id is not None and (message_id in _NULLS or message_id.strip() is not message_id):
-                        message_id = clean(message_id)
-                    if resolved is None or signature is UNUSUAL or message_id is UNUSUAL:
-                        if general is None:
-                            general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
-                        self._convert_and_apply(general[index], now, result)
-                        continue
-                labels, result_type = resolved  # type: ignore[misc]
-                duplicate, processed, age_key = _SMS_DUPLICATE, _SMS_PROCESSED, sms_age
-            elif category == USAGE:
-                sms = False
-                quantity = properties.Quantity
-                record_id = properties.RecordId
-                usage_type = properties.UsageType
-                unit_type = properties.UnitType
-                if not final:  # `clean` of each, inlined for the plain value (itself)
-                    if record_id is not None and (record_id in _NULLS or record_id.strip() is not record_id):
-                        record_id = clean(record_id)
-                    if usage_type is not None and (usage_type in _NULLS or usage_type.strip() is not usage_type):
-                        usage_type = clean(usage_type)
-                    if unit_type is not None and (unit_type in _NULLS or unit_type.strip() is not unit_type):
-                        unit_type = clean(unit_type)
-                    if resource_id is not None and (resource_id in _NULLS or resource_id.strip() is not resource_id):
-                        resource_id = clean(resource_id)
-                    if (quantity is None or record.operationName in _NULLS or record_id is UNUSUAL
-                            or usage_type is UNUSUAL or unit_type is UNUSUAL or resource_id is UNUSUAL):
-                        if general is None:
-                            general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
-                        self._convert_and_apply(general[index], now, result)
-                        continue
-                duplicate, processed, age_key = _USAGE_DUPLICATE, _USAGE_PROCESSED, usage_age
-            elif category not in _NULLS and category.strip() is category and category.lower() not in _CATEGORIES:
-                self._skip(category, result)  # a category this service does not parse, spelled plainly
+        for index, bound in enumerate(series):
+            if bound is not None:
                 continue
-            else:
-                if general is None:
-                    general = decode_body(body, self.settings.max_body_bytes).records  # type: ignore[arg-type]
-                self._convert_and_apply(general[index], now, result)
+            record = records[index]
+            if _unparsed(record.category):
+                records[index] = Skipped(record.category)
                 continue
+            if general is None:
+                general = decode_body(body, self.settings.max_body_bytes).records
+            records[index] = record = convert(general[index])
+            series[index] = self._series(record)
+        return records, series
 
-            stamp, microsecond = time_stamp(record.time)
+    def _bind_converted(self, outcomes: list[Any]) -> tuple[list[Any], list[_Series]]:
+        """The general decoder's outcomes and their series."""
+        return outcomes, [self._series(outcome) for outcome in outcomes]
 
-            # Duplicates. An SMS key holds the time as (stamp, microsecond): equal for equal times and
-            # different for different ones (two instants whose float stamps coincide are less than a
-            # second apart, so their microseconds differ).
-            if sms:
-                attempts = properties.DeliveryAttempts
-                key = None if message_id is None else hash(
-                    (raw[0], message_id, stamp, microsecond, result_type, signature, attempts))
+    def _plain_series(self, record: CanonicalRecord, recent: list[str | None]) -> _Series:
+        """The series of a record of the canonical decoder whose values are plain, else None.
+
+        `recent` holds the last two distinct resourceIds of the body: an equal one is replaced by that
+        object, whose hash is cached, so that the memo lookup does not hash a fresh ~150-character id
+        per record (an equality test is ~15 ns, a hash ~90 ns); a body holds one or two resources'."""
+        resource_id = record.resourceId
+        if resource_id is not None:
+            if resource_id == recent[0]:
+                resource_id = recent[0]
+            elif resource_id == recent[1]:
+                resource_id = recent[1]
             else:
-                key = None if record_id is None else hash((USAGE, record_id, usage_type, quantity))
-            if key is not None and not first_seen(key, None, now):
-                m.records.inc(duplicate, 1.0)
-                result.duplicate += 1
-                continue
+                recent[0], recent[1] = resource_id, recent[0]
+        category = record.category
+        properties = record.properties or NO_PROPERTIES
+        if category == SMS_OPERATIONAL:
+            sms = self._plain_sms[(record.operationName, record.resultType, properties.NumberType,
+                                   properties.Country, resource_id)]
+            signature = record.resultSignature
+            if (sms is None or not (type(signature) is int or _plain(signature)) or not _plain(properties.MessageId)
+                    or (self._senders_listed and not _plain(properties.PhoneNumber))):
+                return None
+            return sms
+        if category == USAGE:
+            usage = self._plain_usage[(properties.UsageType, properties.UnitType, resource_id)]
+            if (usage is None or properties.Quantity is None or record.operationName in _NULLS
+                    or not _plain(properties.RecordId)):
+                return None
+            return usage
+        return None
 
-            if stamp is not None:
-                age = now - stamp
-                if not age > 0.0:  # as max(0.0, age): -0.0 and NaN included
-                    age = 0.0
-                child = age_children.get(age_key)
-                if child is None:
-                    record_age(age_key, age)
-                else:
-                    child[_bisect_left(age_bounds, age)] += 1
-                    child[-1] += age
+    def _series(self, outcome: CanonicalRecord | Skipped | Invalid) -> _Series:
+        """The series of a record of the general decoder (its values final), None for no record."""
+        if type(outcome) is not CanonicalRecord:
+            return None
+        properties = outcome.properties or NO_PROPERTIES
+        if outcome.category == SMS_OPERATIONAL:
+            return self._sms[(outcome.operationName, outcome.resultType, properties.NumberType, properties.Country,
+                              outcome.resourceId)]
+        return self._usage[(properties.UsageType, properties.UnitType, outcome.resourceId)]
 
-            if sms:
-                operation, result_label, number_type, where, resource = labels
-                present = operations.get(labels)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.operations.inc(labels, 1.0)
-                else:
-                    operations[labels] = present + 1.0
-                if senders is not None:  # only when the operator lists sender numbers: else no phone number is read
-                    phone = properties.PhoneNumber
-                    if not final and phone is not None:  # what the general decoder makes of it
-                        phone = None if phone in _NULLS else phone.strip()
-                    m.sender_operations.inc((operation, result_label, resource, senders(phone)))
-                if result_type is not None and result_label != SUCCEEDED:
-                    m.failures.inc((operation, self._result_signature(signature), number_type, where, resource))
-                duration = record.durationMs
-                if duration is not None:
-                    seconds = duration / 1000.0
-                    child = api_children.get((operation,))
-                    if child is None:
-                        api_duration((operation,), seconds)
-                    else:
-                        child[_bisect_left(api_bounds, seconds)] += 1
-                        child[-1] += seconds
-                length = properties.OutgoingMessageLength
-                if length:
-                    present = characters.get(_OUTGOING)
-                    if present is None:  # a new series: `inc` applies the family's series budget
-                        m.message_characters.inc(_OUTGOING, length)
-                    else:
-                        characters[_OUTGOING] = present + length
-                length = properties.IncomingMessageLength
-                if length:
-                    present = characters.get(_INCOMING)
-                    if present is None:  # a new series: `inc` applies the family's series budget
-                        m.message_characters.inc(_INCOMING, length)
-                    else:
-                        characters[_INCOMING] = present + length
-                # Delivery latency: a report meets its send (either order) or takes its send time from
-                # its MessageId (`DeliveryCorrelator.arrive`).
-                if operation == DELIVERY_REPORT:
-                    if attempts is not None:
-                        child = attempts_children.get((result_label,))
-                        if child is None:
-                            m.delivery_attempts.observe((result_label,), attempts)
-                        else:
-                            child[_bisect_left(attempts_bounds, attempts)] += 1
-                            child[-1] += attempts
-                    if message_id is None or stamp is None:
-                        m.unmatched_reports.inc((result_label, resource))
-                        match = evicted = None
-                    else:
-                        match, evicted = arrive(message_id, _REPORT, stamp, result_label, number_type, now, resource)
-                elif operation == SENT and result_label == SUCCEEDED and message_id is not None and stamp is not None:
-                    match, evicted = arrive(message_id, _SENT, stamp, "", number_type, now, resource)
-                else:
-                    match = evicted = None
-                if match is not None:
-                    latency, key = match
-                    child = latency_children.get(key)
-                    if child is None:
-                        m.delivery_latency.observe(key, latency)
-                    else:
-                        child[_bisect_left(latency_bounds, latency)] += 1
-                        child[-1] += latency
-                if evicted:
-                    self._count_evictions(evicted)
+    def _resolve_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries:
+        """The series of raw (operationName, resultType, NumberType, Country, resourceId)."""
+        operation, result_type, number_type, where, resource_id = raw
+        return _SmsSeries(self.metrics, result_type, operation=self._operation(operation),
+                          result=self._result(result_type), number_type=self._number_type(number_type),
+                          country=country(where), resource=self._resource(resource_id))
+
+    def _resolve_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries:
+        """The series of raw (UsageType, UnitType, resourceId)."""
+        return _UsageSeries(self.metrics, raw, self._usage_labels)
+
+    def _usage_labels(self, raw: tuple[str | None, ...]) -> dict[str, str]:
+        usage_type, unit_type, resource_id = raw
+        return {"usage_type": self._usage_type(usage_type), "unit_type": self._unit_type(unit_type),
+                "resource": self._resource(resource_id)}
+
+    def _resolve_plain_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries | None:
+        return self._sms[raw] if all(map(_plain, raw)) else None
+
+    def _resolve_plain_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries | None:
+        return self._usage[raw] if all(map(_plain, raw)) else None
+
+    def _bind_failure(self, key: tuple[_SmsSeries, str | None]) -> CounterChild:
+        sms, signature = key
+        return self.metrics.failures.labels(operation=sms.operation, result_signature=self._result_signature(signature),
+                                            number_type=sms.number_type, country=sms.country, resource=sms.resource)
+
+    def _bind_sender(self, key: tuple[_SmsSeries, str | None]) -> CounterChild:
+        sms, phone = key
+        return self.metrics.sender_operations.labels(operation=sms.operation, result=sms.result,
+                                                     resource=sms.resource, sender=self._senders(phone))
+
+    def _bind_latency(self, key: tuple[str, ...]) -> HistogramChild:
+        result, number_type, source, resource = key  # `DeliveryCorrelator.arrive`'s match key
+        return self.metrics.delivery_latency.labels(result=result, number_type=number_type, source=source,
+                                                    resource=resource)
+
+    # --- the apply loop: one step per category, one per family group --------------------------------
+
+    def _apply(self, records: list[CanonicalRecord | Skipped | Invalid], series: list[_Series], now: float,
+               result: BodyResult) -> None:
+        """Reflect bound records in the metrics and in `result`, in order."""
+        for record, bound in zip(records, series):
+            if type(bound) is _SmsSeries:
+                self._apply_sms(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
+            elif bound is not None:
+                self._apply_usage(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             else:
-                raw_usage = (usage_type, unit_type, resource_id)
-                key = self._usage_labels.get(raw_usage)
-                if key is None:
-                    key = self._resolve_usage(raw_usage)
-                present = usage_records.get(key)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.usage_records.inc(key, 1.0)
-                else:
-                    usage_records[key] = present + 1.0
-                present = usage_quantity.get(key)
-                if present is None:  # a new series: `inc` applies the family's series budget
-                    m.usage_quantity.inc(key, quantity)
-                else:
-                    usage_quantity[key] = present + quantity
+                self._reject(record, result)  # type: ignore[arg-type]  # an unbound one is not
 
-            present = counts.get(processed)
-            if present is None:  # a new series: `inc` applies the family's series budget
-                m.records.inc(processed, 1.0)
-            else:
-                counts[processed] = present + 1.0
-            result.processed += 1
+    def _apply_sms(self, record: CanonicalRecord, sms: _SmsSeries, now: float, result: BodyResult) -> None:
+        """An SMSOperational record: duplicates and age (`_admit`); operations, sender, failures, API
+        duration, message lengths; delivery correlation (`_correlate`).
 
-    def _convert_and_apply(self, raw: Any, now: float, result: BodyResult) -> None:
-        """One record of a canonical body that the general decoder must convert."""
-        outcome = convert(raw)
-        if type(outcome) is CanonicalRecord:
-            self._apply([outcome], now, result, None)
+        Its duplicate key holds the time as (stamp, microsecond): equal for equal times and different
+        for different ones (two instants whose float stamps coincide are less than a second apart, so
+        their microseconds differ)."""
+        properties = record.properties or NO_PROPERTIES
+        stamp, microsecond = time_stamp(record.time)
+        message_id = properties.MessageId
+        signature = record.resultSignature
+        if type(signature) is int:  # as the general decoder gives it
+            signature = str(signature)
+        key = None if message_id is None else hash((record.operationName, message_id, stamp, microsecond,
+                                                    sms.result_type, signature, properties.DeliveryAttempts))
+        if not self._admit(key, stamp, now, result, SMS_OPERATIONAL):
+            return
+        sms.operations.value += 1.0
+        if self._senders_listed:
+            self._senders_of[(sms, properties.PhoneNumber)].inc()
+        if sms.result_type is not None and sms.result != SUCCEEDED:
+            self._failures[(sms, signature)].inc()
+        duration = record.durationMs
+        if duration is not None:
+            sms.api_duration.observe(duration / 1000.0)
+        length = properties.OutgoingMessageLength
+        if length:
+            self._categories.outgoing.value += length
+        length = properties.IncomingMessageLength
+        if length:
+            self._categories.incoming.value += length
+        if sms.correlates:
+            self._correlate(properties, sms, message_id, stamp, now)
+        self._categories.sms_processed.value += 1.0
+        result.processed += 1
+
+    def _apply_usage(self, record: CanonicalRecord, usage: _UsageSeries, now: float, result: BodyResult) -> None:
+        """A Usage record: duplicates, age, counts."""
+        properties = record.properties or NO_PROPERTIES
+        stamp, _ = time_stamp(record.time)
+        record_id, quantity = properties.RecordId, properties.Quantity
+        key = None if record_id is None else hash((USAGE, record_id, properties.UsageType, quantity))
+        if not self._admit(key, stamp, now, result, USAGE):
+            return
+        usage.usage_records.value += 1.0
+        usage.usage_quantity.value += quantity
+        self._categories.usage_processed.value += 1.0
+        result.processed += 1
+
+    def _admit(self, key: int | None, stamp: float | None, now: float, result: BodyResult, category: str) -> bool:
+        """Whether a record of `category` with duplicate key `key` (None: no key) is not a duplicate
+        within the window; a duplicate is counted, an admitted record's age (time `stamp`) observed:
+        processing time minus record time, at least 0 (-0.0 and NaN included)."""
+        categories = self._categories
+        if key is not None and not self._seen.add(key, None, now):
+            (categories.sms_duplicate if category is SMS_OPERATIONAL else categories.usage_duplicate).value += 1.0
+            result.duplicate += 1
+            return False
+        if stamp is not None:
+            age = now - stamp
+            (categories.sms_age if category is SMS_OPERATIONAL else categories.usage_age).observe(
+                age if age > 0.0 else 0.0)
+        return True
+
+    def _correlate(self, properties: Any, sms: _SmsSeries, message_id: str | None, stamp: float | None,
+                   now: float) -> None:
+        """Delivery latency: a report meets its send (either order) or takes its send time from its
+        MessageId (`DeliveryCorrelator.arrive`); delivery attempts of a report."""
+        if sms.operation == DELIVERY_REPORT:
+            attempts = properties.DeliveryAttempts
+            if attempts is not None:
+                sms.delivery_attempts.observe(attempts)
+            if message_id is None or stamp is None:
+                sms.unmatched_reports.inc()
+                return
+            match, evicted = self.correlator.arrive(message_id, _REPORT, stamp, sms.result, sms.number_type, now,
+                                                    sms.resource)
+        elif sms.result == SUCCEEDED and message_id is not None and stamp is not None:
+            match, evicted = self.correlator.arrive(message_id, _SENT, stamp, "", sms.number_type, now, sms.resource)
         else:
-            self._reject(outcome, result)  # type: ignore[arg-type]
+            return
+        if match is not None:
+            latency, key = match
+            self._latency[key].observe(latency)
+        if evicted:
+            self._count_evictions(evicted)
 
     def _skip(self, category: str, result: BodyResult) -> None:
-        self.metrics.records.inc((self._category(category), "skipped"))
+        self.metrics.records.labels(category=self._category(category), outcome="skipped").inc()
         result.skipped += 1
 
     def _reject(self, outcome: Skipped | Invalid, result: BodyResult) -> None:
-        """Count a record the general decoder gave no typed record for."""
+        """Count a record that has no series."""
         if type(outcome) is Skipped:
             self._skip(outcome.category, result)
             return
-        self.metrics.records.inc((self._category(outcome.category), "invalid"))
+        self.metrics.records.labels(category=self._category(outcome.category), outcome="invalid").inc()
         result.invalid += 1
         if len(result.invalid_reasons) < MAX_REASONS:
             result.invalid_reasons.append(outcome.reason)
-
-    def _resolve_sms(
-        self, raw: tuple[str | None, ...], final: bool
-    ) -> tuple[tuple[str, str, str, str, str], str | None] | None:
-        """The labels of acs_sms_operations of raw (operationName, resultType, NumberType, Country, resourceId) and
-        the clean result type, memoised. `final`: values of the general decoder, as they are; else of
-        the canonical decoder, cleaned (None when a value needs the general decoder, see `clean`)."""
-        operation, result_type, number_type, where, resource_id = raw
-        assert operation is not None
-        if not final:
-            if operation in _NULLS or operation.strip() is not operation:
-                operation = None
-            else:
-                result_type, number_type, where = clean(result_type), clean(number_type), clean(where)
-                resource_id = clean(resource_id)
-                if UNUSUAL in (result_type, number_type, where, resource_id):
-                    operation = None
-        resolved = None if operation is None else (
-            (self._operation(operation), self._result(result_type), self._number_type(number_type), country(where),
-             self._resource(resource_id)),
-            result_type)
-        memo = self._final_sms if final else self._canonical_sms
-        if _memoisable(raw):
-            if len(memo) >= LABEL_MEMO_SIZE:
-                memo.clear()
-            memo[raw] = resolved
-        return resolved
-
-    def _resolve_usage(self, raw: tuple[str | None, str | None, str | None]) -> tuple[str, str, str]:
-        """Fill `_usage_labels` for raw (usage type, unit type, resource id): their bounded labels."""
-        key = (self._usage_type(raw[0]), self._unit_type(raw[1]), self._resource(raw[2]))
-        if _memoisable(raw):
-            if len(self._usage_labels) >= LABEL_MEMO_SIZE:
-                self._usage_labels.clear()
-            self._usage_labels[raw] = key
-        return key
-
-    def _resolve_signature(self, raw: int | str) -> str | None:
-        """Fill `_signatures` for `raw`: what the model makes of it (a number becomes its text)."""
-        value = str(raw) if type(raw) is int else clean(raw)
-        if type(raw) is int or _memoisable_value(raw):
-            if len(self._signatures) >= LABEL_MEMO_SIZE:
-                self._signatures.clear()
-            self._signatures[raw] = value
-        return value
 
     def expire(self, now: float, limit: int | None = None) -> bool:
         """Evict what has waited too long even when no new records arrive (call now and then); at most
@@ -503,9 +502,14 @@ class Pipeline:
         seen = self._seen.expire(now, limit)
         return limit is not None and (len(evicted) >= limit or len(seen) >= limit)
 
-    def _count_evictions(self, evicted: list[tuple[str, Waiting]]) -> None:
+    def _count_evictions(self, evicted: Sequence[tuple[str, Waiting]]) -> None:
         m = self.metrics
         for reason, waiting in evicted:
-            m.correlation_evictions.inc((waiting.side, reason))
+            m.correlation_evictions.labels(side=waiting.side, reason=reason).inc()
             if waiting.side == "delivery_report":
-                m.unmatched_reports.inc((waiting.result, waiting.resource))
+                m.unmatched_reports.labels(result=waiting.result, resource=waiting.resource).inc()
+
+
+def _unparsed(category: str) -> bool:
+    """Whether `category` names a category this service does not parse, spelled as it is."""
+    return _plain(category) and category.lower() not in _CATEGORIES
