@@ -137,7 +137,6 @@ _FIELDS: dict[str, str] = {spelling.lower(): field.name for field in FIELDS for 
 CATEGORY_SPELLINGS = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
 #: String values the general decoder takes as no value.
 NULL_SPELLINGS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
-_CATEGORIES, _NULLS = CATEGORY_SPELLINGS, NULL_SPELLINGS  # the names consumer/pipeline.py imports
 
 
 def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
