@@ -44,6 +44,7 @@ from consumer.connection_strings import (
     is_local_eventhub,
     secret_kind,
 )
+from consumer.labels import sender_digits
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -151,7 +152,7 @@ class LabelLimits(_Section):
     @classmethod
     def _check_senders(cls, value: list[str]) -> list[str]:
         for sender in value:
-            kept = "".join(sender.split()).replace("-", "").replace("(", "").replace(")", "").replace(".", "")
+            kept = sender_digits(sender)
             if not (3 <= len(kept) <= 20 and (kept.lstrip("+").isdigit() or kept.isalnum()) and kept.isascii()):
                 raise ValueError("each entry must be a sender number (E.164, e.g. +18445791704; spaces, -().' "
                                  "allowed) or an alphanumeric sender ID")

@@ -218,13 +218,13 @@ class DeliveryCorrelator:
         self, message_id: str, time: float, number_type: str, now: float, resource: str = ""
     ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
         match, evicted = self.arrive(message_id, "sent", time, "", number_type, now, resource)
-        return (None if match is None else Match(match[0], *match[1])), list(evicted)  # type: ignore[arg-type]
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)
 
     def report(
         self, message_id: str, time: float, result: str, number_type: str, now: float, resource: str = ""
     ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
         match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now, resource)
-        return (None if match is None else Match(match[0], *match[1])), list(evicted)  # type: ignore[arg-type]
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)
 
     def expire(self, now: float, limit: int | None = None) -> list[tuple[str, Waiting]]:
         return self._forget(self._waiting.expire(now, limit))
@@ -258,7 +258,7 @@ class DeliveryCorrelator:
         common case; the pair's report under `TOO_FAR_APART` when the halves are further apart than the
         window, and no match). A `Waiting` is built only when one waits."""
         waiting = self._waiting
-        entries = waiting._entries  # ExpiringMap.pop and .put, inlined (hot path)
+        entries = waiting._entries  # noqa: SLF001 - ExpiringMap.pop and .put, inlined (hot path), in this module
         key = hash(message_id)  # `message_key`
         entry = entries.pop(key, None)
         pending = self._pending
@@ -284,9 +284,9 @@ class DeliveryCorrelator:
         # No partner (or a second record of the same side, e.g. a resend with the same id: the
         # newer one replaces the older, which is reported as evicted).
         if side == "delivery_report" and self.from_message_id:
-            latency = self.estimate(message_id, time, now)
-            if latency is not None:  # done: the report does not wait for a send that may never come
-                match = (latency, (result, number_type, MESSAGE_ID, resource))
+            estimated = self.estimate(message_id, time, now)
+            if estimated is not None:  # done: the report does not wait for a send that may never come
+                match = (estimated, (result, number_type, MESSAGE_ID, resource))
                 return (match, ()) if entry is None else (match, [("replaced", entry[1])])
         pending[side] += 1
         entries[key] = (now, _new_tuple(Waiting, (side, time, result, number_type, resource)))

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,11 +35,11 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.openmetrics import exposition as openmetrics
-from prometheus_client.utils import floatToGoString
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from consumer.config import Buckets, LabelLimits
 from consumer.errors import KINDS as ERROR_KINDS
@@ -68,7 +69,7 @@ class _Budget:
 
     def __init__(self, family: str, labelnames: Sequence[str]) -> None:
         self.family = (family,)
-        self.budget = LabelLimits.model_fields["series_per_family"].default
+        self.budget: int = LabelLimits.model_fields["series_per_family"].default
         self.labelnames = tuple(labelnames)
         self.keep: tuple[frozenset[str] | None, ...] = ()
         self.keep_resources(())
@@ -125,7 +126,7 @@ class _FoldedCounterChild(CounterChild):
     def __init__(self, target: CounterChild, folded: CounterChild | None) -> None:
         self._target, self._folded = target, folded
 
-    @property  # type: ignore[override]  # a property over the slot: a folded child holds no value of its own
+    @property  # a property over the slot: a folded child holds no value of its own
     def value(self) -> float:
         return self._target.value
 
@@ -171,7 +172,12 @@ def _escape_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
-class _Text:
+#: The kept text of one series: a counter's line prefix, or a histogram's (bucket prefixes, count
+#: prefix, sum prefix).
+_Line = TypeVar("_Line", str, tuple[list[str], str, str])
+
+
+class _Text(Generic[_Line]):
     """The exposition of one fast family, written directly (prometheus_client's generic writer spends
     ~10 µs a sample validating and escaping names; here the label part of each series is formatted once
     and kept, so a render is string joins). Byte for byte what prometheus_client writes, in the 0.0.4
@@ -189,7 +195,7 @@ class _Text:
         # labels are written sorted by name (a histogram's `le` among them)
         self.order = sorted(range(len(labelnames)), key=lambda i: labelnames[i])
         self.le_at = sum(1 for n in labelnames if n < "le")
-        self.lines: dict[LabelKey, object] = {}  # key → its formatted label parts (one entry per series)
+        self.lines: dict[LabelKey, _Line] = {}  # key → its formatted label parts (one entry per series)
 
     def labels(self, names: Sequence[str], key: LabelKey) -> list[str]:
         """`name="value"` of each label of `key`, in the written order."""
@@ -211,7 +217,7 @@ class FastCounter:
         self.labelnames = tuple(labelnames)
         self._children: dict[LabelKey, CounterChild] = {}
         self._budget = _Budget(name, self.labelnames)
-        self._text = _Text(name, "counter", documentation, self.labelnames)
+        self._text: _Text[str] = _Text(name, "counter", documentation, self.labelnames)
 
     @property
     def values(self) -> dict[LabelKey, float]:
@@ -280,7 +286,7 @@ class FastHistogram:
         self.bounds = tuple(float(b) for b in bounds)
         self._children: dict[LabelKey, HistogramChild] = {}
         self._budget = _Budget(name, self.labelnames)
-        self._text = _Text(name, "histogram", documentation, self.labelnames)
+        self._text: _Text[tuple[list[str], str, str]] = _Text(name, "histogram", documentation, self.labelnames)
         self._les = [*(_format_bound(b) for b in self.bounds), "+Inf"]
 
     @property
@@ -350,7 +356,7 @@ class FastHistogram:
                 prefixes = lines[key] = (
                     [f'{name}_bucket{{{before}le="{le}"{after}}} ' for le in self._les],
                     f"{name}_count{labels} ", f"{name}_sum{labels} ")
-            buckets, count_prefix, sum_prefix = prefixes  # type: ignore[misc]
+            buckets, count_prefix, sum_prefix = prefixes
             counts = list(child)
             running = 0.0
             for prefix, count in zip(buckets, counts[:-1], strict=True):
@@ -380,7 +386,9 @@ class _FastFamilies(Collector):
         self._families.append(family)
         return family
 
-    def histogram(self, name: str, documentation: str, labelnames: Sequence[str], bounds: Sequence[float]) -> FastHistogram:
+    def histogram(
+        self, name: str, documentation: str, labelnames: Sequence[str], bounds: Sequence[float],
+    ) -> FastHistogram:
         family = FastHistogram(name, documentation, labelnames, bounds)
         self._families.append(family)
         return family
@@ -469,14 +477,17 @@ class DomainMetrics:
             "acs_consumer_repaired_bodies",
             "Event bodies that were not strict JSON and were repaired (control characters, single quotes, NaN).",
         )
-        self.events = f.counter("acs_consumer_events", "Event Hubs events (bodies) received, by partition.", ("partition",))
+        self.events = f.counter(
+            "acs_consumer_events", "Event Hubs events (bodies) received, by partition.", ("partition",)
+        )
         self.record_age = f.histogram(
             "acs_consumer_record_age_seconds",
             "Processing time minus record time (includes Azure Monitor's own delay).",
             ("category",), buckets.age_seconds,
         )
         self.event_age = f.histogram(
-            "acs_consumer_event_age_seconds", "Processing time minus the event's enqueued time.", (), buckets.age_seconds
+            "acs_consumer_event_age_seconds", "Processing time minus the event's enqueued time.", (),
+            buckets.age_seconds,
         )
         self.series_folded = f.counter(
             "acs_consumer_series_folded",
@@ -542,7 +553,8 @@ class ConsumerMetrics:
             "acs_consumer_owned_partitions", "Partitions this replica owns now.", registry=registry
         )
         self.errors = Counter(
-            "acs_consumer_errors", "Errors of the Event Hubs client and the checkpoint store, by kind (consumer/errors.py).",
+            "acs_consumer_errors",
+            "Errors of the Event Hubs client and the checkpoint store, by kind (consumer/errors.py).",
             ("kind",), registry=registry,
         )
         for kind in ERROR_KINDS:  # every kind from 0, so that increase() and alerts see the first error

@@ -60,12 +60,12 @@ from consumer.labels import (
 )
 from consumer.metrics import CounterChild, DomainMetrics, HistogramChild
 from consumer.records import (
+    CATEGORY_SPELLINGS,
     NO_PROPERTIES,
+    NULL_SPELLINGS,
     CanonicalRecord,
     Invalid,
     Skipped,
-    _CATEGORIES,
-    _NULLS,
     convert,
     decode_canonical,
     time_stamp,
@@ -79,7 +79,7 @@ _SENT, _REPORT = "sent", "delivery_report"  # the sides of `DeliveryCorrelator.a
 
 def _plain(value: str | None) -> bool:
     """Whether the general decoder leaves a string value as it is (as `records.clean`: no null spelling, no padding)."""
-    return value is None or (value not in _NULLS and value.strip() is value)
+    return value is None or (value not in NULL_SPELLINGS and value.strip() is value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +235,8 @@ class Pipeline:
         self.canonical = True
         self.correlator = DeliveryCorrelator(settings.correlation_max_entries, settings.correlation_max_age_seconds,
                                              settings.latency_from_message_id)
-        self._seen: ExpiringMap[int, None] = ExpiringMap(settings.duplicates_max_entries, settings.duplicates_max_age_seconds)
+        self._seen: ExpiringMap[int, None] = ExpiringMap(settings.duplicates_max_entries,
+                                                         settings.duplicates_max_age_seconds)
         metrics.collector.gauge(
             "acs_sms_correlation_pending",
             "Records waiting in the correlation window for their delivery partner, by side.",
@@ -321,13 +322,13 @@ class Pipeline:
             sms = self._plain_sms[(record.operationName, record.resultType, properties.NumberType,
                                    properties.Country, resource_id)]
             signature = record.resultSignature
-            if (sms is None or not (type(signature) is int or _plain(signature)) or not _plain(properties.MessageId)
+            if (sms is None or not (isinstance(signature, int) or _plain(signature)) or not _plain(properties.MessageId)
                     or (self._senders_listed and not _plain(properties.PhoneNumber))):
                 return None
             return sms
         if category == USAGE:
             usage = self._plain_usage[(properties.UsageType, properties.UnitType, resource_id)]
-            if (usage is None or properties.Quantity is None or record.operationName in _NULLS
+            if (usage is None or properties.Quantity is None or record.operationName in NULL_SPELLINGS
                     or not _plain(properties.RecordId)):
                 return None
             return usage
@@ -382,10 +383,10 @@ class Pipeline:
 
     # --- the apply loop: one step per category, one per family group --------------------------------
 
-    def _apply(self, records: list[CanonicalRecord | Skipped | Invalid], series: list[_Series], now: float,
+    def _apply(self, records: Sequence[CanonicalRecord | Skipped | Invalid], series: list[_Series], now: float,
                result: BodyResult) -> None:
         """Reflect bound records in the metrics and in `result`, in order."""
-        for record, bound in zip(records, series):
+        for record, bound in zip(records, series, strict=True):
             if type(bound) is _SmsSeries:
                 self._apply_sms(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             elif bound is not None:
@@ -404,7 +405,7 @@ class Pipeline:
         stamp, microsecond = time_stamp(record.time)
         message_id = properties.MessageId
         signature = record.resultSignature
-        if type(signature) is int:  # as the general decoder gives it
+        if isinstance(signature, int):  # as the general decoder gives it
             signature = str(signature)
         key = None if message_id is None else hash((record.operationName, message_id, stamp, microsecond,
                                                     sms.result_type, signature, properties.DeliveryAttempts))
@@ -486,7 +487,7 @@ class Pipeline:
 
     def _reject(self, outcome: Skipped | Invalid, result: BodyResult) -> None:
         """Count a record that has no series."""
-        if type(outcome) is Skipped:
+        if isinstance(outcome, Skipped):
             self._skip(outcome.category, result)
             return
         self.metrics.records.labels(category=self._category(outcome.category), outcome="invalid").inc()
@@ -512,4 +513,4 @@ class Pipeline:
 
 def _unparsed(category: str) -> bool:
     """Whether `category` names a category this service does not parse, spelled as it is."""
-    return _plain(category) and category.lower() not in _CATEGORIES
+    return _plain(category) and category.lower() not in CATEGORY_SPELLINGS

@@ -54,7 +54,7 @@ from consumer.fields import (
     Kind,
     spellings,
 )
-from consumer.labels import SMS_OPERATIONAL, USAGE
+from consumer.labels import SMS_OPERATIONAL, USAGE, BoundedMemo
 from consumer.repair import repair_json
 
 
@@ -137,7 +137,6 @@ _FIELDS: dict[str, str] = {spelling.lower(): field.name for field in FIELDS for 
 CATEGORY_SPELLINGS = {SMS_OPERATIONAL.lower(): SMS_OPERATIONAL, USAGE.lower(): USAGE}
 #: String values the general decoder takes as no value.
 NULL_SPELLINGS = frozenset({"", " ", "null", "NULL", "Null", "None", "none"})
-_CATEGORIES, _NULLS = CATEGORY_SPELLINGS, NULL_SPELLINGS  # the names consumer/pipeline.py imports
 
 
 def convert(raw: Any) -> CanonicalRecord | Skipped | Invalid:
@@ -466,7 +465,6 @@ def clean(value: str | None) -> str | None:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _SECOND_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
-_whole_seconds: dict[str, int | None] = {}  # `YYYY-MM-DDThh:mm:ss` → µs since the epoch (None: not parseable)
 
 
 def time_stamp(value: str | None) -> tuple[float | None, int | None]:
@@ -480,9 +478,7 @@ def time_stamp(value: str | None) -> tuple[float | None, int | None]:
     step it does not need: the pipeline calls this for every record (no value of 28 characters is a null spelling)."""
     if value is not None and len(value) == 28 and value[27] == "Z" and value[19] == ".":
         fraction = value[20:27]
-        base = _whole_seconds.get(value[:19])
-        if base is None:
-            base = _whole_second(value[:19])
+        base = _whole_seconds[value[:19]]
         if base is not None and fraction.isascii() and fraction.isdigit():  # the cache holds validated prefixes
             microsecond = int(fraction) // 10  # truncated to 6 digits
             return (base + microsecond) / 1_000_000, microsecond
@@ -495,16 +491,14 @@ def time_stamp(value: str | None) -> tuple[float | None, int | None]:
 
 
 def _whole_second(prefix: str) -> int | None:
-    """`_whole_seconds[prefix]`, worked out and kept when it is not there yet: the µs since the epoch
-    of `prefix` (`YYYY-MM-DDThh:mm:ss`), or None when it is not a valid time in range."""
-    if prefix in _whole_seconds:
-        return _whole_seconds[prefix]
-    base = None
+    """The µs since the epoch of `prefix` (`YYYY-MM-DDThh:mm:ss`), or None when it is not a valid time
+    in range."""
     if _SECOND_PREFIX.fullmatch(prefix):
         parsed, _ = parse_time(prefix + "Z")
         if parsed is not None:
-            base = (parsed - _EPOCH) // _ONE_MICROSECOND
-    if len(_whole_seconds) >= 4096:
-        _whole_seconds.clear()
-    _whole_seconds[prefix] = base
-    return base
+            return (parsed - _EPOCH) // _ONE_MICROSECOND
+    return None
+
+
+#: `YYYY-MM-DDThh:mm:ss` → µs since the epoch (None: not parseable), for `time_stamp`.
+_whole_seconds: BoundedMemo[str, int | None] = BoundedMemo(_whole_second)
