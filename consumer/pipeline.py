@@ -375,7 +375,7 @@ class Pipeline:
 
     def _resolve_plain_sms(self, raw: _SmsKey) -> _SmsSeries | None:
         """The series of raw values of the canonical decoder, None when one is not plain (an int is)."""
-        return self._sms[raw] if all(isinstance(value, int) or _plain(value) for value in raw) else None
+        return self._resolve_sms(raw) if all(isinstance(value, int) or _plain(value) for value in raw) else None
 
     def _resolve_plain_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries | None:
         return self._usage[raw] if all(map(_plain, raw)) else None
@@ -397,8 +397,10 @@ class Pipeline:
 
     def _apply(self, records: Sequence[CanonicalRecord | Skipped | Invalid], series: list[_Series], now: float,
                result: BodyResult) -> None:
-        """Reflect bound records in the metrics and in `result`, in order."""
+        """Reflect bound records in the metrics and in `result`, in order: every record that is not a
+        duplicate, invalid or skipped is processed."""
         apply_sms, apply_usage = self._apply_sms, self._apply_usage
+        settled = result.duplicate + result.invalid + result.skipped
         for record, bound in zip(records, series, strict=True):
             if type(bound) is _SmsSeries:
                 apply_sms(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
@@ -406,6 +408,7 @@ class Pipeline:
                 apply_usage(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             else:
                 self._reject(record, result)  # type: ignore[arg-type]  # an unbound one is not
+        result.processed += len(records) - (result.duplicate + result.invalid + result.skipped - settled)
 
     def _apply_sms(self, record: CanonicalRecord, sms: _SmsSeries, now: float, result: BodyResult) -> None:
         """An SMSOperational record: duplicates and age (`_admit`); operations, sender, failures, API
@@ -438,7 +441,6 @@ class Pipeline:
         if sms.correlates:
             self._correlate(properties, sms, message_id, stamp, now)
         self._categories.sms_processed.value += 1.0
-        result.processed += 1
 
     def _apply_usage(self, record: CanonicalRecord, usage: _UsageSeries, now: float, result: BodyResult) -> None:
         """A Usage record: duplicates, age, counts."""
@@ -451,7 +453,6 @@ class Pipeline:
         usage.usage_records.value += 1.0
         usage.usage_quantity.value += quantity
         self._categories.usage_processed.value += 1.0
-        result.processed += 1
 
     def _admit(self, key: int | None, stamp: float | None, now: float, result: BodyResult, category: str) -> bool:
         """Whether a record of `category` with duplicate key `key` (None: no key) is not a duplicate
