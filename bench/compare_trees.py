@@ -37,7 +37,7 @@ print(json.dumps(b._best(cases, bodies, {repeat})))
 def _run(tree: str, records: int, repeat: int) -> dict[str, float]:
     tree = os.path.realpath(tree)
     code = _CHILD.format(tree=tree, records=records, repeat=repeat)
-    env = {**os.environ, "PYTHONPATH": tree}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tree, os.path.join(tree, "devtools")])}  # its own devtools
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 

@@ -99,9 +99,9 @@ class _Budget:
 def key_of(labelnames: Sequence[str], values: dict[str, str]) -> LabelKey:
     """The label-value tuple of `values` (label name → value) in the order of `labelnames`; the names
     must be exactly `labelnames`, so that a value can never land under another label."""
-    if len(values) != len(labelnames) or not all(name in values for name in labelnames):
+    if values.keys() != set(labelnames):
         raise ValueError(f"labels {sorted(values)} do not match the family's label names {list(labelnames)}")
-    return tuple(values[name] for name in labelnames)
+    return tuple(map(values.__getitem__, labelnames))
 
 
 class CounterChild:

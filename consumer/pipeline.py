@@ -127,17 +127,19 @@ class _Bound:
 
 
 class _Categories(_Bound):
-    """The children every record of a category updates (`acs_consumer_records`, record age) and the
-    message-length counters."""
+    """The children every record of a category updates (`acs_consumer_records`, record age), the
+    message-length counters and the event age."""
 
     __slots__ = ("_metrics", "sms_processed", "sms_duplicate", "sms_age", "usage_processed", "usage_duplicate",
-                 "usage_age", "outgoing", "incoming")
+                 "usage_age", "outgoing", "incoming", "event_age")
 
     def __init__(self, metrics: DomainMetrics) -> None:
         self._metrics = metrics
 
     def _bind(self, name: str) -> CounterChild | HistogramChild:
         m = self._metrics
+        if name == "event_age":
+            return m.event_age.labels()
         group, _, what = name.partition("_")
         if group in ("outgoing", "incoming"):
             return m.message_characters.labels(direction=group)
@@ -148,18 +150,20 @@ class _Categories(_Bound):
 
 
 class _SmsSeries(_Bound):
-    """The bounded labels of one raw (operationName, resultType, NumberType, Country, resourceId), the
-    clean result type, and the children of the families they label."""
+    """The bounded labels of one raw (operationName, resultType, resultSignature, NumberType, Country,
+    resourceId), the clean result type and signature, and the children of the families they label."""
 
-    __slots__ = ("_metrics", "operation", "result", "number_type", "country", "resource", "result_type",
-                 "correlates", "operations", "api_duration", "delivery_attempts", "unmatched_reports")
+    __slots__ = ("_metrics", "_signature_label", "operation", "result", "number_type", "country", "resource",
+                 "result_type", "signature", "correlates", "operations", "failures", "api_duration",
+                 "delivery_attempts", "unmatched_reports")
 
-    def __init__(self, metrics: DomainMetrics, result_type: str | None, *, operation: str, result: str,
-                 number_type: str, country: str, resource: str) -> None:
-        self._metrics = metrics
+    def __init__(self, metrics: DomainMetrics, result_type: str | None, signature: str | None,
+                 signature_label: Callable[[str | None], str], *, operation: str, result: str, number_type: str,
+                 country: str, resource: str) -> None:
+        self._metrics, self._signature_label = metrics, signature_label
         self.operation, self.result, self.number_type, self.country = operation, result, number_type, country
         self.resource = resource
-        self.result_type = result_type
+        self.result_type, self.signature = result_type, signature
         self.correlates = self.operation in (DELIVERY_REPORT, SENT)  # see `Pipeline._correlate`
 
     def _bind(self, name: str) -> CounterChild | HistogramChild:
@@ -167,6 +171,9 @@ class _SmsSeries(_Bound):
         if name == "operations":
             return m.operations.labels(operation=self.operation, result=self.result, number_type=self.number_type,
                                        country=self.country, resource=self.resource)
+        if name == "failures":
+            return m.failures.labels(operation=self.operation, result_signature=self._signature_label(self.signature),
+                                     number_type=self.number_type, country=self.country, resource=self.resource)
         if name == "api_duration":
             return m.api_duration.labels(operation=self.operation)
         if name == "delivery_attempts":
@@ -195,6 +202,8 @@ class _UsageSeries(_Bound):
 
 
 _Series = _SmsSeries | _UsageSeries | None  # None: a record with no series (skipped or invalid)
+#: The raw values an SMS series is of: (operationName, resultType, resultSignature, NumberType, Country, resourceId).
+_SmsKey = tuple[str, str | None, int | str | None, str | None, str | None, str | None]
 
 
 class Pipeline:
@@ -222,14 +231,15 @@ class Pipeline:
         self._categories = _Categories(metrics)
         # raw values as the general decoder gives them → series; of the canonical decoder: None when
         # a value is not plain (then the general decoder converts the record)
-        self._sms: BoundedMemo[tuple[str | None, ...], _SmsSeries] = BoundedMemo(self._resolve_sms)
+        self._sms: BoundedMemo[_SmsKey, _SmsSeries] = BoundedMemo(self._resolve_sms)
         self._usage: BoundedMemo[tuple[str | None, ...], _UsageSeries] = BoundedMemo(self._resolve_usage)
-        self._plain_sms: BoundedMemo[tuple[str | None, ...], _SmsSeries | None] = BoundedMemo(self._resolve_plain_sms)
+        self._plain_sms: BoundedMemo[_SmsKey, _SmsSeries | None] = BoundedMemo(
+            self._resolve_plain_sms)
         self._plain_usage: BoundedMemo[tuple[str | None, ...], _UsageSeries | None] = BoundedMemo(
             self._resolve_plain_usage)
-        self._failures: BoundedMemo[tuple[_SmsSeries, str | None], CounterChild] = BoundedMemo(self._bind_failure)
         self._senders_of: BoundedMemo[tuple[_SmsSeries, str | None], CounterChild] = BoundedMemo(self._bind_sender)
         self._latency: BoundedMemo[tuple[str, ...], HistogramChild] = BoundedMemo(self._bind_latency)
+        self._events: BoundedMemo[str, CounterChild] = BoundedMemo(self._bind_events)
         #: Whether bodies in the canonical shape take the canonical decoder (`decode_canonical`); False
         #: sends every body through the general decoder (`convert`), for the decoder-equality tests.
         self.canonical = True
@@ -267,10 +277,9 @@ class Pipeline:
         return result
 
     def _count_event(self, context: EventContext, now: float) -> None:
-        m = self.metrics
-        m.events.labels(partition=self._partition(context.partition)).inc()
+        self._events[context.partition].value += 1.0
         if context.enqueued_time is not None:
-            m.event_age.labels().observe(max(0.0, now - context.enqueued_time))
+            self._categories.event_age.observe(max(0.0, now - context.enqueued_time))
 
     # --- binding: every record to its series, before the loop ------------------------------------
 
@@ -280,8 +289,7 @@ class Pipeline:
         general decoder's conversion of it (from `body`: orjson accepts every body msgspec accepts with
         these types, with the same values); a category this service does not parse, spelled as it is,
         becomes `Skipped`."""
-        recent: list[str | None] = [None, None]
-        series: list[_Series] = [self._plain_series(record, recent) for record in records]
+        series = self._plain_series(records)
         if None not in series:
             return records, series
         general: list[Any] | None = None
@@ -302,37 +310,40 @@ class Pipeline:
         """The general decoder's outcomes and their series."""
         return outcomes, [self._series(outcome) for outcome in outcomes]
 
-    def _plain_series(self, record: CanonicalRecord, recent: list[str | None]) -> _Series:
-        """The series of a record of the canonical decoder whose values are plain, else None.
+    def _plain_series(self, records: list[CanonicalRecord]) -> list[_Series]:
+        """The series of each record of the canonical decoder whose values are plain, else None.
 
-        `recent` holds the last two distinct resourceIds of the body: an equal one is replaced by that
+        The last two distinct resourceIds of the body are kept: an equal one is replaced by that
         object, whose hash is cached, so that the memo lookup does not hash a fresh ~150-character id
         per record (an equality test is ~15 ns, a hash ~90 ns); a body holds one or two resources'."""
-        resource_id = record.resourceId
-        if resource_id is not None:
-            if resource_id == recent[0]:
-                resource_id = recent[0]
-            elif resource_id == recent[1]:
-                resource_id = recent[1]
+        series: list[_Series] = []
+        append = series.append
+        plain_sms, plain_usage, senders_listed = self._plain_sms, self._plain_usage, self._senders_listed
+        recent_a = recent_b = None
+        for record in records:
+            resource_id = record.resourceId
+            if resource_id is not None:
+                if resource_id == recent_a:
+                    resource_id = recent_a
+                elif resource_id == recent_b:
+                    resource_id = recent_b
+                else:
+                    recent_a, recent_b = resource_id, recent_a
+            category = record.category
+            properties = record.properties or NO_PROPERTIES
+            if category == SMS_OPERATIONAL:
+                sms = plain_sms[(record.operationName, record.resultType, record.resultSignature,
+                                 properties.NumberType, properties.Country, resource_id)]
+                append(None if (sms is None or not _plain(properties.MessageId)
+                                or (senders_listed and not _plain(properties.PhoneNumber))) else sms)
+            elif category == USAGE:
+                usage = plain_usage[(properties.UsageType, properties.UnitType, resource_id)]
+                append(None if (usage is None or properties.Quantity is None
+                                or record.operationName in NULL_SPELLINGS or not _plain(properties.RecordId))
+                       else usage)
             else:
-                recent[0], recent[1] = resource_id, recent[0]
-        category = record.category
-        properties = record.properties or NO_PROPERTIES
-        if category == SMS_OPERATIONAL:
-            sms = self._plain_sms[(record.operationName, record.resultType, properties.NumberType,
-                                   properties.Country, resource_id)]
-            signature = record.resultSignature
-            if (sms is None or not (isinstance(signature, int) or _plain(signature)) or not _plain(properties.MessageId)
-                    or (self._senders_listed and not _plain(properties.PhoneNumber))):
-                return None
-            return sms
-        if category == USAGE:
-            usage = self._plain_usage[(properties.UsageType, properties.UnitType, resource_id)]
-            if (usage is None or properties.Quantity is None or record.operationName in NULL_SPELLINGS
-                    or not _plain(properties.RecordId)):
-                return None
-            return usage
-        return None
+                append(None)
+        return series
 
     def _series(self, outcome: CanonicalRecord | Skipped | Invalid) -> _Series:
         """The series of a record of the general decoder (its values final), None for no record."""
@@ -340,14 +351,16 @@ class Pipeline:
             return None
         properties = outcome.properties or NO_PROPERTIES
         if outcome.category == SMS_OPERATIONAL:
-            return self._sms[(outcome.operationName, outcome.resultType, properties.NumberType, properties.Country,
-                              outcome.resourceId)]
+            return self._sms[(outcome.operationName, outcome.resultType, outcome.resultSignature,
+                              properties.NumberType, properties.Country, outcome.resourceId)]
         return self._usage[(properties.UsageType, properties.UnitType, outcome.resourceId)]
 
-    def _resolve_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries:
-        """The series of raw (operationName, resultType, NumberType, Country, resourceId)."""
-        operation, result_type, number_type, where, resource_id = raw
-        return _SmsSeries(self.metrics, result_type, operation=self._operation(operation),
+    def _resolve_sms(self, raw: _SmsKey) -> _SmsSeries:
+        """The series of raw (operationName, resultType, resultSignature, NumberType, Country, resourceId);
+        an int resultSignature is taken as its text, as the general decoder gives it."""
+        operation, result_type, signature, number_type, where, resource_id = raw
+        return _SmsSeries(self.metrics, result_type, None if signature is None else str(signature),
+                          self._result_signature, operation=self._operation(operation),
                           result=self._result(result_type), number_type=self._number_type(number_type),
                           country=country(where), resource=self._resource(resource_id))
 
@@ -360,21 +373,20 @@ class Pipeline:
         return {"usage_type": self._usage_type(usage_type), "unit_type": self._unit_type(unit_type),
                 "resource": self._resource(resource_id)}
 
-    def _resolve_plain_sms(self, raw: tuple[str | None, ...]) -> _SmsSeries | None:
-        return self._sms[raw] if all(map(_plain, raw)) else None
+    def _resolve_plain_sms(self, raw: _SmsKey) -> _SmsSeries | None:
+        """The series of raw values of the canonical decoder, None when one is not plain (an int is)."""
+        return self._resolve_sms(raw) if all(isinstance(value, int) or _plain(value) for value in raw) else None
 
     def _resolve_plain_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries | None:
         return self._usage[raw] if all(map(_plain, raw)) else None
-
-    def _bind_failure(self, key: tuple[_SmsSeries, str | None]) -> CounterChild:
-        sms, signature = key
-        return self.metrics.failures.labels(operation=sms.operation, result_signature=self._result_signature(signature),
-                                            number_type=sms.number_type, country=sms.country, resource=sms.resource)
 
     def _bind_sender(self, key: tuple[_SmsSeries, str | None]) -> CounterChild:
         sms, phone = key
         return self.metrics.sender_operations.labels(operation=sms.operation, result=sms.result,
                                                      resource=sms.resource, sender=self._senders(phone))
+
+    def _bind_events(self, partition: str) -> CounterChild:
+        return self.metrics.events.labels(partition=self._partition(partition))
 
     def _bind_latency(self, key: tuple[str, ...]) -> HistogramChild:
         result, number_type, source, resource = key  # `DeliveryCorrelator.arrive`'s match key
@@ -385,14 +397,18 @@ class Pipeline:
 
     def _apply(self, records: Sequence[CanonicalRecord | Skipped | Invalid], series: list[_Series], now: float,
                result: BodyResult) -> None:
-        """Reflect bound records in the metrics and in `result`, in order."""
+        """Reflect bound records in the metrics and in `result`, in order: every record that is not a
+        duplicate, invalid or skipped is processed."""
+        apply_sms, apply_usage = self._apply_sms, self._apply_usage
+        settled = result.duplicate + result.invalid + result.skipped
         for record, bound in zip(records, series, strict=True):
             if type(bound) is _SmsSeries:
-                self._apply_sms(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
+                apply_sms(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             elif bound is not None:
-                self._apply_usage(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
+                apply_usage(record, bound, now, result)  # type: ignore[arg-type]  # a bound record is typed
             else:
                 self._reject(record, result)  # type: ignore[arg-type]  # an unbound one is not
+        result.processed += len(records) - (result.duplicate + result.invalid + result.skipped - settled)
 
     def _apply_sms(self, record: CanonicalRecord, sms: _SmsSeries, now: float, result: BodyResult) -> None:
         """An SMSOperational record: duplicates and age (`_admit`); operations, sender, failures, API
@@ -404,18 +420,15 @@ class Pipeline:
         properties = record.properties or NO_PROPERTIES
         stamp, microsecond = time_stamp(record.time)
         message_id = properties.MessageId
-        signature = record.resultSignature
-        if isinstance(signature, int):  # as the general decoder gives it
-            signature = str(signature)
         key = None if message_id is None else hash((record.operationName, message_id, stamp, microsecond,
-                                                    sms.result_type, signature, properties.DeliveryAttempts))
+                                                    sms.result_type, sms.signature, properties.DeliveryAttempts))
         if not self._admit(key, stamp, now, result, SMS_OPERATIONAL):
             return
         sms.operations.value += 1.0
         if self._senders_listed:
             self._senders_of[(sms, properties.PhoneNumber)].inc()
         if sms.result_type is not None and sms.result != SUCCEEDED:
-            self._failures[(sms, signature)].inc()
+            sms.failures.value += 1.0
         duration = record.durationMs
         if duration is not None:
             sms.api_duration.observe(duration / 1000.0)
@@ -428,7 +441,6 @@ class Pipeline:
         if sms.correlates:
             self._correlate(properties, sms, message_id, stamp, now)
         self._categories.sms_processed.value += 1.0
-        result.processed += 1
 
     def _apply_usage(self, record: CanonicalRecord, usage: _UsageSeries, now: float, result: BodyResult) -> None:
         """A Usage record: duplicates, age, counts."""
@@ -441,7 +453,6 @@ class Pipeline:
         usage.usage_records.value += 1.0
         usage.usage_quantity.value += quantity
         self._categories.usage_processed.value += 1.0
-        result.processed += 1
 
     def _admit(self, key: int | None, stamp: float | None, now: float, result: BodyResult, category: str) -> bool:
         """Whether a record of `category` with duplicate key `key` (None: no key) is not a duplicate
