@@ -30,9 +30,13 @@ def proxy_url(proxy: ProxySettings) -> str:
     assert proxy.host is not None and proxy.port is not None
     credentials = ""
     if proxy.username:
-        password = proxy.password.get_secret_value() if proxy.password is not None else ""
-        credentials = f"{quote(proxy.username, safe='')}:{quote(password, safe='')}@"
+        credentials = f"{quote(proxy.username, safe='')}:{quote(_password(proxy), safe='')}@"
     return f"http://{credentials}{proxy.host}:{proxy.port}"
+
+
+def _password(proxy: ProxySettings) -> str:
+    """The proxy's password ("" when only a user is set)."""
+    return proxy.password.get_secret_value() if proxy.password is not None else ""
 
 
 def eventhub_options(settings: Settings) -> dict[str, Any]:
@@ -51,7 +55,7 @@ def eventhub_options(settings: Settings) -> dict[str, Any]:
         options["http_proxy"] = {"proxy_hostname": f"http://{proxy.host}", "proxy_port": proxy.port}
         if proxy.username:
             options["http_proxy"]["username"] = proxy.username
-            options["http_proxy"]["password"] = proxy.password.get_secret_value() if proxy.password is not None else ""
+            options["http_proxy"]["password"] = _password(proxy)
     return options
 
 

@@ -68,6 +68,7 @@ from consumer.records import (
     Skipped,
     convert,
     decode_canonical,
+    plain,
     time_stamp,
 )
 
@@ -75,11 +76,6 @@ from consumer.records import (
 MAX_REASONS = 5
 
 _SENT, _REPORT = "sent", "delivery_report"  # the sides of `DeliveryCorrelator.arrive`
-
-
-def _plain(value: str | None) -> bool:
-    """Whether the general decoder leaves a string value as it is (as `records.clean`: no null spelling, no padding)."""
-    return value is None or (value not in NULL_SPELLINGS and value.strip() is value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +281,7 @@ class Pipeline:
 
     def _bind(self, records: list[Any], body: bytes) -> tuple[list[CanonicalRecord | Skipped], list[_Series]]:
         """The canonical decoder's records of `body` (changed in place) and their series. A record whose
-        values are not plain (`_plain`) or whose category is spelled otherwise is replaced by the
+        values are not plain (`plain`) or whose category is spelled otherwise is replaced by the
         general decoder's conversion of it (from `body`: orjson accepts every body msgspec accepts with
         these types, with the same values); a category this service does not parse, spelled as it is,
         becomes `Skipped`."""
@@ -334,12 +330,12 @@ class Pipeline:
             if category == SMS_OPERATIONAL:
                 sms = plain_sms[(record.operationName, record.resultType, record.resultSignature,
                                  properties.NumberType, properties.Country, resource_id)]
-                append(None if (sms is None or not _plain(properties.MessageId)
-                                or (senders_listed and not _plain(properties.PhoneNumber))) else sms)
+                append(None if (sms is None or not plain(properties.MessageId)
+                                or (senders_listed and not plain(properties.PhoneNumber))) else sms)
             elif category == USAGE:
                 usage = plain_usage[(properties.UsageType, properties.UnitType, resource_id)]
                 append(None if (usage is None or properties.Quantity is None
-                                or record.operationName in NULL_SPELLINGS or not _plain(properties.RecordId))
+                                or record.operationName in NULL_SPELLINGS or not plain(properties.RecordId))
                        else usage)
             else:
                 append(None)
@@ -375,10 +371,10 @@ class Pipeline:
 
     def _resolve_plain_sms(self, raw: _SmsKey) -> _SmsSeries | None:
         """The series of raw values of the canonical decoder, None when one is not plain (an int is)."""
-        return self._resolve_sms(raw) if all(isinstance(value, int) or _plain(value) for value in raw) else None
+        return self._resolve_sms(raw) if all(isinstance(value, int) or plain(value) for value in raw) else None
 
     def _resolve_plain_usage(self, raw: tuple[str | None, ...]) -> _UsageSeries | None:
-        return self._usage[raw] if all(map(_plain, raw)) else None
+        return self._usage[raw] if all(map(plain, raw)) else None
 
     def _bind_sender(self, key: tuple[_SmsSeries, str | None]) -> CounterChild:
         sms, phone = key
@@ -524,4 +520,4 @@ class Pipeline:
 
 def _unparsed(category: str) -> bool:
     """Whether `category` names a category this service does not parse, spelled as it is."""
-    return _plain(category) and category.lower() not in CATEGORY_SPELLINGS
+    return plain(category) and category.lower() not in CATEGORY_SPELLINGS

@@ -333,7 +333,7 @@ def _describe(exc: ValidationError) -> str:
 #   decoder, which makes its record invalid); NaN/Infinity, control characters, lone surrogates, single
 #   quotes, trailing commas and BOMs are refused by msgspec as by orjson.
 # What the types cannot say — null spellings ("null", "", ...), padded strings, categories spelled
-# otherwise — the pipeline checks per value (`clean`) and has the general decoder convert that record.
+# otherwise — the pipeline checks per value (`plain`) and has the general decoder convert that record.
 
 #: The msgspec type of each kind of field (`consumer.fields`): numbers bounded as the table says; a
 #: signature an integer msgspec can hold (int64) or a string.
@@ -448,18 +448,11 @@ def decode_canonical(body: bytes) -> list[CanonicalRecord] | None:
         return None
 
 
-UNUSUAL = "\0unusual"  # `clean`: a value only the general decoder may interpret
-
-
-def clean(value: str | None) -> str | None:
-    """What the general decoder makes of a string value: None for a null spelling, the value
-    itself when it has nothing to strip; UNUSUAL when it has (pydantic strips a subset of what
-    `str.strip` does, so a value `str.strip` leaves alone is left alone by both)."""
-    if value is None or value in NULL_SPELLINGS:
-        return None
-    if value.strip() is not value:
-        return UNUSUAL
-    return value
+def plain(value: str | None) -> bool:
+    """Whether the general decoder leaves a string value as it is: None, or neither a null spelling
+    nor padded (pydantic strips a subset of what `str.strip` does, so a value `str.strip` leaves alone
+    is left alone by both)."""
+    return value is None or (value not in NULL_SPELLINGS and value.strip() is value)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -81,6 +81,7 @@ class SharedRenders:
         except Exception as exc:  # every request waiting for it fails with it (a 500 each)
             pending.set_exception(exc)
             return
-        self._last[key] = render
+        if self._reuse_seconds > 0:  # else no request after this turn of the loop may use it: not kept
+            self._last[key] = render
         self.renders += 1
         pending.set_result(render)

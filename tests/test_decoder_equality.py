@@ -29,7 +29,6 @@ from consumer.metrics import Metrics
 from consumer.pipeline import EventContext, Pipeline
 from consumer.records import (
     NO_PROPERTIES,
-    UNUSUAL,
     CanonicalRecord,
     Invalid,
     Skipped,
@@ -37,10 +36,10 @@ from consumer.records import (
     Usage,
     CATEGORY_SPELLINGS,
     NULL_SPELLINGS,
-    clean,
     convert,
     decode_canonical,
     parse_time,
+    plain,
     time_stamp,
 )
 from tests.examples import EVENTHUBS_SMS
@@ -117,6 +116,17 @@ TIMES: list[Any] = [
 _READ = {SMS_OPERATIONAL: [f for f in FIELDS if f.category == "sms"
                            or f.name in ("time", "operation_name", "result_type", "result_signature")],
          USAGE: [f for f in FIELDS if f.category == "usage" or f.name == "time"]}
+
+
+UNUSUAL = "\0unusual"  # `clean`: a value only the general decoder may interpret
+
+
+def clean(value: str | None) -> str | None:
+    """What the general decoder makes of a string value: None for a null spelling, the value itself
+    when it is `plain`, UNUSUAL when it has something to strip."""
+    if value is None or value in NULL_SPELLINGS:
+        return None
+    return value if plain(value) else UNUSUAL
 
 
 def _read(record: CanonicalRecord, canonical: bool) -> dict[str, Any] | Skipped | None:

@@ -145,10 +145,12 @@ class EventHubsEndpoint:
     @property
     def connection_string(self) -> str:
         """Connection string for the azure-eventhub SDK (plain AMQP, emulator mode)."""
-        return (
-            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=k;SharedAccessKey={self.sas_key or 'v'};"
-            f"EntityPath={self.hub.name};UseDevelopmentEmulator=true"
-        )
+        return self._connection_string(f"{self.host}:{self.port}", emulator=True)
+
+    def _connection_string(self, endpoint: str, emulator: bool) -> str:
+        """Connection string for `endpoint` (host[:port]), with `UseDevelopmentEmulator=true` (no TLS) when `emulator`."""
+        return (f"Endpoint=sb://{endpoint};SharedAccessKeyName=k;SharedAccessKey={self.sas_key or 'v'};"
+                f"EntityPath={self.hub.name}" + (";UseDevelopmentEmulator=true" if emulator else ""))
 
     @property
     def websocket_port(self) -> int | None:
@@ -167,9 +169,7 @@ class EventHubsEndpoint:
         websocket = self._server.websocket
         if websocket is None:
             return None
-        emulator = "" if websocket.ssl_context is not None else ";UseDevelopmentEmulator=true"
-        return (f"Endpoint=sb://{self.host}/;SharedAccessKeyName=k;SharedAccessKey={self.sas_key or 'v'};"
-                f"EntityPath={self.hub.name}{emulator}")
+        return self._connection_string(f"{self.host}/", emulator=websocket.ssl_context is None)
 
     @property
     def sas_key(self) -> str | None:

@@ -116,9 +116,7 @@ class WebSocketListener:
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True)
         await site.start()
         self._runner = runner
-        server = site._server  # noqa: SLF001 - aiohttp keeps the bound sockets there
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = runner.addresses[0][1]  # the bound socket tells the real port when 0 was asked for
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
