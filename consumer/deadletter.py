@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from consumer.config import DeadLetterSettings
 from consumer.errors import classify, log_fields, reason as error_reason
 from consumer.logs import event_fields
 from consumer.metrics import ConsumerMetrics
+from consumer.settings import DeadLetterSettings
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import ContainerClient

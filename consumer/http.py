@@ -32,10 +32,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from consumer.config import HttpSettings
 from consumer.http_limits import ConnectionLimits, GuardedSite
 from consumer.metrics import Metrics, negotiate
 from consumer.scrape_auth import BearerToken
+from consumer.settings import HttpSettings
 from consumer.shared_renders import ScrapeObserver, SharedRenders
 
 ReadinessCheck = Callable[[], tuple[bool, str]]

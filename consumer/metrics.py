@@ -41,8 +41,8 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from consumer.config import Buckets, LabelLimits
 from consumer.errors import KINDS as ERROR_KINDS
+from consumer.settings import Buckets, LabelLimits
 
 LabelKey = tuple[str, ...]
 _bisect_left = bisect.bisect_left

@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumer.config import PipelineSettings
 from consumer.correlation import DeliveryCorrelator, ExpiringMap, Waiting
 from consumer.decode import DecodeError, decode_body
 from consumer.labels import (
@@ -71,6 +70,7 @@ from consumer.records import (
     plain,
     time_stamp,
 )
+from consumer.settings import PipelineSettings
 
 #: How many invalid-record reasons a BodyResult keeps for the logs (the count is always exact).
 MAX_REASONS = 5

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from consumer import __version__
-from consumer.config import PipelineSettings
 from consumer.metrics import Metrics
 from consumer.pipeline import EventContext, Pipeline
+from consumer.settings import PipelineSettings
 
 REPLAY_PARTITION = "replay"
 

@@ -50,3 +50,30 @@ def test_no_import_cycle_in_the_package() -> None:
     graph = {path.stem: imported_modules(path) for path in PACKAGE.glob("*.py")}
     assert "cli" in graph and "app" in graph["cli"]  # the graph is read at all
     assert find_cycle(graph) is None
+
+
+#: The pure core: bytes → records → metric updates, with no I/O and no configuration loading.
+PURE_CORE = ("pipeline", "metrics", "records", "decode", "repair", "fields", "labels", "correlation", "settings")
+
+
+def test_the_pure_core_imports_no_configuration_loader() -> None:
+    """The core takes its settings models from consumer/settings.py: neither the loader
+    (consumer/config.py, consumer/config_sources.py) nor what it reads with (pydantic-settings,
+    PyYAML) is imported, directly or through another module."""
+    import subprocess
+    import sys
+
+    graph = {path.stem: imported_modules(path) for path in PACKAGE.glob("*.py")}
+    reached: set[str] = set()
+    pending = list(PURE_CORE)
+    while pending:
+        module = pending.pop()
+        if module not in reached:
+            reached.add(module)
+            pending.extend(graph.get(module, ()))
+    assert not reached & {"config", "config_sources", "app", "eventhub", "http", "cli"}, sorted(reached)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + "".join(f"import consumer.{m}\n" for m in PURE_CORE)
+         + "print(sorted(m for m in ('yaml', 'pydantic_settings', 'consumer.config') if m in sys.modules))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", loaded
