@@ -54,8 +54,9 @@ def _rule_generator() -> Any:
 #: series' names and labels, objectives, burn rates, alert names and result code meanings.
 _RULES = _rule_generator()
 SLO: Final = _RULES.read_source()[1]
-#: The failure classes a result code can be given (slo_rules, which generate.py put on the path).
-CLASSES: Final[tuple[str, ...]] = ("delivered", *importlib.import_module("slo_rules").FAILURE_CLASSES)
+_SLO_RULES = importlib.import_module("slo_rules")  # which generate.py put on the path
+#: The failure classes a result code can be given.
+CLASSES: Final[tuple[str, ...]] = ("delivered", *_SLO_RULES.FAILURE_CLASSES)
 
 DATASOURCE_INPUT: Final = "DS_PROMETHEUS"
 DATASOURCE: Final = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -114,7 +115,7 @@ def series(name: str, *matchers: str) -> str:
 
 
 JOB: Final = 'job="acs-sms-consumer"'
-DR: Final = 'operation="SMSDeliveryReportsReceived"'
+DR: Final = _SLO_RULES.DELIVERY_REPORTS
 SENT: Final = 'operation="SMSMessagesSent"'
 INBOUND: Final = 'operation="SMSMessagesReceived"'
 OPT_OUT: Final = 'operation="SMSOptOutReceived"'

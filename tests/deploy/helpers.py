@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import shutil
@@ -103,14 +104,17 @@ def unknown_series(names: set[str]) -> set[str]:
 TEST_RUNBOOK_BASE_URL = "https://git.example.invalid/acs-sms-consumer/blob/main/deploy/runbook.md"
 
 
-def rule_generator():
-    """deploy/prometheus/generate.py as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("deploy_prometheus_generate", PROMETHEUS / "generate.py")
+def load_module(path: Path, name: str):
+    """The Python file at `path` as a module named `name` (the generators of deploy/ are no package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def rule_generator():
+    """deploy/prometheus/generate.py as a module."""
+    return load_module(PROMETHEUS / "generate.py", "deploy_prometheus_generate")
 
 
 def rules_file_for_tests() -> str:

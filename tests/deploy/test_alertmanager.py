@@ -1,6 +1,7 @@
 """deploy/alertmanager/alertmanager.yml: valid for `amtool check-config`, routes each severity to its
 receiver (`amtool config routes test`), and, run in a real Alertmanager, inhibits a resource's ticket
-while its page fires, and "logs stopped" while a consumer page of the same installation fires.
+while its page fires, "logs stopped" while a consumer page of the same installation fires, and groups
+notifications by installation and resource.
 amtool and Alertmanager come from Debian's `prometheus-alertmanager` (.ci/setup installs it)."""
 
 from __future__ import annotations
@@ -126,3 +127,13 @@ def test_a_consumer_page_inhibits_logs_stopped_of_its_installation(alertmanager:
     state = inhibited(alertmanager)
     assert state[("AcsSmsLogsStopped", "acs-eu")] is True
     assert state[("AcsSmsLogsStopped", "acs-us")] is False  # another installation
+
+
+def test_two_installations_of_one_namespace_are_notified_apart(alertmanager: str) -> None:
+    """deploy/overlays/second-instance: the same namespace and job, another Service."""
+    alert = {"namespace": "sms-two", "job": "acs-sms-consumer", "alertname": "AcsSmsDeliveryErrorsBudgetBurnFast",
+             "severity": "critical", "resource": "acs-shared"}
+    post(alertmanager, {**alert, "service": "acs-sms-consumer"}, {**alert, "service": "acs-sms-consumer-eu"})
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts/groups", timeout=5) as answer:
+        groups = [g["labels"] for g in json.load(answer) if g["labels"].get("namespace") == "sms-two"]
+    assert sorted(g.get("service", "") for g in groups) == ["acs-sms-consumer", "acs-sms-consumer-eu"], groups

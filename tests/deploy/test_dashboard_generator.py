@@ -15,14 +15,13 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from .helpers import GRAFANA, PROMETHEUS, promql_series_names
+from .helpers import GRAFANA, PROMETHEUS, load_module, promql_series_names
 from .test_grafana import (
     DASHBOARD,
     RECORDED,
     all_panels,
     dashboard,
     dashboard_exprs,
-    load_module,
     promtool_check,
     rule_names,
     substitute,

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import GRAFANA, PROMETHEUS, promql_series_names, rule_generator, unknown_series
+from .helpers import GRAFANA, PROMETHEUS, load_module, promql_series_names, rule_generator, unknown_series
 
 DASHBOARD = GRAFANA / "dashboards" / "acs-sms-consumer.json"
 DASHBOARD_PROVISIONING = GRAFANA / "provisioning" / "dashboards" / "acs-sms-consumer.yaml"
@@ -43,13 +42,6 @@ def rule_names(kind: str) -> frozenset[str]:
 # Recorded series the dashboard may read: those the rule file records (generated from
 # deploy/prometheus/alerts.src.yaml). Anything else with a colon in its name is a typo.
 RECORDED = rule_names("record")
-
-
-def load_module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def dashboard() -> dict:
