@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from consumer.errors import KINDS as ERROR_KINDS
+from consumer.labels import DOCUMENTED_SIGNATURES
 from consumer.settings import Buckets, LabelLimits
 
 LabelKey = tuple[str, ...]
@@ -59,6 +60,10 @@ disable_created_metrics()
 #: `resource` is open but keeps the names the operator lists (`pipeline.labels.resources`).
 OPEN_LABELS = frozenset({"country", "result_signature", "usage_type", "unit_type", "category", "resource"})
 RESOURCE_LABEL = "resource"
+#: Open labels whose documented values survive a fold: a failure's code decides its failure class and
+#: whether the delivery SLO counts it (docs/alerting.md), so a recipient's 4007 never becomes an `other`
+#: that counts against the objective. A closed set (the codes ACS documents), so the budget stays bounded.
+KEPT_AT_FOLD = {"result_signature": frozenset(DOCUMENTED_SIGNATURES)}
 FOLDED = "other"
 
 class _Budget:
@@ -77,10 +82,11 @@ class _Budget:
 
     def keep_resources(self, resources: Iterable[str]) -> None:
         """Per label, the values a fold keeps: None = every value (closed labels), else the set kept
-        (the listed resources for `resource`, none for the other open labels)."""
+        (the listed resources for `resource`, the documented codes for `result_signature`, none for the
+        other open labels)."""
         listed = frozenset(resources)
-        self.keep = tuple(None if name not in OPEN_LABELS else listed if name == RESOURCE_LABEL else frozenset()
-                          for name in self.labelnames)
+        self.keep = tuple(None if name not in OPEN_LABELS else listed if name == RESOURCE_LABEL
+                          else KEPT_AT_FOLD.get(name, frozenset()) for name in self.labelnames)
 
     def full(self, series: int) -> bool:
         """Whether a family with `series` series folds a new combination."""

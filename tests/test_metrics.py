@@ -228,6 +228,21 @@ def test_closed_labels_keep_their_value_when_folded() -> None:
     assert d.series_folded.values == {("acs_consumer_records",): 3.0, ("acs_sms_delivery_latency_seconds",): 2.0}
 
 
+def test_documented_result_codes_keep_their_value_when_folded() -> None:
+    """A full family still tells a recipient's opt-out (4007) from an undocumented code: the SLO
+    excludes the one and counts the other (docs/alerting.md)."""
+    d = Metrics(PipelineSettings().buckets, "test").domain
+    d.limit_series(1)
+    d.failures.inc(("SMSDeliveryReportsReceived", "4001", "LongCodeNumber", "US", "acs-a"))
+    d.failures.inc(("SMSDeliveryReportsReceived", "4007", "LongCodeNumber", "FR", "acs-a"))
+    d.failures.inc(("SMSDeliveryReportsReceived", "4099", "LongCodeNumber", "FR", "acs-a"))
+    assert d.failures.values == {
+        ("SMSDeliveryReportsReceived", "4001", "LongCodeNumber", "US", "acs-a"): 1.0,
+        ("SMSDeliveryReportsReceived", "4007", "LongCodeNumber", "other", "other"): 1.0,
+        ("SMSDeliveryReportsReceived", "other", "LongCodeNumber", "other", "other"): 1.0,
+    }
+
+
 def test_updating_the_other_series_itself_is_not_a_fold() -> None:
     d = Metrics(PipelineSettings().buckets, "test").domain
     d.limit_series(1)

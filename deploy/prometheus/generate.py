@@ -25,7 +25,7 @@ gets the recording rules it names written out in place (`inline_records`), the s
 
 The group acs-sms-slo (SLI recording rules per ACS resource, burn-rate alerts) is built from the
 source's `slo:` and `failure_classes:` settings by slo_rules.py, which validates them; the latency
-threshold is checked against the consumer's own default buckets (consumer/config.py), so this runs in
+threshold is checked against the consumer's own default buckets (consumer/settings.py), so this runs in
 the project's environment (PyYAML and the `consumer` package).
 """
 

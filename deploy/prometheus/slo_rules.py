@@ -87,7 +87,7 @@ class Slo:
         if threshold not in [float(b) for b in latency_buckets]:
             raise SettingError("slo.latency.threshold_seconds",
                                f"{self.latency['threshold_seconds']} is not a bucket boundary of "
-                               f"acs_sms_delivery_latency_seconds {list(latency_buckets)} (consumer/config.py "
+                               f"acs_sms_delivery_latency_seconds {list(latency_buckets)} (consumer/settings.py "
                                "Buckets): the share within it could not be counted")
         self.le = repr(threshold)  # as the consumer writes the bound (`300.0`)
         self.alerts = settings["alerts"]

@@ -58,14 +58,14 @@ def burst(country: str) -> bytes:
     return body([report(country, "Failed", "5000")] * 60 + [report(country, "Succeeded", "2000")] * 40)
 
 
-def test_a_failure_burst_past_the_budget_keeps_operation_result_and_listed_resource() -> None:
+def test_a_failure_burst_past_the_budget_keeps_operation_result_code_and_listed_resource() -> None:
     pipeline, metrics, country = flooded()
     pipeline.process(burst(country), 60.0, EventContext(partition="0"))
     operations = metrics.domain.operations.values
     assert operations[(REPORT, "Failed", "LongCodeNumber", "other", LISTED)] == 60
     assert operations[(REPORT, "Succeeded", "LongCodeNumber", "other", LISTED)] == 40
     failures = metrics.domain.failures.values
-    assert failures[(REPORT, "other", "LongCodeNumber", "other", LISTED)] == 60
+    assert failures[(REPORT, "5000", "LongCodeNumber", "other", LISTED)] == 60  # a documented code: its class stays
 
 
 def samples(metrics: Metrics) -> dict[str, float]:
