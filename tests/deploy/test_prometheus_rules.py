@@ -138,22 +138,29 @@ def test_up_alerts_select_the_service_monitor_job() -> None:
 
 
 def test_azure_rule_groups_carry_the_same_rules() -> None:
-    """The ARM template for Azure Monitor managed Prometheus: one rule group per group, every rule with
-    the very expression, `for`, labels and annotations of the Prometheus rule file."""
+    """The ARM template for Azure Monitor managed Prometheus: each group as one rule group (or parts of
+    at most AZURE_MAX_RULES rules, in order), every rule with the very expression, `for`, labels and
+    annotations of the Prometheus rule file."""
     import json
 
     gen = generator()
     template = json.loads(gen.AZURE_RULE_GROUPS.read_text(encoding="utf-8"))
     plain = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
     resources = template["resources"]
-    assert [r["type"] for r in resources] == ["Microsoft.AlertsManagement/prometheusRuleGroups"] * len(plain)
-    for group, resource in zip(plain, resources, strict=True):
-        assert resource["name"].endswith(f"-{group['name']}', parameters('ruleGroupPrefix'))]")
-        properties = resource["properties"]
-        assert properties["interval"] == "PT" + group["interval"].upper()
-        for rule, azure in zip(group["rules"], properties["rules"], strict=True):
+    assert {r["type"] for r in resources} == {"Microsoft.AlertsManagement/prometheusRuleGroups"}
+    assert all(len(r["properties"]["rules"]) <= gen.AZURE_MAX_RULES for r in resources)
+    parts = {group["name"]: [r for r in resources if re.search(rf"-{group['name']}(-\d+)?'", r["name"])]
+             for group in plain}
+    assert sum(len(found) for found in parts.values()) == len(resources)
+    for group in plain:
+        assert parts[group["name"]], group["name"]
+        assert all(r["properties"]["interval"] == "PT" + group["interval"].upper() for r in parts[group["name"]])
+        azure_rules = [rule for r in parts[group["name"]] for rule in r["properties"]["rules"]]
+        for rule, azure in zip(group["rules"], azure_rules, strict=True):
             if "record" in rule:
-                assert azure == {"record": rule["record"], "expression": rule["expr"].strip(), "enabled": True}
+                labels = {"labels": rule["labels"]} if "labels" in rule else {}
+                assert azure == {"record": rule["record"], "expression": rule["expr"].strip(), **labels,
+                                 "enabled": True}
                 continue
             assert azure["alert"] == rule["alert"]
             assert azure["expression"] == rule["expr"].strip()
