@@ -39,13 +39,12 @@ TOO_FAR_APART = "too_far_apart"
 #: before it is refused: clock skew between Azure components, not more.
 MESSAGE_ID_SKEW_SECONDS = 60.0
 
-#: The key a MessageId waits under: its `hash()`, a fixed-size int (SipHash-1-3 with a per-process
+#: The key a MessageId waits under (`arrive`): its `hash()`, a fixed-size int (SipHash-1-3 with a per-process
 #: random key, 64 bits), so the window's memory does not depend on how long ids are: 200,000 waiting
 #: 8 KB ids would otherwise hold 1.6 GB. Computing it is free (a str caches its hash, which the dict
 #: lookup needs anyway). Two different ids collide with probability ~2^-64 per pair waiting: over
 #: 10^12 records against 200,000 waiting, about one mispaired latency in a hundred years; an id
 #: never leaves the process and an adversary cannot aim at the secret hash key.
-message_key = hash
 
 _OUTGOING = "Outgoing_"
 # `Outgoing_` (9) + 14 digits + GUID (36) + optional `_<region>` (at most 33): anything longer is refused
@@ -184,17 +183,6 @@ class Waiting(NamedTuple):
 _new_tuple = tuple.__new__  # Waiting(...) without the Python-level __new__ of a NamedTuple
 
 
-class Match(NamedTuple):
-    """A latency to observe: `latency` seconds under the report's labels and the `source` of the
-    send time (`paired` or `message_id`)."""
-
-    latency: float
-    result: str
-    number_type: str
-    source: str = PAIRED
-    resource: str = ""
-
-
 class DeliveryCorrelator:
     """Pairs sent records with delivery reports by MessageId, both orders, bounded. With
     `from_message_id`, a report whose send is not waiting gets its latency from the send time in its
@@ -203,7 +191,7 @@ class DeliveryCorrelator:
     __slots__ = ("_waiting", "_pending", "from_message_id")
 
     def __init__(self, max_entries: int, max_age: float, from_message_id: bool = False) -> None:
-        self._waiting: ExpiringMap[int, Waiting] = ExpiringMap(max_entries, max_age)  # `message_key` → half
+        self._waiting: ExpiringMap[int, Waiting] = ExpiringMap(max_entries, max_age)  # hash(MessageId) → half
         self._pending = {"sent": 0, "delivery_report": 0}
         self.from_message_id = from_message_id
 
@@ -213,18 +201,6 @@ class DeliveryCorrelator:
     def pending(self) -> dict[str, int]:
         """How many of each side wait for their partner now."""
         return dict(self._pending)
-
-    def sent(
-        self, message_id: str, time: float, number_type: str, now: float, resource: str = ""
-    ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
-        match, evicted = self.arrive(message_id, "sent", time, "", number_type, now, resource)
-        return (None if match is None else Match(match[0], *match[1])), list(evicted)
-
-    def report(
-        self, message_id: str, time: float, result: str, number_type: str, now: float, resource: str = ""
-    ) -> tuple[Match | None, list[tuple[str, Waiting]]]:
-        match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now, resource)
-        return (None if match is None else Match(match[0], *match[1])), list(evicted)
 
     def expire(self, now: float, limit: int | None = None) -> list[tuple[str, Waiting]]:
         return self._forget(self._waiting.expire(now, limit))
@@ -252,14 +228,14 @@ class DeliveryCorrelator:
     def arrive(
         self, message_id: str, side: str, time: float, result: str, number_type: str, now: float, resource: str = ""
     ) -> tuple[tuple[float, tuple[str, str, str, str]] | None, Sequence[tuple[str, Waiting]]]:
-        """`sent` (side `sent`, result "") or `report` (side `delivery_report`) in one call, for the hot
-        path: the match as a plain (latency, (result, number_type, source, resource)) tuple (the value and the
-        labels of the latency histogram), and what was evicted (an empty tuple when nothing was, the
+        """A send (side `sent`, result "") or a report (side `delivery_report`): the match as a plain
+        (latency, (result, number_type, source, resource)) tuple (the value and the labels of the
+        latency histogram), and what was evicted (an empty tuple when nothing was, the
         common case; the pair's report under `TOO_FAR_APART` when the halves are further apart than the
         window, and no match). A `Waiting` is built only when one waits."""
         waiting = self._waiting
         entries = waiting._entries  # noqa: SLF001 - ExpiringMap.pop and .put, inlined (hot path), in this module
-        key = hash(message_id)  # `message_key`
+        key = hash(message_id)  # the key the MessageId waits under (see the comment above `_OUTGOING`)
         entry = entries.pop(key, None)
         pending = self._pending
         if entry is not None:

@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.correlation import (
+    PAIRED,
     EVICT_STEP,
     MESSAGE_ID_SKEW_SECONDS,
     DeliveryCorrelator,
     ExpiringMap,
-    Match,
     Waiting,
-    message_key,
     send_time_from_message_id,
 )
 
 
+class Match(NamedTuple):
+    """A latency `arrive` matched, with the labels it is observed under."""
+
+    latency: float
+    result: str
+    number_type: str
+    source: str = PAIRED
+    resource: str = ""
+
+
+message_key = hash  # the key a MessageId waits under in the correlator's window
+
+
+class Correlator(DeliveryCorrelator):
+    """`DeliveryCorrelator` with one method per side, its match as a `Match`: the tests' reading of
+    `arrive`."""
+
+    __slots__ = ()
+
+    def sent(self, message_id: str, time: float, number_type: str, now: float,
+             resource: str = "") -> tuple[Match | None, list[tuple[str, Waiting]]]:
+        match, evicted = self.arrive(message_id, "sent", time, "", number_type, now, resource)
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)
+
+    def report(self, message_id: str, time: float, result: str, number_type: str, now: float,
+               resource: str = "") -> tuple[Match | None, list[tuple[str, Waiting]]]:
+        match, evicted = self.arrive(message_id, "delivery_report", time, result, number_type, now, resource)
+        return (None if match is None else Match(match[0], *match[1])), list(evicted)
+
+
 def test_sent_then_report_matches_once():
-    c = DeliveryCorrelator(10, 100)
+    c = Correlator(10, 100)
     assert c.sent("m1", 1000.0, "LongCodeNumber", now=0) == (None, [])
     assert c.pending() == {"sent": 1, "delivery_report": 0}
     match, evicted = c.report("m1", 1003.5, "Succeeded", "LongCodeNumber", now=1)
@@ -34,7 +64,7 @@ def test_sent_then_report_matches_once():
 
 
 def test_report_then_sent_matches_with_report_labels():
-    c = DeliveryCorrelator(10, 100)
+    c = Correlator(10, 100)
     assert c.report("m1", 1010.0, "Failed", "", now=0) == (None, [])
     assert c.pending() == {"sent": 0, "delivery_report": 1}
     match, evicted = c.sent("m1", 1000.0, "TollFreeNumber", now=1)
@@ -44,21 +74,21 @@ def test_report_then_sent_matches_with_report_labels():
 
 
 def test_report_number_type_wins():
-    c = DeliveryCorrelator(10, 100)
+    c = Correlator(10, 100)
     c.sent("m", 0.0, "LongCodeNumber", now=0)
     match, _ = c.report("m", 2.0, "Succeeded", "ShortCodeNumber", now=0)
     assert match.number_type == "ShortCodeNumber"
 
 
 def test_latency_is_clamped_at_zero():
-    c = DeliveryCorrelator(10, 100)
+    c = Correlator(10, 100)
     c.sent("m", 1000.0, "LongCodeNumber", now=0)
     match, _ = c.report("m", 999.2, "Succeeded", "LongCodeNumber", now=0)
     assert match.latency == 0.0
 
 
 def test_bounded_by_count_evicts_oldest_with_capacity_reason():
-    c = DeliveryCorrelator(2, 1000)
+    c = Correlator(2, 1000)
     c.sent("a", 1.0, "x", now=0)
     c.report("b", 2.0, "Failed", "x", now=1)
     match, evicted = c.sent("c", 3.0, "x", now=2)
@@ -72,7 +102,7 @@ def test_bounded_by_count_evicts_oldest_with_capacity_reason():
 
 
 def test_bounded_by_age_on_callers_clock():
-    c = DeliveryCorrelator(100, 60)
+    c = Correlator(100, 60)
     c.sent("a", 0.0, "x", now=0)
     c.report("b", 0.0, "Succeeded", "x", now=30)
     assert c.expire(60) == []  # exactly max_age old is still allowed
@@ -84,7 +114,7 @@ def test_bounded_by_age_on_callers_clock():
 
 
 def test_same_side_twice_replaces_and_reports_replaced():
-    c = DeliveryCorrelator(10, 100)
+    c = Correlator(10, 100)
     c.sent("m", 1.0, "x", now=0)
     match, evicted = c.sent("m", 2.0, "y", now=1)
     assert match is None
@@ -181,7 +211,7 @@ ops = st.lists(
 @given(ops, st.integers(1, 8), st.floats(0.5, 20, allow_nan=False))
 @settings(max_examples=150, deadline=None)
 def test_random_operations_keep_bounds_and_pending_totals(operations, max_entries, max_age):
-    c = DeliveryCorrelator(max_entries, max_age)
+    c = Correlator(max_entries, max_age)
     model: dict[str, tuple[str, float]] = {}  # what should be waiting: id → (side, record time)
     now = 0.0
     for op, ident, step in operations:
@@ -221,7 +251,7 @@ def test_random_operations_keep_bounds_and_pending_totals(operations, max_entrie
 
 
 def test_arrive_is_sent_and_report_in_plain_tuples() -> None:
-    c = DeliveryCorrelator(max_entries=2, max_age=60.0)
+    c = Correlator(max_entries=2, max_age=60.0)
     assert c.arrive("a", "sent", 10.0, "", "LongCodeNumber", now=0.0, resource="acs-a") == (None, ())
     assert c.arrive("a", "delivery_report", 13.5, "Succeeded", "", now=1.0) == (
         (3.5, ("Succeeded", "LongCodeNumber", "paired", "acs-a")), ())  # a report without resource: its send's
@@ -284,7 +314,7 @@ def test_send_time_parsing_is_bounded_for_huge_ids() -> None:
 
 
 def test_report_without_its_send_takes_the_send_time_from_the_message_id() -> None:
-    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    c = Correlator(max_entries=10, max_age=7200.0, from_message_id=True)
     report_time = DOC_SENT + 12.25  # 18:13:12.25; the send was within 18:13:00-18:13:01 -> 11.75 s
     match, evicted = c.report(DOC_ID, report_time, "Succeeded", "LongCodeNumber", now=DOC_SENT + 100)
     assert match == Match(11.75, "Succeeded", "LongCodeNumber", "message_id") and evicted == []
@@ -295,7 +325,7 @@ def test_report_without_its_send_takes_the_send_time_from_the_message_id() -> No
 
 
 def test_exact_pairing_wins_when_the_send_was_seen() -> None:
-    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    c = Correlator(max_entries=10, max_age=7200.0, from_message_id=True)
     c.sent(DOC_ID, DOC_SENT + 0.75, "LongCodeNumber", now=0.0)
     match, _ = c.report(DOC_ID, DOC_SENT + 12.25, "Succeeded", "", now=1.0)
     assert match == Match(11.5, "Succeeded", "LongCodeNumber", "paired")  # not 11.75: the exact send time
@@ -307,25 +337,25 @@ def test_exact_pairing_wins_when_the_send_was_seen() -> None:
     (DOC_SENT + 7200.5 + 0.01, DOC_SENT + 7300),  # older than the correlation window
 ])
 def test_implausible_send_times_leave_the_report_unmatched(report_time: float, now: float) -> None:
-    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    c = Correlator(max_entries=10, max_age=7200.0, from_message_id=True)
     assert c.report(DOC_ID, report_time, "Succeeded", "x", now=now) == (None, [])
     assert c.pending() == {"sent": 0, "delivery_report": 1}  # waits for its send, as without the switch
 
 
 def test_within_the_skew_and_the_window_is_accepted() -> None:
-    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    c = Correlator(max_entries=10, max_age=7200.0, from_message_id=True)
     assert c.estimate(DOC_ID, DOC_SENT - 60.0, now=DOC_SENT - 60.0) == 0.0
     assert c.estimate(DOC_ID, DOC_SENT + 7200.5, now=DOC_SENT + 7300) == 7200.0
 
 
 def test_switched_off_the_report_waits_as_before() -> None:
-    c = DeliveryCorrelator(max_entries=10, max_age=7200.0)
+    c = Correlator(max_entries=10, max_age=7200.0)
     assert c.report(DOC_ID, DOC_SENT + 12.25, "Succeeded", "x", now=0.0) == (None, [])
     assert c.pending() == {"sent": 0, "delivery_report": 1}
 
 
 def test_a_waiting_report_replaced_by_one_that_parses_is_counted_as_replaced() -> None:
-    c = DeliveryCorrelator(max_entries=10, max_age=7200.0, from_message_id=True)
+    c = Correlator(max_entries=10, max_age=7200.0, from_message_id=True)
     # the first report's time makes the id implausible (send > report + skew): it waits
     assert c.report(DOC_ID, DOC_SENT - 100.0, "Failed", "x", now=DOC_SENT)[0] is None
     match, evicted = c.report(DOC_ID, DOC_SENT + 5.5, "Succeeded", "x", now=DOC_SENT + 10)
