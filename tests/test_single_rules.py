@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from consumer import records
-from consumer.config import LabelLimits
+from consumer.settings import LabelLimits
 from consumer.labels import BoundedMemo
 from consumer.records import time_stamp
 
@@ -17,7 +17,7 @@ from consumer.records import time_stamp
 def test_the_configuration_keeps_what_the_label_rule_keeps(sender: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert LabelLimits(senders=[sender]).senders == [sender]
     # the configuration checks what `sender_digits` keeps: a rule that keeps too little is refused
-    monkeypatch.setattr("consumer.config.sender_digits", lambda value: "")
+    monkeypatch.setattr("consumer.settings.sender_digits", lambda value: "")
     with pytest.raises(ValidationError):
         LabelLimits(senders=[sender])
 

@@ -134,6 +134,11 @@ def test_two_installations_of_one_namespace_are_notified_apart(alertmanager: str
     alert = {"namespace": "sms-two", "job": "acs-sms-consumer", "alertname": "AcsSmsDeliveryErrorsBudgetBurnFast",
              "severity": "critical", "resource": "acs-shared"}
     post(alertmanager, {**alert, "service": "acs-sms-consumer"}, {**alert, "service": "acs-sms-consumer-eu"})
-    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts/groups", timeout=5) as answer:
-        groups = [g["labels"] for g in json.load(answer) if g["labels"].get("namespace") == "sms-two"]
+    deadline = time.monotonic() + 20  # the dispatcher groups posted alerts asynchronously
+    while True:
+        with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts/groups", timeout=5) as answer:
+            groups = [g["labels"] for g in json.load(answer) if g["labels"].get("namespace") == "sms-two"]
+        if len(groups) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert sorted(g.get("service", "") for g in groups) == ["acs-sms-consumer", "acs-sms-consumer-eu"], groups
